@@ -1,0 +1,40 @@
+"""Prometheus metrics, in one registry per process (served at ``GET /metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+ACTIONS = Counter(
+    "triage_actions_total",
+    "Item outcomes of bot actions, by platform, verb and outcome.",
+    ["platform", "verb", "outcome"],
+    registry=REGISTRY,
+)
+PLATFORM_LATENCY = Histogram(
+    "triage_platform_request_seconds",
+    "Latency of one HTTP request to a platform API (each attempt).",
+    ["platform", "operation", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+PLATFORM_RETRIES = Counter(
+    "triage_platform_retries_total",
+    "Platform requests retried after a 429, a 5xx, a timeout or a connection error.",
+    ["platform", "reason"],
+    registry=REGISTRY,
+)
+JOB_QUEUE_DEPTH = Gauge(
+    "triage_job_queue_depth", "Jobs accepted but not finished.", registry=REGISTRY
+)
+JOB_OLDEST_AGE = Gauge(
+    "triage_job_oldest_age_seconds", "Age of the oldest unfinished job.", registry=REGISTRY
+)
+SLACK_ACK_LATENCY = Histogram(
+    "triage_slack_ack_seconds",
+    "Time from receiving a Slack request to acknowledging it.",
+    ["kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)

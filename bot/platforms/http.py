@@ -1,0 +1,204 @@
+"""The one HTTP layer every platform client uses.
+
+A long-lived ``httpx.AsyncClient`` per platform with explicit timeouts, a
+concurrency limit, an optional client-side rate limit, and retries (stamina)
+for 429, 5xx, timeouts and connection errors, honouring ``Retry-After`` and
+Datadog's ``X-RateLimit-Reset``. Other 4xx are never retried. Failures leave
+as the ``PlatformError`` subclasses of ``bot.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import stamina
+import structlog
+from aiolimiter import AsyncLimiter
+
+from bot.errors import (
+    PlatformAuthError,
+    PlatformError,
+    PlatformNotFound,
+    PlatformRateLimited,
+    PlatformRejected,
+    PlatformUnavailable,
+)
+from bot.metrics import PLATFORM_LATENCY, PLATFORM_RETRIES
+from bot.settings import HttpPolicy
+
+log = structlog.get_logger(__name__)
+
+ErrorParser = Callable[[httpx.Response], str]
+
+
+class _Retryable(Exception):
+    """A response or transport failure worth another attempt."""
+
+    def __init__(self, reason: str, *, response: httpx.Response | None = None, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.response = response
+        self.wait = wait
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds the vendor asks us to wait: ``Retry-After`` (seconds or date) or ``X-RateLimit-Reset``."""
+    for header in ("retry-after", "x-ratelimit-reset"):
+        raw = response.headers.get(header)
+        if not raw:
+            continue
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(raw) if header == "retry-after" else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class PlatformHttp:
+    """Shared request machinery for one platform's API."""
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        base_url: str,
+        policy: HttpPolicy,
+        headers: Mapping[str, str] | None = None,
+        error_parser: ErrorParser,
+        rate_limit: float | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> None:
+        self.platform = platform
+        self.policy = policy
+        self._parse_error = error_parser
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers=dict(headers or {}),
+            auth=auth,
+            timeout=httpx.Timeout(policy.timeout, connect=policy.connect_timeout),
+            limits=httpx.Limits(max_connections=policy.concurrency * 2, max_keepalive_connections=policy.concurrency),
+        )
+        self._sem = asyncio.Semaphore(policy.concurrency)
+        # A leaky bucket with a burst of one: at most `rate_limit` requests per second, evenly spaced.
+        self._limiter = AsyncLimiter(1, 1 / rate_limit) if rate_limit else None
+        self.calls: Counter[str] = Counter()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _backoff(self, exc: Exception) -> bool | float:
+        if isinstance(exc, _Retryable):
+            PLATFORM_RETRIES.labels(self.platform, exc.reason).inc()
+            if exc.wait is not None:
+                return min(exc.wait, self.policy.retry_timeout)
+            return True
+        return False
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one logical request (retrying transient failures) and return a 2xx/3xx response.
+
+        Raises a ``PlatformError`` subclass for any 4xx, and for 429 / 5xx /
+        transport failures once the retry budget (attempts and total time) is spent.
+        """
+        try:
+            async with self._sem:
+                async for attempt in stamina.retry_context(
+                    on=self._backoff,
+                    attempts=self.policy.retry_attempts,
+                    timeout=self.policy.retry_timeout,
+                    wait_initial=self.policy.retry_wait_initial,
+                    wait_max=self.policy.retry_wait_max,
+                    wait_jitter=self.policy.retry_wait_initial,
+                ):
+                    with attempt:
+                        return await self._once(method, path, operation, json, params, headers)
+        except _Retryable as exc:
+            raise self._final_error(exc) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        if self._limiter is not None:
+            await self._limiter.acquire()
+        self.calls[operation] += 1
+        started = time.perf_counter()
+        try:
+            response = await self._client.request(method, path, json=json, params=params, headers=headers)
+        except httpx.TimeoutException as exc:
+            PLATFORM_LATENCY.labels(self.platform, operation, "timeout").observe(time.perf_counter() - started)
+            raise _Retryable("timeout") from exc
+        except httpx.TransportError as exc:
+            PLATFORM_LATENCY.labels(self.platform, operation, "error").observe(time.perf_counter() - started)
+            raise _Retryable("connection") from exc
+        PLATFORM_LATENCY.labels(self.platform, operation, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        status = response.status_code
+        if status == 429:
+            raise _Retryable("429", response=response, wait=retry_after_seconds(response))
+        if status >= 500:
+            raise _Retryable("5xx", response=response, wait=retry_after_seconds(response))
+        if status >= 400:
+            raise self._client_error(response)
+        log.debug("platform_request", platform=self.platform, operation=operation, status=status)
+        return response
+
+    def _reason(self, response: httpx.Response) -> str:
+        try:
+            text = self._parse_error(response)
+        except Exception:  # a malformed error body must not hide the status
+            text = ""
+        return text or response.reason_phrase or "error"
+
+    def _client_error(self, response: httpx.Response) -> PlatformError:
+        status = response.status_code
+        reason = self._reason(response)
+        if status in (401, 402, 403):
+            return PlatformAuthError(self.platform, reason, status=status)
+        if status == 404:
+            return PlatformNotFound(self.platform, reason, status=status)
+        return PlatformRejected(self.platform, reason, status=status)
+
+    def _final_error(self, exc: _Retryable) -> PlatformError:
+        if exc.response is None:
+            cause = exc.__cause__
+            detail = f"{exc.reason} talking to the API ({type(cause).__name__ if cause else 'error'})"
+            return PlatformUnavailable(self.platform, detail + ", retries exhausted")
+        status = exc.response.status_code
+        reason = self._reason(exc.response) + " (retries exhausted)"
+        if status == 429:
+            return PlatformRateLimited(
+                self.platform, reason, status=status, retry_after=retry_after_seconds(exc.response)
+            )
+        return PlatformUnavailable(self.platform, reason, status=status)

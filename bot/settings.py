@@ -1,0 +1,255 @@
+"""Configuration, read once from the environment (and a ``.env`` file).
+
+Names follow each ecosystem's conventions (``SLACK_BOT_TOKEN``, ``DD_API_KEY``,
+``KIBANA_URL``, ``XPANSE_API_KEY`` …). A platform without credentials is
+disabled rather than an error; a half-configured one, or a malformed value,
+fails at start with one line per problem. Every secret is a ``SecretStr`` so
+that it never appears in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+from bot.models import Platform
+
+DatadogSite = Literal[
+    "datadoghq.com",
+    "us3.datadoghq.com",
+    "us5.datadoghq.com",
+    "ap1.datadoghq.com",
+    "ap2.datadoghq.com",
+    "uk1.datadoghq.com",
+    "datadoghq.eu",
+    "ddog-gov.com",
+    "us2.ddog-gov.com",
+]
+DATADOG_SITES: tuple[str, ...] = DatadogSite.__args__  # type: ignore[attr-defined]
+
+
+class HttpPolicy(BaseModel):
+    """Timeouts and retry budget shared by every platform client."""
+
+    timeout: float = 10.0
+    connect_timeout: float = 5.0
+    retry_attempts: int = 5
+    retry_timeout: float = 30.0
+    retry_wait_initial: float = 0.2
+    retry_wait_max: float = 8.0
+    concurrency: int = 8
+
+
+class DatadogConfig(BaseModel):
+    api_url: str
+    api_key: SecretStr
+    app_key: SecretStr
+    site: str
+    http: HttpPolicy
+
+
+class KibanaConfig(BaseModel):
+    url: str
+    api_key: SecretStr
+    default_space: str
+    spaces: list[str]
+    es_url: str | None
+    es_api_key: SecretStr | None
+    http: HttpPolicy
+
+
+class XpanseConfig(BaseModel):
+    api_url: str
+    api_key: SecretStr
+    api_key_id: str
+    auth: Literal["standard", "advanced"]
+    rate_limit: float
+    http: HttpPolicy
+
+
+class SlackConfig(BaseModel):
+    bot_token: SecretStr | None
+    signing_secret: SecretStr | None
+    app_token: SecretStr | None
+    api_url: str
+
+
+def _strip_slash(value: str | None) -> str | None:
+    return value.rstrip("/") if value else value
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; see README "Configuration" for the reference."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+
+    # Datadog
+    dd_api_key: SecretStr | None = None
+    dd_app_key: SecretStr | None = None
+    dd_site: DatadogSite = "datadoghq.com"
+    dd_api_url: str | None = None
+
+    # Kibana / Elasticsearch
+    kibana_url: str | None = None
+    kibana_api_key: SecretStr | None = None
+    kibana_space: str = "default"
+    kibana_spaces: str = ""
+    elasticsearch_url: str | None = None
+    elasticsearch_api_key: SecretStr | None = None
+
+    # Cortex Xpanse
+    xpanse_api_url: str | None = None
+    xpanse_api_key: SecretStr | None = None
+    xpanse_api_key_id: str | None = None
+    xpanse_auth: Literal["standard", "advanced"] = "standard"
+    xpanse_rate_limit: float = Field(default=5.0, gt=0)
+
+    # The bot itself
+    triage_db: str = "triage.db"
+    triage_policy: str | None = None
+    triage_webhook_token: SecretStr | None = None
+    triage_webhook_secret: SecretStr | None = None
+    triage_webhook_max_bytes: int = Field(default=256 * 1024, gt=0)
+    triage_alert_channel: str | None = None
+    # JSON object: {"datadog": "C1", "kibana:critical": "C2"} (platform[:severity] -> channel)
+    triage_alert_routes: dict[str, str] = Field(default_factory=dict)
+    triage_http_timeout: float = Field(default=10.0, gt=0)
+    triage_retry_attempts: int = Field(default=5, ge=1, le=20)
+    triage_retry_timeout: float = Field(default=30.0, gt=0)
+    triage_workers: int = Field(default=4, ge=1, le=64)
+    triage_shutdown_timeout: float = Field(default=20.0, gt=0)
+    port: int = Field(default=3000, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    _normalise_urls = field_validator(
+        "dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", mode="after"
+    )(_strip_slash)
+
+    @field_validator("dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", "slack_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs_complete(self) -> Settings:
+        problems: list[str] = []
+
+        def need(have: object, name: str, needs: list[tuple[object, str]]) -> None:
+            if have:
+                problems.extend(f"{other} is required when {name} is set" for v, other in needs if not v)
+
+        need(self.dd_api_key, "DD_API_KEY", [(self.dd_app_key, "DD_APP_KEY")])
+        need(self.dd_app_key, "DD_APP_KEY", [(self.dd_api_key, "DD_API_KEY")])
+        need(self.kibana_url, "KIBANA_URL", [(self.kibana_api_key, "KIBANA_API_KEY")])
+        need(self.kibana_api_key, "KIBANA_API_KEY", [(self.kibana_url, "KIBANA_URL")])
+        need(self.elasticsearch_url, "ELASTICSEARCH_URL", [(self.elasticsearch_api_key, "ELASTICSEARCH_API_KEY")])
+        need(
+            self.xpanse_api_key,
+            "XPANSE_API_KEY",
+            [(self.xpanse_api_url, "XPANSE_API_URL"), (self.xpanse_api_key_id, "XPANSE_API_KEY_ID")],
+        )
+        need(self.xpanse_api_url, "XPANSE_API_URL", [(self.xpanse_api_key, "XPANSE_API_KEY")])
+        for key in self.triage_alert_routes:
+            platform, _, _severity = key.partition(":")
+            if platform not in {p.value for p in Platform}:
+                problems.append(f"TRIAGE_ALERT_ROUTES: unknown platform {platform!r} in key {key!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # ---- derived, per-platform views -------------------------------------------------
+
+    @property
+    def http(self) -> HttpPolicy:
+        return HttpPolicy(
+            timeout=self.triage_http_timeout,
+            retry_attempts=self.triage_retry_attempts,
+            retry_timeout=self.triage_retry_timeout,
+        )
+
+    @property
+    def slack(self) -> SlackConfig:
+        url = self.slack_api_url if self.slack_api_url.endswith("/") else self.slack_api_url + "/"
+        return SlackConfig(
+            bot_token=self.slack_bot_token,
+            signing_secret=self.slack_signing_secret,
+            app_token=self.slack_app_token,
+            api_url=url,
+        )
+
+    @property
+    def datadog(self) -> DatadogConfig | None:
+        if not (self.dd_api_key and self.dd_app_key):
+            return None
+        return DatadogConfig(
+            api_url=self.dd_api_url or f"https://api.{self.dd_site}",
+            api_key=self.dd_api_key,
+            app_key=self.dd_app_key,
+            site=self.dd_site,
+            http=self.http,
+        )
+
+    @property
+    def kibana(self) -> KibanaConfig | None:
+        if not (self.kibana_url and self.kibana_api_key):
+            return None
+        spaces = [s.strip() for s in self.kibana_spaces.split(",") if s.strip()]
+        if self.kibana_space not in spaces:
+            spaces.insert(0, self.kibana_space)
+        return KibanaConfig(
+            url=self.kibana_url,
+            api_key=self.kibana_api_key,
+            default_space=self.kibana_space,
+            spaces=spaces,
+            es_url=self.elasticsearch_url,
+            es_api_key=self.elasticsearch_api_key,
+            http=self.http,
+        )
+
+    @property
+    def xpanse(self) -> XpanseConfig | None:
+        if not (self.xpanse_api_url and self.xpanse_api_key and self.xpanse_api_key_id):
+            return None
+        return XpanseConfig(
+            api_url=self.xpanse_api_url,
+            api_key=self.xpanse_api_key,
+            api_key_id=self.xpanse_api_key_id,
+            auth=self.xpanse_auth,
+            rate_limit=self.xpanse_rate_limit,
+            http=self.http,
+        )
+
+    @property
+    def configured_platforms(self) -> list[Platform]:
+        cfg = {Platform.DATADOG: self.datadog, Platform.KIBANA: self.kibana, Platform.XPANSE: self.xpanse}
+        return [p for p, c in cfg.items() if c is not None]
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; raise ``ConfigError`` with one line per problem when invalid."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]).upper()
+            msg = err["msg"].removeprefix("Value error, ")
+            if loc:
+                problems.append(f"{loc}: {msg}")
+            else:
+                problems.extend(m.strip() for m in msg.split(";"))
+        raise ConfigError(problems) from None

@@ -1,0 +1,1 @@
+"""Fake datadog server for tests (see contract.py)."""

@@ -1,0 +1,1 @@
+"""Fake kibana server for tests (see contract.py)."""

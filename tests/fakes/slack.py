@@ -1,0 +1,1 @@
+"""Fake slack server for tests (see contract.py)."""

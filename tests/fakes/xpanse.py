@@ -1,0 +1,1 @@
+"""Fake xpanse server for tests (see contract.py)."""
