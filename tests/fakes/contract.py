@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from openapi_core import OpenAPI
@@ -99,7 +99,7 @@ class ContractServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> ContractServer:
+    async def start(self) -> Self:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
@@ -108,7 +108,7 @@ class ContractServer:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined,union-attr]
         return self
 
     async def stop(self) -> None:
@@ -116,7 +116,7 @@ class ContractServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> ContractServer:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
