@@ -61,6 +61,16 @@ class Target(BaseModel):
     def __str__(self) -> str:
         return self.key
 
+    @classmethod
+    def from_key(cls, key: str) -> Target:
+        """Parse the canonical form produced by ``key`` (``dd:…``, ``kibana:[space/]…``, ``xpanse:…``)."""
+        prefix, _, rest = key.partition(":")
+        platform = Platform.DATADOG if prefix in ("dd", "datadog") else Platform(prefix)
+        if platform is Platform.KIBANA and "/" in rest:
+            space, _, item = rest.partition("/")
+            return cls(platform=platform, id=item, space=space)
+        return cls(platform=platform, id=rest)
+
 
 class Outcome(StrEnum):
     """What happened to one item."""

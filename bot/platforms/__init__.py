@@ -1,0 +1,23 @@
+"""Platform clients, built from the settings; a platform without credentials is left out."""
+
+from __future__ import annotations
+
+from bot.models import Platform
+from bot.platforms.base import PlatformClient
+from bot.settings import Settings
+
+
+def build_clients(settings: Settings) -> dict[Platform, PlatformClient]:
+    """One long-lived client per configured platform."""
+    from bot.platforms.datadog import DatadogClient
+    from bot.platforms.kibana import KibanaClient
+    from bot.platforms.xpanse import XpanseClient
+
+    clients: dict[Platform, PlatformClient] = {}
+    if (dd := settings.datadog) is not None:
+        clients[Platform.DATADOG] = DatadogClient(dd)
+    if (kb := settings.kibana) is not None:
+        clients[Platform.KIBANA] = KibanaClient(kb)
+    if (xp := settings.xpanse) is not None:
+        clients[Platform.XPANSE] = XpanseClient(xp)
+    return clients

@@ -1,0 +1,165 @@
+"""On-call handoff: collect everything one person holds, preview it, then reassign it as one job.
+
+Phases, kept in the job's params (``extra["phase"]``):
+
+1. ``collect`` — the worker resolves the outgoing person on each configured
+   platform, lists what they hold (Datadog findings search, Kibana search
+   per space, Xpanse scan), merges the ledger, stores the items and parks the
+   job in ``awaiting_confirm``; the reporter posts a preview with Confirm / Cancel.
+2. ``apply`` — Confirm moves the job back to ``queued`` (atomically, so a
+   double click confirms once) and the worker reassigns every item with the
+   batch operations; the reporter posts the outcome per platform and DMs the
+   incoming person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from bot.errors import ForbiddenError, NotMappedError, PlatformError, UserError
+from bot.models import Platform, Target, Verb
+from bot.services import ActionRequest, ActionService, AlreadyDone, Source, Submitted
+from bot.store.jobs import Job, JobParams, JobState
+
+log = structlog.get_logger(__name__)
+
+PHASE_COLLECT = "collect"
+PHASE_APPLY = "apply"
+MAX_ITEMS = 5000
+
+
+class HandoffService:
+    """The handoff verbs on top of ``ActionService``."""
+
+    def __init__(self, service: ActionService) -> None:
+        self.service = service
+
+    async def request(
+        self, *, team_id: str, actor_id: str, from_user: str, to_user: str, channel_id: str | None,
+        response_url: str | None = None, interaction_key: str | None = None,
+    ) -> Submitted:
+        """Queue the collection of ``from_user``'s items; the preview follows in the channel."""
+        if from_user == to_user:
+            raise UserError(f"<@{from_user}> cannot hand off to themselves")
+        request = ActionRequest(
+            verb=Verb.HANDOFF, team_id=team_id, actor_id=actor_id, source=Source.HANDOFF,
+            params=JobParams(assignee=to_user, from_user=from_user, extra={"phase": PHASE_COLLECT}),
+            channel_id=channel_id, response_url=response_url, interaction_key=interaction_key,
+        )
+        return await self.service.submit(request)
+
+    async def run(self, job: Job) -> Job | None:
+        """Worker entry point for handoff jobs (both phases)."""
+        if job.params.extra.get("phase") == PHASE_APPLY:
+            return await self.service.run(job.id)
+        return await self.collect(job)
+
+    async def collect(self, job: Job) -> Job | None:
+        """List what the outgoing person holds on every platform and park the job for confirmation."""
+        assert job.params.from_user is not None
+        found: dict[str, Target] = {}
+        problems: dict[str, str] = {}
+
+        async def one(platform: Platform) -> None:
+            try:
+                identity = await self.service.resolve_identity(job.team_id, job.params.from_user or "", platform)
+                held = await self.service.client(platform).list_assigned(identity, limit=MAX_ITEMS)
+            except (NotMappedError, UserError, PlatformError) as exc:
+                problems[platform.value] = exc.message
+                return
+            for state in held:
+                found.setdefault(state.target.key, state.target)
+            # Items the bot itself assigned to them that a lagging search index may not show yet.
+            for target in await self.service.jobs.held_by(platform=platform, identity=identity):
+                found.setdefault(target.key, target)
+
+        unmapped: list[str] = []
+
+        async def receiver(platform: Platform) -> None:
+            try:
+                await self.service.resolve_identity(job.team_id, job.params.assignee or "", platform)
+            except (UserError, PlatformError):
+                unmapped.append(platform.value)
+
+        await asyncio.gather(*(one(p) for p in self.service.clients), *(receiver(p) for p in self.service.clients))
+        targets = list(found.values())
+        counts = {p.value: sum(1 for t in targets if t.platform is p) for p in Platform}
+        params = job.params.model_copy(deep=True)
+        params.extra.update({"counts": counts, "problems": problems, "unmapped": sorted(unmapped)})
+        await self.service.jobs.replace_items(job.id, targets)
+        await self.service.jobs.update_params(job.id, params)
+        await self.service.jobs.set_state(job.id, JobState.AWAITING_CONFIRM)
+        log.info("handoff_collected", job_id=job.id, counts=counts, problems=list(problems))
+        return await self.service.jobs.get(job.id)
+
+    async def confirm(self, job_id: str, *, actor_id: str, admin: bool) -> Job:
+        """Start the reassignment; a second Confirm (or one after Cancel) is refused with what happened."""
+        job = await self._waiting(job_id, actor_id=actor_id, admin=admin)
+        params = job.params.model_copy(deep=True)
+        params.extra.update({"phase": PHASE_APPLY, "confirmed_by": actor_id})
+        if not await self.service.jobs.reopen(job.id, from_state=JobState.AWAITING_CONFIRM, params=params):
+            raise await self._already(job_id)
+        self.service.queue.put_nowait(job.id)
+        await self.service.jobs.record(
+            team_id=job.team_id, actor_id=actor_id, verb="handoff", outcome="confirmed", job_id=job.id,
+            detail=f"<@{job.params.from_user}> to <@{job.params.assignee}>",
+        )
+        refreshed = await self.service.jobs.get(job.id)
+        assert refreshed is not None
+        return refreshed
+
+    async def cancel(self, job_id: str, *, actor_id: str, admin: bool) -> Job:
+        """Cancel a handoff that has not been confirmed; nothing changes on any platform."""
+        job = await self._waiting(job_id, actor_id=actor_id, admin=admin)
+        if not await self.service.jobs.transition(
+            job.id, from_state=JobState.AWAITING_CONFIRM, to_state=JobState.CANCELLED
+        ):
+            raise await self._already(job_id)
+        await self.service.jobs.record(
+            team_id=job.team_id, actor_id=actor_id, verb="handoff", outcome="cancelled", job_id=job.id,
+        )
+        refreshed = await self.service.jobs.get(job.id)
+        assert refreshed is not None
+        return refreshed
+
+    async def retry_failed(self, job_id: str, *, actor_id: str, interaction_key: str | None) -> Submitted:
+        """Queue a new apply-phase handoff job holding only the items that failed."""
+        job = await self.service.jobs.get(job_id)
+        if job is None:
+            raise UserError("that handoff is no longer known to the bot")
+        failed = [i.target for i in await self.service.jobs.items(job.id) if i.state.value == "failed"]
+        if not failed:
+            raise AlreadyDone("nothing left to retry: every item of that handoff is done")
+        params = job.params.model_copy(deep=True)
+        params.extra.update({"phase": PHASE_APPLY, "retry_of": job.id})
+        request = ActionRequest(
+            verb=Verb.HANDOFF, team_id=job.team_id, actor_id=actor_id, source=Source.HANDOFF,
+            targets=failed, params=params, channel_id=job.channel_id, thread_ts=job.thread_ts or job.card_ts,
+            interaction_key=interaction_key,
+        )
+        return await self.service.submit(request)
+
+    async def _waiting(self, job_id: str, *, actor_id: str, admin: bool) -> Job:
+        job = await self.service.jobs.get(job_id)
+        if job is None or job.verb != Verb.HANDOFF:
+            raise UserError("that handoff is no longer known to the bot")
+        allowed = {job.actor_id, job.params.from_user}
+        if actor_id not in allowed and not admin:
+            raise ForbiddenError(
+                f"only <@{job.actor_id}>, <@{job.params.from_user}> or an admin can confirm or cancel this handoff"
+            )
+        if job.state is not JobState.AWAITING_CONFIRM:
+            raise await self._already(job_id)
+        return job
+
+    async def _already(self, job_id: str) -> AlreadyDone:
+        job = await self.service.jobs.get(job_id)
+        if job is None:
+            return AlreadyDone("that handoff is no longer known to the bot")
+        if job.state is JobState.CANCELLED:
+            return AlreadyDone("this handoff was cancelled; nothing was changed")
+        who = job.params.extra.get("confirmed_by")
+        by = f" by <@{who}>" if who else ""
+        return AlreadyDone(f"this handoff was already confirmed{by} and is {job.state.value}")

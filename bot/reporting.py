@@ -1,0 +1,261 @@
+"""Tells Slack how a job ended: a threaded reply, the card updated to the platform's state.
+
+The reporter runs on the worker after a job reached a terminal state (or a
+handoff preview was collected). Slack failures are logged and, for slash
+commands, fall back to the command's ``response_url``; they never lose the
+job's stored outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.identity import IdentityResolver
+from bot.models import BatchResult, ItemState, Outcome, Platform, Target, Verb
+from bot.services import ActionService
+from bot.slack import blocks
+from bot.slack.metadata import HandoffRef
+from bot.store.jobs import Job, JobItem, JobState, JobStore
+
+if TYPE_CHECKING:
+    from bot.runtime import Services
+
+log = structlog.get_logger(__name__)
+
+_SUMMARY = {
+    Verb.ASSIGN: "assigned {n} to {who}",
+    Verb.UNASSIGN: "unassigned {n}",
+    Verb.ATTACH: "attached {n} to case {case}",
+    Verb.RESOLVE: "resolved {n}",
+    Verb.COMMENT: "commented on {n}",
+    Verb.SEVERITY: "set the severity of {n} to {severity}",
+}
+
+
+def _items_word(n: int) -> str:
+    return f"{n} item" + ("" if n == 1 else "s")
+
+
+def overlay(state: ItemState, verb: Verb, result: Any) -> ItemState:
+    """The state a confirmed write left behind, where a lagging read may not show it yet."""
+    if not result.outcome.ok:
+        return state
+    if verb in (Verb.ASSIGN, Verb.HANDOFF) and result.after:
+        return state.model_copy(update={"assignees": [result.after], "assignee_name": None})
+    if verb is Verb.UNASSIGN:
+        return state.model_copy(update={"assignees": [], "assignee_name": None})
+    if verb is Verb.RESOLVE and state.is_open:
+        closed = "closed" if state.target.platform is Platform.KIBANA else "resolved"
+        return state.model_copy(update={"status": closed})
+    if verb is Verb.ATTACH and result.after:
+        return state.model_copy(update={"case": result.after})
+    return state
+
+
+class Reporter:
+    """Renders job outcomes into Slack."""
+
+    def __init__(
+        self, *, slack: AsyncWebClient, actions: ActionService, identity: IdentityResolver, jobs: JobStore
+    ) -> None:
+        self.slack = slack
+        self.actions = actions
+        self.identity = identity
+        self.jobs = jobs
+
+    # ---- cards -----------------------------------------------------------------------
+
+    async def mentions(self, state: ItemState) -> list[str]:
+        found = []
+        for value in state.assignees:
+            user = await self.identity.slack_user_for(state.target.platform, value)
+            if user:
+                found.append(user)
+        return found
+
+    async def card(self, state: ItemState, *, note: str | None = None) -> list[dict[str, Any]]:
+        return blocks.alert_card(state, assignee_mentions=await self.mentions(state), actor_note=note)
+
+    async def post_card(self, *, channel: str, state: ItemState, thread_ts: str | None = None) -> str:
+        """Post one alert card; returns its ts. Raises ``SlackApiError`` when Slack refuses."""
+        resp = await self.slack.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=blocks.alert_card_text(state),
+            blocks=await self.card(state),
+        )
+        return str(resp["ts"])
+
+    # ---- entry point ---------------------------------------------------------------------
+
+    async def report(self, job: Job) -> None:
+        """Post the job's outcome; Slack errors are logged, never raised."""
+        items = await self.jobs.items(job.id)
+        verb = Verb(job.verb)
+        try:
+            if verb is Verb.HANDOFF:
+                await self._handoff(job, items)
+            elif verb in (Verb.SHOW, Verb.REFRESH):
+                await self._show(job, items)
+            else:
+                await self._write(job, verb, items)
+        except SlackApiError as exc:
+            log.warning("report_failed", job_id=job.id, error=exc.response.get("error"))
+
+    async def _respond(self, job: Job, *, text: str, blocks_: list[dict[str, Any]] | None = None,
+                       ephemeral: bool = False) -> None:
+        if not job.response_url:
+            log.warning("report_undeliverable", job_id=job.id)
+            return
+        webhook = AsyncWebhookClient(job.response_url)
+        await webhook.send(
+            text=text, blocks=blocks_, response_type="ephemeral" if ephemeral else "in_channel",
+            replace_original=False,
+        )
+
+    async def _post(self, job: Job, *, text: str, blocks_: list[dict[str, Any]],
+                    thread_ts: str | None = None) -> str | None:
+        """chat.postMessage in the job's channel; falls back to response_url when the bot is not in it."""
+        if job.channel_id:
+            try:
+                resp = await self.slack.chat_postMessage(
+                    channel=job.channel_id, thread_ts=thread_ts, text=text, blocks=blocks_
+                )
+                return str(resp["ts"])
+            except SlackApiError as exc:
+                if exc.response.get("error") not in ("not_in_channel", "channel_not_found", "is_archived"):
+                    raise
+                log.info("post_fallback_response_url", job_id=job.id, error=exc.response.get("error"))
+        await self._respond(job, text=text, blocks_=blocks_)
+        return None
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    def _summary(self, job: Job, verb: Verb, result: BatchResult) -> str:
+        p = job.params
+        template = _SUMMARY.get(verb, verb.value + " {n}")
+        who = f"<@{p.assignee}>" if p.assignee else "someone"
+        return template.format(n=_items_word(len(result.items)), who=who, case=p.case or "",
+                               severity=p.severity or "")
+
+    async def _write(self, job: Job, verb: Verb, items: Sequence[JobItem]) -> None:
+        result = BatchResult.of(i.result() for i in items)
+        summary = self._summary(job, verb, result)
+        text = blocks.result_text(verb, result, actor_id=job.actor_id, summary=summary)
+        detail = blocks.result_blocks(verb, result, actor_id=job.actor_id, summary=summary)
+        if job.card_ts and job.channel_id:
+            thread = job.thread_ts or job.card_ts
+            await self.slack.chat_postMessage(channel=job.channel_id, thread_ts=thread, text=text, blocks=detail)
+            await self._update_cards(job, verb, items)
+            return
+        parent = await self._post(job, text=text, blocks_=detail[:2])
+        if parent:
+            await self.slack.chat_postMessage(channel=job.channel_id or "", thread_ts=parent, text=text,
+                                              blocks=detail)
+
+    async def _update_cards(self, job: Job, verb: Verb, items: Sequence[JobItem]) -> None:
+        """Redraw the card from the platform's state, with confirmed writes laid over it."""
+        assert job.channel_id and job.card_ts
+        target = items[0].target
+        states, problems = await self.actions.fetch([target])
+        state = states.get(target.key)
+        note = blocks.updated_note(job.actor_id, datetime.now(UTC))
+        if state is None:
+            if verb is Verb.ASSIGN or items[0].state.value != Outcome.NOT_FOUND.value:
+                # A failed read must not blank a card that still shows the item.
+                log.info("card_not_redrawn", target=target.key, reason=problems.get(target.key))
+                return
+            card = blocks.missing_card(target, problems.get(target.key, "not found"))
+            await self.slack.chat_update(channel=job.channel_id, ts=job.card_ts,
+                                         text=blocks.missing_card_text(target, ""), blocks=card)
+            return
+        state = overlay(state, verb, items[0].result())
+        await self.slack.chat_update(
+            channel=job.channel_id, ts=job.card_ts, text=blocks.alert_card_text(state),
+            blocks=await self.card(state, note=note),
+        )
+
+    # ---- show / refresh -------------------------------------------------------------------
+
+    async def _show(self, job: Job, items: Sequence[JobItem]) -> None:
+        targets = [i.target for i in items]
+        states, problems = await self.actions.fetch(targets)
+        if job.verb == Verb.REFRESH and job.card_ts and job.channel_id:
+            t = targets[0]
+            state = states.get(t.key)
+            if state is None:
+                await self.slack.chat_update(
+                    channel=job.channel_id, ts=job.card_ts, text=blocks.missing_card_text(t, ""),
+                    blocks=blocks.missing_card(t, problems.get(t.key, "not found")),
+                )
+            else:
+                await self.slack.chat_update(
+                    channel=job.channel_id, ts=job.card_ts, text=blocks.alert_card_text(state),
+                    blocks=await self.card(state, note=blocks.updated_note(job.actor_id, datetime.now(UTC))),
+                )
+            return
+        for t in targets:
+            state = states.get(t.key)
+            if state is not None:
+                text, card = blocks.alert_card_text(state), await self.card(state)
+            else:
+                reason = problems.get(t.key, "not found")
+                text, card = blocks.missing_card_text(t, reason), blocks.missing_card(t, reason)
+            await self._post(job, text=text, blocks_=card, thread_ts=job.thread_ts)
+
+    # ---- handoff ------------------------------------------------------------------------
+
+    async def _handoff(self, job: Job, items: Sequence[JobItem]) -> None:
+        p = job.params
+        assert p.from_user and p.assignee
+        ref = HandoffRef(id=job.id)
+        if job.state is JobState.AWAITING_CONFIRM:
+            states = [ItemState(target=i.target) for i in items]
+            unmapped = [Platform(x) for x in p.extra.get("unmapped", [])]
+            preview = blocks.handoff_preview(ref, from_user=p.from_user, to_user=p.assignee, items=states,
+                                             unmapped=unmapped)
+            problems = p.extra.get("problems") or {}
+            if problems:
+                preview.insert(1, {"type": "context", "elements": [{"type": "mrkdwn", "text": "; ".join(
+                    f"{Platform(k).label}: {v}" for k, v in problems.items())[:2900]}]})
+            text = blocks.handoff_preview_text(from_user=p.from_user, to_user=p.assignee, items=states)
+            ts = await self._post(job, text=text, blocks_=preview)
+            if ts:
+                await self.jobs.set_message(job.id, channel_id=job.channel_id, card_ts=ts, thread_ts=None)
+            return
+        result = BatchResult.of(i.result() for i in items)
+        detail = blocks.handoff_result(ref, result=result, actor_id=job.actor_id, from_user=p.from_user,
+                                       to_user=p.assignee)
+        text = blocks.handoff_result_text(result=result, actor_id=job.actor_id, from_user=p.from_user,
+                                          to_user=p.assignee)
+        if job.channel_id and job.card_ts:
+            await self.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts or job.card_ts,
+                                              text=text, blocks=detail)
+        else:
+            await self._post(job, text=text, blocks_=detail)
+        done = BatchResult.of(r for r in result.items if r.outcome.ok)
+        if done.items:
+            dm = await self.slack.conversations_open(users=p.assignee)
+            channel = dm["channel"]["id"]
+            summary = f"handed {_items_word(len(done.items))} of <@{p.from_user}> to you"
+            await self.slack.chat_postMessage(
+                channel=channel,
+                text=blocks.result_text(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
+                blocks=blocks.result_blocks(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
+            )
+
+
+async def post_card(services: Services, *, channel: str, state: ItemState, thread_ts: str | None = None) -> str:
+    """Post an alert card through the services' reporter (used by alert ingestion)."""
+    reporter = Reporter(slack=services.slack, actions=services.actions, identity=services.identity,
+                        jobs=services.jobs)
+    return await reporter.post_card(channel=channel, state=state, thread_ts=thread_ts)
+
+
+def target_keys(targets: Sequence[Target]) -> str:
+    return ", ".join(t.key for t in targets)

@@ -1,0 +1,129 @@
+"""The HTTP server: Slack events (HTTP mode), alert webhooks, health, readiness and metrics.
+
+One aiohttp application serves every route in both modes; in Socket Mode the
+Slack traffic arrives over the WebSocket instead and ``/slack/events`` is
+simply not mounted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.errors import UsageError
+from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_state
+from bot.metrics import REGISTRY, SLACK_ACK_LATENCY
+from bot.models import Platform
+from bot.runtime import Services
+
+log = structlog.get_logger(__name__)
+
+SERVICES_KEY = web.AppKey("services", Services)
+
+
+def build_web_app(
+    services: Services,
+    *,
+    bolt: AsyncApp | None,
+    socket_connected: Callable[[], Awaitable[bool]] | None = None,
+) -> web.Application:
+    """The aiohttp application; ``bolt`` is mounted at ``/slack/events`` in HTTP mode."""
+    settings = services.settings
+    app = web.Application(client_max_size=max(settings.triage_webhook_max_bytes, 1024 * 1024))
+    app[SERVICES_KEY] = services
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        checks: dict[str, bool] = {}
+        try:
+            async with services.store.conn.execute("SELECT 1") as cur:
+                checks["store"] = (await cur.fetchone()) is not None
+        except Exception:
+            checks["store"] = False
+        checks["workers"] = services.workers.running
+        if socket_connected is not None:
+            checks["slack_socket"] = await socket_connected()
+        ready = all(checks.values())
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    async def metrics(_: web.Request) -> web.Response:
+        await services.workers.update_metrics()
+        body = generate_latest(REGISTRY)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def alerts(request: web.Request) -> web.Response:
+        name = request.match_info["platform"]
+        try:
+            platform = Platform(name)
+        except ValueError:
+            return web.json_response({"error": f"unknown platform {name!r}"}, status=404)
+        if request.content_length and request.content_length > settings.triage_webhook_max_bytes:
+            return web.json_response({"error": "body too large"}, status=413)
+        body = await request.content.read(settings.triage_webhook_max_bytes + 1)
+        if len(body) > settings.triage_webhook_max_bytes:
+            return web.json_response({"error": "body too large"}, status=413)
+        if not authenticate(
+            settings, authorization=request.headers.get("Authorization"),
+            signature=request.headers.get(SIGNATURE_HEADER), body=body,
+        ):
+            return web.json_response({"error": "unauthorized"}, status=401)
+        try:
+            payload = json.loads(body)
+            parsed = parse_alerts(platform, payload)
+        except ValueError as exc:
+            reason = exc.message if isinstance(exc, UsageError) else f"body is not valid JSON: {exc}"
+            return web.json_response({"error": reason}, status=400)
+        except UsageError as exc:
+            return web.json_response({"error": exc.message}, status=400)
+        posted = []
+        for alert in parsed:
+            channel = route(settings, platform, alert.severity)
+            if not channel:
+                return web.json_response(
+                    {"error": "no channel: set TRIAGE_ALERT_CHANNEL or TRIAGE_ALERT_ROUTES"}, status=503
+                )
+            state = to_state(platform, alert, default_space=settings.kibana_space)
+            from bot.reporting import post_card
+
+            try:
+                ts = await post_card(services, channel=channel, state=state)
+            except SlackApiError as exc:
+                log.warning("alert_card_failed", error=exc.response.get("error"), channel=channel)
+                return web.json_response(
+                    {"error": f"Slack refused the card: {exc.response.get('error')}", "posted": posted},
+                    status=502,
+                )
+            posted.append({"id": alert.id, "channel": channel, "ts": ts})
+        return web.json_response({"posted": posted}, status=201)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/alerts/{platform}", alerts)
+
+    if bolt is not None:
+
+        async def slack_events(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12])
+            try:
+                bolt_request = await to_bolt_request(request)
+                bolt_response = await bolt.async_dispatch(bolt_request)
+                return await to_aiohttp_response(bolt_response)
+            finally:
+                SLACK_ACK_LATENCY.labels("http").observe(time.perf_counter() - started)
+                structlog.contextvars.unbind_contextvars("request_id")
+
+        app.router.add_post("/slack/events", slack_events)
+    return app
