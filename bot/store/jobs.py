@@ -18,62 +18,6 @@ from pydantic import BaseModel, Field
 from bot.models import ItemResult, Outcome, Platform, Target
 from bot.store.db import Store
 
-JOBS_MIGRATION = """
-CREATE TABLE jobs (
-    id              TEXT PRIMARY KEY,
-    verb            TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    team_id         TEXT NOT NULL,
-    actor_id        TEXT NOT NULL,
-    channel_id      TEXT,
-    card_ts         TEXT,
-    thread_ts       TEXT,
-    response_url    TEXT,
-    source          TEXT NOT NULL,
-    interaction_key TEXT UNIQUE,
-    params          TEXT NOT NULL,
-    summary         TEXT,
-    created_at      REAL NOT NULL,
-    updated_at      REAL NOT NULL,
-    reported_at     REAL
-);
-CREATE INDEX jobs_state ON jobs(state);
-
-CREATE TABLE job_items (
-    job_id      TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
-    seq         INTEGER NOT NULL,
-    platform    TEXT NOT NULL,
-    target      TEXT NOT NULL,
-    space       TEXT,
-    item_id     TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    detail      TEXT NOT NULL DEFAULT '',
-    status      INTEGER,
-    before      TEXT,
-    after       TEXT,
-    updated_at  REAL NOT NULL,
-    PRIMARY KEY (job_id, seq)
-);
-CREATE INDEX job_items_target ON job_items(target, state);
-
-CREATE TABLE ledger (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    at          REAL NOT NULL,
-    job_id      TEXT,
-    team_id     TEXT NOT NULL,
-    actor_id    TEXT NOT NULL,
-    verb        TEXT NOT NULL,
-    platform    TEXT,
-    target      TEXT,
-    before      TEXT,
-    after       TEXT,
-    outcome     TEXT NOT NULL,
-    detail      TEXT NOT NULL DEFAULT '',
-    status      INTEGER
-);
-CREATE INDEX ledger_target ON ledger(target, at);
-CREATE INDEX ledger_at ON ledger(at);
-"""
 
 
 class JobState(StrEnum):

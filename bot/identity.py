@@ -1,0 +1,412 @@
+"""Who a Slack user is on each platform: explicit mappings first, then their Slack email.
+
+``IdentityResolver.resolve`` answers "which Datadog user / Kibana profile /
+Xpanse email acts for <@U123>": an explicit mapping wins; otherwise the Slack
+profile email (``users.info``, needs ``users:read.email``) is looked up on the
+platform and the match is stored with source ``auto`` so the next resolution
+costs no call at all. When nothing matches it raises ``NotMappedError`` with a
+sentence that says what to do. Slack profiles are cached for ``profile_ttl``
+seconds and concurrent look-ups of the same user share one ``users.info`` call
+(and one platform look-up).
+
+It also holds the logic of ``/triage map``, ``unmap`` and ``whoami`` (pure
+results; rendering lives in ``bot/slack``) and ``verify_identity``, which the
+CLI's ``mappings verify`` reuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import (
+    NotConfiguredError,
+    NotMappedError,
+    PlatformAuthError,
+    PlatformError,
+    UnsupportedError,
+    UsageError,
+)
+from bot.models import Platform, Verb
+from bot.platforms.base import PlatformClient
+from bot.store.mappings import Identity, MappingStore, Source, UserIdentities, validate_identity
+
+log = structlog.get_logger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+# What an admin types after "platform=" in /triage map, per platform.
+MAP_EXAMPLE: dict[Platform, str] = {
+    Platform.DATADOG: "<user UUID>",
+    Platform.KIBANA: "u_…",
+    Platform.XPANSE: "<email>",
+}
+# What the platform calls the identity, for messages.
+IDENTITY_NOUN: dict[Platform, str] = {
+    Platform.DATADOG: "user",
+    Platform.KIBANA: "profile",
+    Platform.XPANSE: "user",
+}
+
+
+def map_hint(user_id: str, platform: Platform) -> str:
+    """The command an admin runs to map ``user_id`` on ``platform`` by hand."""
+    return f"`/triage map <@{user_id}> {platform.value}={MAP_EXAMPLE[platform]}`"
+
+
+class SingleFlight(Generic[K, V]):
+    """Coalesce concurrent calls with the same key into one running coroutine.
+
+    Callers that arrive while a call for their key is in flight await its result
+    (or its exception); a cancelled caller does not cancel the shared call.
+    """
+
+    def __init__(self) -> None:
+        self._inflight: dict[K, asyncio.Task[V]] = {}
+
+    async def run(self, key: K, factory: Callable[[], Awaitable[V]]) -> V:
+        """Return the result of ``factory()``, shared with every concurrent caller of ``key``."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(factory())
+            self._inflight[key] = task
+            task.add_done_callback(functools.partial(self._done, key))
+        return await asyncio.shield(task)
+
+    def _done(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        # Retrieve the exception so a flight whose callers were all cancelled is not
+        # reported as "exception never retrieved".
+        if not task.cancelled():
+            task.exception()
+
+
+class SlackProfile(BaseModel):
+    """The parts of a Slack user the bot uses."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    team_id: str | None = None
+    email: str | None = None
+    real_name: str = ""
+    display_name: str = ""
+    deleted: bool = False
+    is_bot: bool = False
+
+    @classmethod
+    def from_api(cls, user: Mapping[str, Any]) -> SlackProfile:
+        """Build from a ``users.info`` / ``users.lookupByEmail`` ``user`` object."""
+        profile = user.get("profile") or {}
+        return cls(
+            user_id=str(user.get("id", "")),
+            team_id=user.get("team_id"),
+            email=(profile.get("email") or None),
+            real_name=str(user.get("real_name") or profile.get("real_name") or ""),
+            display_name=str(profile.get("display_name") or ""),
+            deleted=bool(user.get("deleted", False)),
+            is_bot=bool(user.get("is_bot", False)),
+        )
+
+
+class Verification(BaseModel):
+    """Whether a stored identity still holds on its platform."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: Literal["ok", "drift", "unverified"]
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+    def __str__(self) -> str:
+        if self.state == "ok":
+            return "ok"
+        if self.state == "drift":
+            return f"drift: {self.detail}"
+        return f"unverified ({self.detail})"
+
+
+class IdentityStatus(BaseModel):
+    """One line of ``/triage whoami``: a platform, its identity and whether it still holds."""
+
+    platform: Platform
+    value: str | None = None
+    source: Source | None = None
+    set_by: str | None = None
+    updated_at: datetime | None = None
+    verified_at: datetime | None = None
+    age: timedelta | None = None
+    # None when there is no identity or verification was not asked for.
+    verification: Verification | None = None
+
+    @property
+    def status(self) -> str | None:
+        """``'ok'`` | ``'drift: <why>'`` | ``'unverified (<why>)'``, or None when not checked."""
+        return str(self.verification) if self.verification else None
+
+
+async def verify_identity(platform: Platform, value: str, client: PlatformClient | None) -> Verification:
+    """Check that ``value`` still names an active identity on ``platform`` (``client`` None:
+    not configured); never raises for platform failures, which come back as 'unverified'."""
+    if client is None:
+        return Verification(state="unverified", detail="platform not configured")
+    label = platform.label
+    try:
+        user = await client.get_user(value)
+    except UsageError as exc:
+        return Verification(state="drift", detail=f"{value} is not a valid {label} identity: {exc}")
+    except UnsupportedError as exc:
+        return Verification(state="unverified", detail=str(exc))
+    except PlatformError as exc:
+        return Verification(state="unverified", detail=f"{label} could not be checked: {exc}")
+    if user is None:
+        why = {
+            Platform.DATADOG: f"Datadog user {value} is disabled or no longer exists",
+            Platform.KIBANA: f"Kibana profile {value} no longer exists",
+            Platform.XPANSE: f"{value} is not a user in the Xpanse tenant",
+        }[platform]
+        return Verification(state="drift", detail=why)
+    if not user.active:
+        noun = IDENTITY_NOUN[platform]
+        return Verification(state="drift", detail=f"{label} {noun} {value} is disabled")
+    if platform is Platform.KIBANA and user.email is None and user.name is None:
+        # KibanaClient answers a bare uid when it has no Elasticsearch to ask: that is
+        # "could not check", not "checked and fine".
+        return Verification(state="unverified", detail="Elasticsearch not configured, profiles cannot be checked")
+    return Verification(state="ok")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IdentityResolver:
+    """Resolve Slack users to platform identities and back, and run map/unmap/whoami."""
+
+    def __init__(
+        self,
+        *,
+        mappings: MappingStore,
+        clients: Mapping[Platform, PlatformClient],
+        slack: AsyncWebClient,
+        profile_ttl: float = 300,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.mappings = mappings
+        # A platform absent from ``clients`` is not configured in this deployment.
+        self.clients = dict(clients)
+        self.slack = slack
+        self.profile_ttl = profile_ttl
+        self._clock = clock
+        self._profiles: dict[tuple[str, str], tuple[float, SlackProfile | None]] = {}
+        self._profile_flights: SingleFlight[tuple[str, str], SlackProfile | None] = SingleFlight()
+        self._resolve_flights: SingleFlight[tuple[str, str, Platform], str] = SingleFlight()
+
+    # ---- Slack profiles -------------------------------------------------------------------
+
+    async def profile(self, team_id: str, user_id: str) -> SlackProfile | None:
+        """The user's Slack profile (cached for ``profile_ttl`` s, concurrent look-ups share one
+        ``users.info``); None for an unknown user; raises ``SlackApiError`` for other failures."""
+        key = (team_id, user_id)
+        cached = self._profiles.get(key)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        return await self._profile_flights.run(key, lambda: self._fetch_profile(key))
+
+    async def _fetch_profile(self, key: tuple[str, str]) -> SlackProfile | None:
+        _team_id, user_id = key
+        try:
+            response = await self.slack.users_info(user=user_id)
+            user = response.get("user")
+            profile = SlackProfile.from_api(user) if isinstance(user, Mapping) else None
+        except SlackApiError as exc:
+            if exc.response.get("error") != "user_not_found":
+                raise
+            profile = None
+        self._profiles[key] = (self._clock() + self.profile_ttl, profile)
+        return profile
+
+    def forget(self, team_id: str, user_id: str) -> None:
+        """Drop the cached profile (e.g. on a ``user_change`` event)."""
+        self._profiles.pop((team_id, user_id), None)
+
+    async def email(self, team_id: str, user_id: str) -> str | None:
+        """The email on the user's Slack profile, or None (no email, no scope, unknown user);
+        raises ``SlackApiError`` when Slack fails otherwise."""
+        profile = await self.profile(team_id, user_id)
+        return profile.email if profile else None
+
+    async def display_name(self, team_id: str, user_id: str) -> str:
+        """The user's Slack real name (then display name), or their mention when Slack has
+        neither or cannot be asked; never raises for Slack failures."""
+        try:
+            profile = await self.profile(team_id, user_id)
+        except SlackApiError as exc:
+            log.warning("identity.profile_failed", user_id=user_id, error=exc.response.get("error"))
+            profile = None
+        if profile is not None and (profile.real_name or profile.display_name):
+            return profile.real_name or profile.display_name
+        return f"<@{user_id}>"
+
+    # ---- resolution -----------------------------------------------------------------------
+
+    async def resolve(self, team_id: str, user_id: str, platform: Platform) -> str:
+        """The identity ``user_id`` acts as on ``platform``: the stored mapping, else their Slack
+        email matched on the platform (stored as 'auto'); raises ``NotConfiguredError`` for a
+        platform without credentials and ``NotMappedError`` saying how to fix a missing one."""
+        platform = Platform(platform)
+        mapped = await self.mappings.get_one(team_id, user_id, platform)
+        if mapped is not None:
+            return mapped.value
+        return await self._resolve_flights.run(
+            (team_id, user_id, platform), lambda: self._resolve_auto(team_id, user_id, platform)
+        )
+
+    async def _resolve_auto(self, team_id: str, user_id: str, platform: Platform) -> str:
+        client = self.clients.get(platform)
+        if client is None:
+            raise NotConfiguredError(platform.label)
+        profile = await self.profile(team_id, user_id)
+        if profile is None:
+            raise NotMappedError(
+                f"<@{user_id}> is not a Slack user the bot can find, so they have no "
+                f"{platform.label} {IDENTITY_NOUN[platform]}"
+            )
+        if not profile.email:
+            raise NotMappedError(
+                f"<@{user_id}> has no email on their Slack profile (or the bot lacks the "
+                f"users:read.email scope), so their {platform.label} {IDENTITY_NOUN[platform]} "
+                f"cannot be found automatically; an admin can run {map_hint(user_id, platform)}"
+            )
+        value, confirmed = await self._lookup(platform, client, profile.email, user_id)
+        try:
+            stored = await self.mappings.set_many(
+                team_id,
+                user_id,
+                {platform: value},
+                source=Source.AUTO,
+                set_by=None,
+                verified=confirmed,
+            )
+        except UsageError as exc:
+            # The match is already someone else's identity: guessing would act as them.
+            raise NotMappedError(
+                f"<@{user_id}>'s email {profile.email} matches {platform.label} "
+                f"{IDENTITY_NOUN[platform]} {value}, but {exc}; an admin can run "
+                f"{map_hint(user_id, platform)}"
+            ) from exc
+        identity = stored.get(platform)
+        assert identity is not None
+        log.info("identity.auto_mapped", user_id=user_id, platform=platform.value, confirmed=confirmed)
+        return identity.value
+
+    async def _lookup(self, platform: Platform, client: PlatformClient, email: str, user_id: str) -> tuple[str, bool]:
+        """(identity, confirmed on the platform) for ``email``, or ``NotMappedError``."""
+        if platform is Platform.XPANSE:
+            try:
+                user = await client.find_user_by_email(email)
+            except (PlatformAuthError, UnsupportedError) as exc:
+                if isinstance(exc, PlatformAuthError) and exc.status == 401:
+                    raise  # the key itself is refused: nothing else will work either
+                # Xpanse identifies users by email: when the key may not list users (402/403)
+                # the email itself is still the best answer, just unconfirmed.
+                log.warning("identity.xpanse_unconfirmed", user_id=user_id, error=str(exc))
+                return email, False
+            if user is None or not user.active:
+                raise NotMappedError(
+                    f"<@{user_id}> is not a user of the Xpanse tenant with the email {email} — "
+                    f"an Xpanse admin must add them first; or an admin can run "
+                    f"{map_hint(user_id, platform)} with the email they use in Xpanse"
+                )
+            return user.email or user.id, True
+        user = await client.find_user_by_email(email)
+        if user is not None and user.active:
+            return user.id, True
+        if platform is Platform.DATADOG:
+            raise NotMappedError(
+                f"<@{user_id}> has no active Datadog user with the email {email} — a Datadog "
+                f"admin must invite (or re-enable) them; or an admin can run "
+                f"{map_hint(user_id, platform)}"
+            )
+        raise NotMappedError(
+            f"<@{user_id}> has no Kibana profile mapped — Kibana creates one when they first "
+            f"log in (none found for {email}, or the bot cannot search Elasticsearch profiles); "
+            f"an admin can run {map_hint(user_id, platform)}"
+        )
+
+    async def slack_user_for(self, platform: Platform, value: str, *, team_id: str | None = None) -> str | None:
+        """The Slack user mapped to ``value`` on ``platform`` (to render an assignee as a
+        mention), or None; no network call."""
+        found = await self.mappings.find_by_value(platform, value, team_id=team_id)
+        return found[1] if found else None
+
+    # ---- commands -------------------------------------------------------------------------
+
+    async def map(
+        self, team_id: str, actor_id: str, target_user_id: str, values: Mapping[Platform, str]
+    ) -> UserIdentities:
+        """Store ``values`` for ``target_user_id`` all at once (source 'self' when the actor maps
+        themselves, else 'admin'); raises ``UsageError`` for a malformed or taken value."""
+        if not values:
+            raise UsageError(
+                "give at least one platform=value, e.g. `/triage map @someone datadog=<user UUID>`",
+                verb=Verb.MAP,
+            )
+        # Validate everything before writing anything.
+        clean = {Platform(p): validate_identity(p, v) for p, v in values.items()}
+        source = Source.SELF if actor_id == target_user_id else Source.ADMIN
+        result = await self.mappings.set_many(team_id, target_user_id, clean, source=source, set_by=actor_id)
+        log.info(
+            "identity.mapped",
+            target=target_user_id,
+            actor=actor_id,
+            source=source.value,
+            platforms=[p.value for p in clean],
+        )
+        return result
+
+    async def unmap(self, team_id: str, target_user_id: str, platform: Platform) -> bool:
+        """Remove the user's mapping on ``platform``; return whether there was one."""
+        return await self.mappings.unset(team_id, target_user_id, Platform(platform))
+
+    async def whoami(self, team_id: str, user_id: str, *, verify: bool = True) -> list[IdentityStatus]:
+        """One status per platform (value, source, age and, with ``verify``, whether it still
+        holds on the platform, checked concurrently); platform failures read 'unverified'."""
+        identities = await self.mappings.get(team_id, user_id)
+        now = _now()
+
+        async def status(platform: Platform) -> IdentityStatus:
+            identity: Identity | None = identities.get(platform)
+            if identity is None:
+                return IdentityStatus(platform=platform)
+            verification = None
+            if verify:
+                verification = await verify_identity(platform, identity.value, self.clients.get(platform))
+                if verification.ok:
+                    await self.mappings.mark_verified(team_id, user_id, platform)
+            return IdentityStatus(
+                platform=platform,
+                value=identity.value,
+                source=identity.source,
+                set_by=identity.set_by,
+                updated_at=identity.updated_at,
+                verified_at=identity.verified_at,
+                age=now - identity.updated_at,
+                verification=verification,
+            )
+
+        return list(await asyncio.gather(*(status(p) for p in Platform)))

@@ -1,0 +1,54 @@
+"""Every Slack identifier the bot sends or matches on: action, callback and block ids.
+
+Listeners register on these enums and builders emit them, so an id is spelled in
+exactly one place. The values are part of the deployed contract with Slack
+(``CallbackId.TRIAGE_MESSAGE`` is named in the app manifest; ids on cards already
+posted keep arriving after a deploy), so renaming a value is a breaking change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    """``action_id`` of every interactive element: card buttons, job buttons, modal inputs."""
+
+    # Alert card buttons; each carries a CardRef as its value.
+    ASSIGN_ME = "assign_me"
+    ASSIGN_OPEN = "assign_open"  # opens the user-picker modal
+    UNASSIGN = "unassign"
+    ATTACH_OPEN = "attach_open"  # opens the case modal (Datadog only)
+    RESOLVE_OPEN = "resolve_open"  # opens the reason/comment modal
+    REFRESH = "refresh"
+    # A URL button still sends block_actions, which the app must ack.
+    OPEN_LINK = "open_link"
+
+    # Handoff preview and result buttons; each carries a HandoffRef as its value.
+    HANDOFF_CONFIRM = "handoff_confirm"
+    HANDOFF_CANCEL = "handoff_cancel"
+    RETRY_FAILED = "retry_failed"
+
+    # Modal inputs, read back from view.state.values[BlockId][ActionId].
+    ASSIGN_USER = "assign_user"
+    ATTACH_CASE = "attach_case"
+    RESOLVE_REASON = "resolve_reason"
+    RESOLVE_COMMENT = "resolve_comment"
+
+
+class CallbackId(StrEnum):
+    """``callback_id`` of every modal and of the message shortcut."""
+
+    ASSIGN_MODAL = "assign_modal"
+    ATTACH_MODAL = "attach_modal"
+    RESOLVE_MODAL = "resolve_modal"
+    TRIAGE_MESSAGE = "triage_message"  # message shortcut; the manifest uses this id
+
+
+class BlockId(StrEnum):
+    """``block_id`` of every modal input block (the key of ``view.state.values``)."""
+
+    ASSIGN_USER = "assign_user"
+    ATTACH_CASE = "attach_case"
+    RESOLVE_REASON = "resolve_reason"
+    RESOLVE_COMMENT = "resolve_comment"

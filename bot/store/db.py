@@ -1,0 +1,159 @@
+"""The one SQLite connection of the process, with migrations and serialised writers.
+
+Every store of the bot (mappings, jobs, ledger) shares one ``aiosqlite``
+connection in autocommit mode; writes go through ``Store.transaction()``, which
+serialises writers with an ``asyncio.Lock`` and uses ``BEGIN IMMEDIATE`` so a
+second process on the same file waits (``busy_timeout``) instead of failing
+half-way. Reads outside a transaction see committed data (and, on this shared
+connection, the writes of a transaction still in progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+import structlog
+
+from bot.errors import StoreError
+from bot.store.schema import MIGRATIONS
+
+log = structlog.get_logger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def split_statements(script: str) -> list[str]:
+    """Split an SQL script into complete statements (semicolons inside literals or
+    trigger bodies stay put); raise ``StoreError`` if text is left after the last one."""
+    statements: list[str] = []
+    buffer = ""
+    *pieces, tail = script.split(";")
+    for piece in pieces:
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if _has_sql(buffer):
+                statements.append(buffer.strip())
+            buffer = ""
+    buffer += tail
+    if _has_sql(buffer):
+        raise StoreError(f"incomplete SQL statement in a migration: {buffer.strip()[:80]!r}")
+    return statements
+
+
+def _has_sql(text: str) -> bool:
+    lines = (line.split("--", 1)[0].strip() for line in text.splitlines())
+    return any(line and line != ";" for line in lines)
+
+
+class Store:
+    """An open SQLite database at the current schema version."""
+
+    def __init__(self, conn: aiosqlite.Connection, *, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+        self.schema_version = 0
+
+    @classmethod
+    async def open(cls, path: str | Path, *, migrations: list[str] | None = None) -> Store:
+        """Open (creating if needed) the database at ``path`` (or ``":memory:"``) and apply
+        pending migrations; raise ``StoreError`` if the file is not a database, a migration
+        fails (that migration is rolled back), or the schema is newer than this code knows."""
+        migrations = MIGRATIONS if migrations is None else migrations
+        target = str(path)
+        if target != ":memory:":
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(target, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database {target}: {exc}") from exc
+        conn.row_factory = aiosqlite.Row
+        store = cls(conn, path=target)
+        try:
+            await store._prepare(migrations)
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def _prepare(self, migrations: list[str]) -> None:
+        # Read the version before any pragma that writes (journal_mode=WAL rewrites the
+        # header), so a database from a newer bot is left byte-for-byte untouched.
+        try:
+            version = await self._user_version()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a usable SQLite database: {exc}") from exc
+        self._refuse_newer(version, len(migrations))
+        await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await self._conn.execute("PRAGMA foreign_keys = ON")
+        async with self._conn.execute("PRAGMA journal_mode = WAL") as cur:
+            row = await cur.fetchone()
+        self.journal_mode = str(row[0]) if row else ""
+        await self._conn.execute("PRAGMA synchronous = NORMAL")
+        for number, script in enumerate(migrations, start=1):
+            await self._migrate(number, script, total=len(migrations))
+        self.schema_version = await self._user_version()
+
+    def _refuse_newer(self, version: int, known: int) -> None:
+        if version > known:
+            raise StoreError(
+                f"the database {self.path} is at schema version {version}, but this version of "
+                f"the bot only knows up to {known}: it was written by a newer version of the bot "
+                "and has been left untouched; upgrade the bot or point TRIAGE_DB elsewhere"
+            )
+
+    async def _user_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _migrate(self, number: int, script: str, *, total: int) -> None:
+        async with self.transaction() as conn:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            version = await self._user_version()
+            self._refuse_newer(version, total)
+            if version >= number:
+                return
+            try:
+                for statement in split_statements(script):
+                    await conn.execute(statement)
+            except sqlite3.Error as exc:
+                raise StoreError(f"migration {number} failed on {self.path}: {exc}") from exc
+            # user_version is part of the transaction: a failed migration leaves it as it was.
+            await conn.execute(f"PRAGMA user_version = {number:d}")
+        log.info("store.migrated", path=self.path, version=number)
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        """The shared connection (rows are ``aiosqlite.Row``); write inside ``transaction()``."""
+        return self._conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run the block as one ``BEGIN IMMEDIATE`` transaction, committed on success and
+        rolled back on any exception (which propagates). Not re-entrant: do not nest."""
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                await self._conn.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls some errors back by itself; a second ROLLBACK would raise.
+                if self._conn.in_transaction:
+                    await self._conn.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        """Close the connection; further use raises."""
+        await self._conn.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

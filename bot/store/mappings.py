@@ -1,0 +1,304 @@
+"""Which platform identity each Slack user acts as: stored, validated, looked up both ways.
+
+One row per (workspace, Slack user, platform) in the ``mappings`` table. Values
+are validated and normalised on the way in (Datadog user UUID, Kibana profile
+uid, Xpanse email), so everything read back is usable as is.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict
+
+from bot.errors import UsageError
+from bot.models import Platform, Verb
+from bot.store.db import Store
+
+# Kibana profile uids are "u_" + a base64url digest + "_" + a version digit
+# (u_79HkWkwmnBH5gqFKwoxggWPjEBOur1zLPXQPEl1VBW0_0); accept the base64url alphabet
+# loosely rather than pin the digest length, which is Elastic's business.
+_KIBANA_UID = re.compile(r"^u_[A-Za-z0-9_-]{10,200}$")
+# Deliberately simple: one @, no spaces, a dot in the domain. Xpanse is the judge of the rest.
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+class Source(StrEnum):
+    """Who put a mapping there."""
+
+    ADMIN = "admin"  # an admin mapped someone else (command or import)
+    SELF = "self"  # the user mapped themselves
+    AUTO = "auto"  # resolved from the Slack profile email
+
+
+class Identity(BaseModel):
+    """One Slack user's identity on one platform, with where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    platform: Platform
+    value: str
+    source: Source
+    set_by: str | None = None
+    updated_at: datetime
+    verified_at: datetime | None = None
+
+
+class UserIdentities(BaseModel):
+    """Every platform identity of one Slack user (``None`` where there is none)."""
+
+    team_id: str
+    user_id: str
+    datadog: Identity | None = None
+    kibana: Identity | None = None
+    xpanse: Identity | None = None
+
+    def get(self, platform: Platform) -> Identity | None:
+        """The identity on ``platform``, if any."""
+        identity: Identity | None = getattr(self, platform.value)
+        return identity
+
+    @property
+    def identities(self) -> list[Identity]:
+        """The identities present, in platform order."""
+        return [i for p in Platform if (i := self.get(p)) is not None]
+
+    @property
+    def empty(self) -> bool:
+        return not self.identities
+
+
+def validate_identity(platform: Platform | str, value: str) -> str:
+    """Return ``value`` normalised as a ``platform`` identity, or raise ``UsageError`` saying
+    what shape was expected (Datadog user UUID, Kibana profile uid, Xpanse email)."""
+    try:
+        platform = Platform(platform)
+    except ValueError:
+        raise UsageError(
+            f"unknown platform {platform!r}: use one of " + ", ".join(p.value for p in Platform),
+            verb=Verb.MAP,
+        ) from None
+    raw = (value or "").strip()
+    if platform is Platform.DATADOG:
+        try:
+            return str(uuid.UUID(raw))
+        except ValueError:
+            raise UsageError(
+                f"{raw!r} is not a Datadog user id: expected the user's UUID "
+                "(e.g. 3f1b6c2e-7a5d-4e8b-9c0a-1d2e3f4a5b6c, "
+                "shown in Organization Settings → Users)",
+                verb=Verb.MAP,
+            ) from None
+    if platform is Platform.KIBANA:
+        if not _KIBANA_UID.match(raw):
+            raise UsageError(
+                f"{raw!r} is not a Kibana profile uid: expected u_ followed by letters, digits, "
+                "_ or - (e.g. u_79HkWkwmnBH5gqFKwoxggWPjEBOur1zLPXQPEl1VBW0_0)",
+                verb=Verb.MAP,
+            )
+        return raw
+    if not _EMAIL.match(raw):
+        raise UsageError(
+            f"{raw!r} is not an email address: Xpanse identifies users by their email",
+            verb=Verb.MAP,
+        )
+    # Xpanse compares emails case-insensitively; one spelling keeps the unique index honest.
+    return raw.lower()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _row_identity(row: aiosqlite.Row) -> Identity:
+    return Identity(
+        platform=Platform(row["platform"]),
+        value=row["value"],
+        source=Source(row["source"]),
+        set_by=row["set_by"],
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        verified_at=datetime.fromisoformat(row["verified_at"]) if row["verified_at"] else None,
+    )
+
+
+def _group(rows: Iterable[aiosqlite.Row]) -> list[UserIdentities]:
+    users: dict[tuple[str, str], UserIdentities] = {}
+    for row in rows:
+        key = (row["team_id"], row["user_id"])
+        user = users.setdefault(key, UserIdentities(team_id=key[0], user_id=key[1]))
+        identity = _row_identity(row)
+        setattr(user, identity.platform.value, identity)
+    return list(users.values())
+
+
+class MappingStore:
+    """Read and write Slack user → platform identity mappings in the shared ``Store``."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = _now) -> None:
+        self.store = store
+        self._clock = clock
+
+    async def get(self, team_id: str, user_id: str) -> UserIdentities:
+        """Every identity of one Slack user (an empty ``UserIdentities`` when none)."""
+        async with self.store.conn.execute(
+            "SELECT * FROM mappings WHERE team_id = ? AND user_id = ?", (team_id, user_id)
+        ) as cur:
+            rows = await cur.fetchall()
+        found = _group(rows)
+        return found[0] if found else UserIdentities(team_id=team_id, user_id=user_id)
+
+    async def get_one(self, team_id: str, user_id: str, platform: Platform) -> Identity | None:
+        """The identity of one Slack user on one platform, if mapped."""
+        async with self.store.conn.execute(
+            "SELECT * FROM mappings WHERE team_id = ? AND user_id = ? AND platform = ?",
+            (team_id, user_id, Platform(platform).value),
+        ) as cur:
+            row = await cur.fetchone()
+        return _row_identity(row) if row else None
+
+    async def set(
+        self,
+        team_id: str,
+        user_id: str,
+        platform: Platform,
+        value: str,
+        *,
+        source: Source | str,
+        set_by: str | None,
+    ) -> Identity:
+        """Map one Slack user to ``value`` on ``platform`` (replacing any previous value);
+        raise ``UsageError`` if the value is malformed or already another user's."""
+        identities = await self.set_many(team_id, user_id, {Platform(platform): value}, source=source, set_by=set_by)
+        identity = identities.get(Platform(platform))
+        assert identity is not None
+        return identity
+
+    async def set_many(
+        self,
+        team_id: str,
+        user_id: str,
+        values: Mapping[Platform, str],
+        *,
+        source: Source | str,
+        set_by: str | None,
+        verified: bool = False,
+    ) -> UserIdentities:
+        """Map one Slack user on several platforms at once, all or nothing; raise ``UsageError``
+        for a malformed value or one already mapped to another Slack user (nothing written)."""
+        await self.set_bulk(team_id, [(user_id, values)], source=source, set_by=set_by, verified=verified)
+        return await self.get(team_id, user_id)
+
+    async def set_bulk(
+        self,
+        team_id: str,
+        entries: Sequence[tuple[str, Mapping[Platform, str]]],
+        *,
+        source: Source | str,
+        set_by: str | None,
+        verified: bool = False,
+    ) -> int:
+        """Write (user_id, {platform: value}) entries in one transaction, all or nothing; return
+        how many values were written; ``UsageError`` for an empty, malformed or taken value."""
+        source = Source(source)
+        clean = [
+            (user_id, {Platform(p): validate_identity(p, v) for p, v in values.items()}) for user_id, values in entries
+        ]
+        if any(not values for _, values in clean):
+            raise UsageError("nothing to map: give at least one platform=value", verb=Verb.MAP)
+        now = _ts(self._clock())
+        written = 0
+        async with self.store.transaction() as conn:
+            for user_id, values in clean:
+                for platform, value in values.items():
+                    await self._refuse_taken(conn, team_id, user_id, platform, value)
+                    await conn.execute(
+                        """
+                        INSERT INTO mappings (team_id, user_id, platform, value, source, set_by,
+                                              updated_at, verified_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (team_id, user_id, platform) DO UPDATE SET
+                            value = excluded.value, source = excluded.source,
+                            set_by = excluded.set_by, updated_at = excluded.updated_at,
+                            verified_at = excluded.verified_at
+                        """,
+                        (team_id, user_id, platform.value, value, source.value, set_by, now, now if verified else None),
+                    )
+                    written += 1
+        return written
+
+    async def _refuse_taken(
+        self, conn: aiosqlite.Connection, team_id: str, user_id: str, platform: Platform, value: str
+    ) -> None:
+        async with conn.execute(
+            "SELECT user_id FROM mappings WHERE team_id = ? AND platform = ? AND value = ?",
+            (team_id, platform.value, value),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is not None and row["user_id"] != user_id:
+            raise UsageError(
+                f"{platform.label} identity {value} is already mapped to <@{row['user_id']}>; "
+                f"unmap it there first (`/triage unmap <@{row['user_id']}> {platform.value}`)",
+                verb=Verb.MAP,
+            )
+
+    async def unset(self, team_id: str, user_id: str, platform: Platform) -> bool:
+        """Remove one mapping; return whether there was one."""
+        async with self.store.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM mappings WHERE team_id = ? AND user_id = ? AND platform = ?",
+                (team_id, user_id, Platform(platform).value),
+            )
+            removed = cur.rowcount > 0
+            await cur.close()
+        return removed
+
+    async def mark_verified(
+        self, team_id: str, user_id: str, platform: Platform, *, at: datetime | None = None
+    ) -> bool:
+        """Record that the mapping was just confirmed on the platform; return whether it exists."""
+        async with self.store.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE mappings SET verified_at = ? WHERE team_id = ? AND user_id = ? AND platform = ?",
+                (_ts(at or self._clock()), team_id, user_id, Platform(platform).value),
+            )
+            updated = cur.rowcount > 0
+            await cur.close()
+        return updated
+
+    async def all(self, *, team_id: str | None = None) -> list[UserIdentities]:
+        """Every mapped Slack user (optionally of one workspace), ordered by workspace and user."""
+        sql = "SELECT * FROM mappings"
+        args: tuple[str, ...] = ()
+        if team_id is not None:
+            sql += " WHERE team_id = ?"
+            args = (team_id,)
+        async with self.store.conn.execute(sql + " ORDER BY team_id, user_id", args) as cur:
+            rows = await cur.fetchall()
+        return _group(rows)
+
+    async def find_by_value(
+        self, platform: Platform, value: str, *, team_id: str | None = None
+    ) -> tuple[str, str] | None:
+        """The (team_id, user_id) mapped to ``value`` on ``platform`` (in ``team_id`` when given),
+        or None; a malformed value is simply not found."""
+        try:
+            clean = validate_identity(platform, value)
+        except UsageError:
+            return None
+        sql = "SELECT team_id, user_id FROM mappings WHERE platform = ? AND value = ?"
+        args: tuple[str, ...] = (Platform(platform).value, clean)
+        if team_id is not None:
+            sql += " AND team_id = ?"
+            args += (team_id,)
+        async with self.store.conn.execute(sql + " ORDER BY team_id LIMIT 1", args) as cur:
+            row = await cur.fetchone()
+        return (row["team_id"], row["user_id"]) if row else None

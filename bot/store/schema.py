@@ -1,0 +1,88 @@
+"""The SQLite schema as an ordered list of migrations.
+
+Migration N (1-based) is the SQL script that brings a database from schema
+version N-1 to N; ``Store.open`` applies the pending ones in order, each in its
+own transaction, and records the version in ``PRAGMA user_version``. Never edit
+a migration that has shipped: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1. Slack user -> platform identity, one row per (workspace, user, platform).
+    # Normalised rather than one wide row so a fourth platform needs no migration,
+    # and the reverse look-up (which Slack user is Datadog user X) is one index.
+    """
+    CREATE TABLE mappings (
+        team_id     TEXT NOT NULL,
+        user_id     TEXT NOT NULL,
+        platform    TEXT NOT NULL CHECK (platform IN ('datadog', 'kibana', 'xpanse')),
+        value       TEXT NOT NULL CHECK (value <> ''),
+        source      TEXT NOT NULL CHECK (source IN ('admin', 'self', 'auto')),
+        set_by      TEXT,
+        updated_at  TEXT NOT NULL,
+        verified_at TEXT,
+        PRIMARY KEY (team_id, user_id, platform)
+    ) WITHOUT ROWID;
+    -- One platform identity belongs to at most one Slack user per workspace, so an
+    -- assignee always renders as exactly one mention.
+    CREATE UNIQUE INDEX mappings_by_value ON mappings (platform, value, team_id);
+    """,
+    # 2. Durable jobs with their items, and the ledger of every change, refusal and failure.
+    """
+CREATE TABLE jobs (
+    id              TEXT PRIMARY KEY,
+    verb            TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    team_id         TEXT NOT NULL,
+    actor_id        TEXT NOT NULL,
+    channel_id      TEXT,
+    card_ts         TEXT,
+    thread_ts       TEXT,
+    response_url    TEXT,
+    source          TEXT NOT NULL,
+    interaction_key TEXT UNIQUE,
+    params          TEXT NOT NULL,
+    summary         TEXT,
+    created_at      REAL NOT NULL,
+    updated_at      REAL NOT NULL,
+    reported_at     REAL
+);
+CREATE INDEX jobs_state ON jobs(state);
+
+CREATE TABLE job_items (
+    job_id      TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    platform    TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    space       TEXT,
+    item_id     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '',
+    status      INTEGER,
+    before      TEXT,
+    after       TEXT,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX job_items_target ON job_items(target, state);
+
+CREATE TABLE ledger (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          REAL NOT NULL,
+    job_id      TEXT,
+    team_id     TEXT NOT NULL,
+    actor_id    TEXT NOT NULL,
+    verb        TEXT NOT NULL,
+    platform    TEXT,
+    target      TEXT,
+    before      TEXT,
+    after       TEXT,
+    outcome     TEXT NOT NULL,
+    detail      TEXT NOT NULL DEFAULT '',
+    status      INTEGER
+);
+CREATE INDEX ledger_target ON ledger(target, at);
+CREATE INDEX ledger_at ON ledger(at);
+""",
+]

@@ -1,0 +1,219 @@
+"""Drive the real app over HTTP with signed, real-shaped Slack payloads.
+
+``BotHarness`` starts the bot's aiohttp server on 127.0.0.1 (ephemeral port)
+with its services pointed at the platform fakes and the fake Slack Web API,
+then sends slash commands, button clicks, modal submissions and shortcuts
+built from ``../shared/slack/payloads`` and signed like Slack signs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
+
+from bot.app import build_app
+from bot.runtime import Services, build_services
+from bot.settings import Settings, load_settings
+from bot.web import build_web_app
+from tests.fakes.datadog import DatadogFake, make_datadog_config
+from tests.fakes.kibana import ElasticsearchFake, KibanaFake, make_kibana_config
+from tests.fakes.slack import SlackFake
+from tests.fakes.xpanse import XpanseFake, make_xpanse_config
+
+PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "slack" / "payloads"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TEAM = "T111"
+CHANNEL = "C111"
+
+
+def payload(name: str) -> dict[str, Any]:
+    """A fresh copy of one of Slack's own payload samples."""
+    return copy.deepcopy(json.loads((PAYLOADS / name).read_text()))
+
+
+def fake_settings(
+    *,
+    db: str,
+    slack: SlackFake,
+    datadog: DatadogFake | None,
+    kibana: KibanaFake | None,
+    es: ElasticsearchFake | None,
+    xpanse: XpanseFake | None,
+    **extra: Any,
+) -> Settings:
+    """Settings as an operator would write them, aimed at the fakes."""
+    env: dict[str, Any] = {
+        "slack_bot_token": slack.token,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": slack.api_url,
+        "triage_db": db,
+        "triage_retry_timeout": 3.0,
+        "triage_retry_attempts": 3,
+        "triage_http_timeout": 2.0,
+        "triage_webhook_token": "hook-token-123456",
+        "triage_alert_channel": CHANNEL,
+    }
+    if datadog is not None:
+        cfg = make_datadog_config(datadog)
+        env |= {"dd_api_url": datadog.url, "dd_api_key": cfg.api_key.get_secret_value(),
+                "dd_app_key": cfg.app_key.get_secret_value()}
+    if kibana is not None:
+        kcfg = make_kibana_config(kibana, es)
+        env |= {"kibana_url": kibana.url, "kibana_api_key": kcfg.api_key.get_secret_value(),
+                "kibana_spaces": "default,secops"}
+        if es is not None and kcfg.es_api_key is not None:
+            env |= {"elasticsearch_url": es.url, "elasticsearch_api_key": kcfg.es_api_key.get_secret_value()}
+    if xpanse is not None:
+        xcfg = make_xpanse_config(xpanse)
+        env |= {"xpanse_api_url": xpanse.url, "xpanse_api_key": xcfg.api_key.get_secret_value(),
+                "xpanse_api_key_id": xcfg.api_key_id, "xpanse_rate_limit": 50.0}
+    env |= extra
+    return load_settings(**env)
+
+
+class BotHarness:
+    """The running bot plus helpers to talk to it like Slack does."""
+
+    def __init__(self, settings: Settings, slack: SlackFake) -> None:
+        self.settings = settings
+        self.slack = slack
+        self.services: Services | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.http = httpx.AsyncClient(timeout=10)
+        self._n = 0
+
+    async def start(self) -> BotHarness:
+        self.services = await build_services(self.settings)
+        self.bolt = build_app(self.settings, self.services, socket_mode=False)
+        await self.services.workers.start()
+        app = build_web_app(self.services, bolt=self.bolt)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        assert site._server is not None
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.services is not None:
+            await self.services.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def svc(self) -> Services:
+        assert self.services is not None
+        return self.services
+
+    # ---- sending --------------------------------------------------------------------------
+
+    def _sign(self, body: str, *, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
+        stamp = str(ts if ts is not None else int(time.time()))
+        sig = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+        return {
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": sig,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+
+    async def post_raw(self, body: str, **sign: Any) -> httpx.Response:
+        return await self.http.post(f"{self.url}/slack/events", content=body, headers=self._sign(body, **sign))
+
+    def _next(self) -> str:
+        self._n += 1
+        return f"{self._n}"
+
+    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
+                      **sign: Any) -> httpx.Response:
+        """Send ``/triage <text>`` as a signed form post, like Slack does."""
+        fields = payload("slash_command.json")
+        fields.update({
+            "command": "/triage", "text": text, "user_id": user, "channel_id": channel, "team_id": TEAM,
+            "is_enterprise_install": "false", "enterprise_id": "", "enterprise_name": "",
+            "response_url": self.slack.webhook_url(f"cmd{self._next()}"),
+            "trigger_id": f"trigger.{self._n}.{time.monotonic_ns()}",
+        })
+        return await self.post_raw(urllib.parse.urlencode(fields), **sign)
+
+    async def interactive(self, body: dict[str, Any], **sign: Any) -> httpx.Response:
+        raw = "payload=" + urllib.parse.quote(json.dumps(body))
+        return await self.post_raw(raw, **sign)
+
+    async def click(self, action_id: str, value: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
+                    message_ts: str, message: dict[str, Any] | None = None) -> httpx.Response:
+        """Click a button on the message ``message_ts`` in ``channel``."""
+        body = payload("block_actions.message.json")
+        body["user"] = {"id": user, "team_id": TEAM}
+        body["team"] = {"id": TEAM}
+        body["container"] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                             "is_ephemeral": False}
+        body["channel"] = {"id": channel}
+        body["message"] = message or {"ts": message_ts, "type": "message", "blocks": []}
+        body["response_url"] = self.slack.webhook_url(f"btn{self._next()}")
+        body["trigger_id"] = f"trigger.{self._n}"
+        body["actions"] = [{"action_id": action_id, "block_id": "b", "value": value, "type": "button",
+                            "action_ts": f"{time.time():.6f}.{self._n}"}]
+        return await self.interactive(body)
+
+    async def click_on_card(self, action_id: str, *, channel: str, ts: str, user: str = "U0ALICE") -> httpx.Response:
+        """Click the button ``action_id`` on the card the bot posted at ``ts``."""
+        message = self.slack.message(channel, ts)
+        assert message is not None, f"no message {ts} in {channel}"
+        for block in message.get("blocks", []):
+            for element in block.get("elements", []) + ([block["accessory"]] if "accessory" in block else []):
+                if element.get("action_id") == action_id:
+                    return await self.click(action_id, element.get("value", ""), user=user, channel=channel,
+                                            message_ts=ts, message=message)
+        raise AssertionError(f"no {action_id} button on the card {ts}")
+
+    async def submit_view(self, view: dict[str, Any], values: dict[str, dict[str, Any]],
+                          *, user: str = "U0ALICE") -> httpx.Response:
+        """Submit a modal the bot opened, with ``values`` as view.state.values."""
+        body = payload("view_submission.json")
+        body["team"] = {"id": TEAM}
+        body["user"] = {"id": user, "team_id": TEAM}
+        body["view"] = {**body["view"], **view, "state": {"values": values}, "id": f"V{self._next()}",
+                        "hash": f"h{self._n}"}
+        return await self.interactive(body)
+
+    async def shortcut(self, message: dict[str, Any], *, user: str = "U0ALICE",
+                       channel: str = CHANNEL) -> httpx.Response:
+        body = payload("message_action.json")
+        body["callback_id"] = "triage_message"
+        body["team"] = {"id": TEAM}
+        body["user"] = {"id": user}
+        body["channel"] = {"id": channel}
+        body["message"] = message
+        body["message_ts"] = message.get("ts", "1583636382.000300")
+        body["response_url"] = self.slack.webhook_url(f"sc{self._next()}")
+        return await self.interactive(body)
+
+    # ---- waiting --------------------------------------------------------------------------
+
+    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait (bounded) until every queued job ran and every background reply was sent."""
+        deadline = time.monotonic() + timeout
+        bg = self.bolt.__dict__["triage_state"]["background"]
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            if self.svc.actions.queue.empty() and not self.svc.workers._busy and not bg.tasks:
+                await asyncio.sleep(0.05)
+                if self.svc.actions.queue.empty() and not self.svc.workers._busy and not bg.tasks:
+                    return
+        raise AssertionError("the bot did not settle in time")

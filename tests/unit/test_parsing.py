@@ -1,0 +1,543 @@
+"""The /triage grammar, parser, generated help, target extraction and Slack metadata."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.errors import UsageError
+from bot.models import Platform, Target, Verb
+from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
+from bot.slack.parsing import (
+    GRAMMAR,
+    RESOLVE_REASONS,
+    Command,
+    extract_targets,
+    help_text,
+    parse_command,
+    parse_target,
+    slack_to_plain,
+    target_from_link,
+    usage,
+)
+
+PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "slack" / "payloads"
+DD_ID = "ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw=="
+ODD_DD_ID = "a+b/c=d~e-f_g=="
+UUID = "f315bdaf-9ee7-4808-a9c1-99c15bf0f4d0"
+ACTOR = "UACTOR1"
+
+
+def dd(item_id: str = DD_ID) -> Target:
+    return Target(platform=Platform.DATADOG, id=item_id)
+
+
+def kb(item_id: str, space: str | None = None) -> Target:
+    return Target(platform=Platform.KIBANA, id=item_id, space=space)
+
+
+def xp(item_id: str) -> Target:
+    return Target(platform=Platform.XPANSE, id=item_id)
+
+
+def parse(text: str, **kwargs: str) -> Command:
+    return parse_command(text, actor_id=ACTOR, **kwargs)
+
+
+def usage_error(text: str, **kwargs: str) -> UsageError:
+    with pytest.raises(UsageError) as info:
+        parse(text, **kwargs)
+    return info.value
+
+
+# ---------------------------------------------------------------- every verb
+
+
+def test_empty_text_is_help() -> None:
+    """An empty or blank command asks for the whole help."""
+    assert parse("") == Command(verb=Verb.HELP)
+    assert parse("   \n ") == Command(verb=Verb.HELP)
+
+
+def test_assign_to_mention_with_mixed_platforms() -> None:
+    """assign takes targets on several platforms, an optional `to`, and a mention."""
+    cmd = parse(f"assign dd:{DD_ID} kibana:abc123 xpanse:5471 to <@U123ABC|alice>")
+    assert cmd.verb is Verb.ASSIGN
+    assert cmd.targets == (dd(), kb("abc123"), xp("5471"))
+    assert cmd.user == "U123ABC"
+
+
+def test_assign_me_without_to() -> None:
+    """`me` is the actor, and `to` is optional."""
+    cmd = parse("assign xpanse:1 me")
+    assert cmd.user == ACTOR and cmd.targets == (xp("1"),)
+
+
+def test_assign_plain_mention_and_enterprise_user() -> None:
+    """`<@U…>` without a label and Enterprise Grid `W…` ids are mentions."""
+    assert parse("assign xpanse:1 <@U0AB>").user == "U0AB"
+    assert parse("assign xpanse:1 to <@W111|ent>").user == "W111"
+
+
+def test_unassign() -> None:
+    """unassign takes one or more targets, separated by spaces or commas."""
+    cmd = parse("unassign xpanse:1,xpanse:2 kibana:a")
+    assert cmd == Command(verb=Verb.UNASSIGN, targets=(xp("1"), xp("2"), kb("a")))
+
+
+def test_attach_with_key_and_uuid() -> None:
+    """attach takes Datadog targets and a case key (upper-cased) or UUID (lower-cased)."""
+    cmd = parse(f"attach dd:{DD_ID} datadog:{ODD_DD_ID} to case sec-123")
+    assert cmd.targets == (dd(), dd(ODD_DD_ID)) and cmd.case == "SEC-123"
+    assert parse(f"attach dd:x case {UUID.upper()}").case == UUID
+
+
+def test_attach_without_case_keyword_accepts_a_case_key() -> None:
+    """A trailing case key is read as the case even without the `case` keyword."""
+    assert parse("attach dd:x to SEC-9").case == "SEC-9"
+
+
+def test_resolve_with_reason_and_comment() -> None:
+    """resolve reads `reason <word>` and everything after `--` as the comment."""
+    cmd = parse(
+        "resolve kibana:a kibana:b reason false_positive -- "
+        "scanner noise, see <https://x.example/y|ticket> &amp; more"
+    )
+    assert cmd.targets == (kb("a"), kb("b"))
+    assert cmd.reason == "false_positive"
+    assert cmd.comment == "scanner noise, see ticket (https://x.example/y) & more"
+
+
+def test_resolve_accepts_em_dash_and_no_reason() -> None:
+    """Slack clients turn `--` into a dash; both work, and the reason is optional."""
+    cmd = parse("resolve xpanse:5 — owner fixed it")
+    assert cmd.reason is None and cmd.comment == "owner fixed it"
+    assert parse("resolve xpanse:5").comment is None
+
+
+def test_resolve_xpanse_reason() -> None:
+    """Xpanse resolve reasons are the resolved_* statuses of the contract."""
+    assert parse("resolve xpanse:5 reason resolved_-_no_risk").reason == "resolved_-_no_risk"
+
+
+def test_comment_quoted_and_unquoted() -> None:
+    """comment text may be quoted (straight or smart quotes) or the rest of the line."""
+    assert parse('comment xpanse:5471 "owner contacted, fix Friday"').text == "owner contacted, fix Friday"
+    assert parse("comment xpanse:5471 “smart quotes”").text == "smart quotes"
+    cmd = parse("comment xpanse:5471 asked <@U1|bob> about &lt;host&gt;")
+    assert cmd.targets == (xp("5471"),) and cmd.text == "asked @bob about <host>"
+
+
+def test_severity() -> None:
+    """severity takes one Xpanse target and a level, case-insensitively."""
+    cmd = parse("severity xpanse:7 HIGH")
+    assert cmd == Command(verb=Verb.SEVERITY, targets=(xp("7"),), severity="high")
+    assert parse("severity xpanse:7 critical").severity == "critical"
+
+
+@pytest.mark.parametrize("verb", [Verb.SHOW, Verb.HISTORY])
+def test_show_and_history(verb: Verb) -> None:
+    """show and history take exactly one target."""
+    assert parse(f"{verb} kibana:soc/abc") == Command(verb=verb, targets=(kb("abc", "soc"),))
+
+
+def test_handoff_forms() -> None:
+    """handoff defaults `from` to the actor, and accepts `me` on either side."""
+    assert parse("handoff to <@U2>") == Command(verb=Verb.HANDOFF, user="U2", from_user=ACTOR)
+    assert parse("handoff <@U1|a> to <@U2|b>") == Command(verb=Verb.HANDOFF, user="U2", from_user="U1")
+    assert parse("handoff <@U1> to me") == Command(verb=Verb.HANDOFF, user=ACTOR, from_user="U1")
+    assert parse("handoff <@U1> <@U2>").from_user == "U1"
+
+
+@pytest.mark.parametrize("verb", [Verb.MINE, Verb.WHOAMI])
+def test_mine_and_whoami_default_to_actor(verb: Verb) -> None:
+    """mine and whoami are about the actor unless someone is named."""
+    assert parse(str(verb)) == Command(verb=verb, user=ACTOR)
+    assert parse(f"{verb} <@U9|x>") == Command(verb=verb, user="U9")
+
+
+def test_map_with_every_identity() -> None:
+    """map reads platform=value pairs, unwrapping Slack's mailto links."""
+    cmd = parse(
+        f"map <@U1> datadog={UUID} kibana=u_alice_0 xpanse=<mailto:Alice@Example.com|Alice@Example.com>"
+    )
+    assert cmd.user == "U1"
+    assert cmd.identities == {
+        Platform.DATADOG: UUID,
+        Platform.KIBANA: "u_alice_0",
+        Platform.XPANSE: "alice@example.com",
+    }
+    assert parse("map <@U1>").identities == {}
+    assert parse("map <@U1> dd=" + UUID).identities == {Platform.DATADOG: UUID}
+
+
+def test_unmap() -> None:
+    """unmap names a user and a platform (aliases accepted)."""
+    assert parse("unmap <@U1> kibana") == Command(verb=Verb.UNMAP, user="U1", platform=Platform.KIBANA)
+    assert parse("unmap <@U1> DD").platform is Platform.DATADOG
+
+
+def test_help_for_a_verb() -> None:
+    """`help <verb>` names the verb; plain `help` does not."""
+    assert parse("help resolve") == Command(verb=Verb.HELP, help_verb=Verb.RESOLVE)
+    assert parse("HELP") == Command(verb=Verb.HELP)
+
+
+def test_verbs_are_case_insensitive() -> None:
+    """Verbs and keywords are matched regardless of case."""
+    assert parse("Assign xpanse:1 TO me").verb is Verb.ASSIGN
+
+
+# ---------------------------------------------------------------- targets
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"dd:{DD_ID}", dd()),
+        (f"datadog:{DD_ID}", dd()),
+        (f"DD:{ODD_DD_ID}", dd(ODD_DD_ID)),
+        ("kibana:8a3f2c", kb("8a3f2c")),
+        ("kibana:soc/8a3f2c", kb("8a3f2c", "soc")),
+        ("kibana:default/8a3f2c", kb("8a3f2c")),  # the default space is stored as None
+        ("Kibana:sec-ops_2/a.b:c-d", kb("a.b:c-d", "sec-ops_2")),
+        ("xpanse:5471", xp("5471")),
+    ],
+)
+def test_target_forms(text: str, expected: Target) -> None:
+    """Every prefix form parses to the right platform, id and space."""
+    assert parse_target(text) == expected
+    assert parse(f"show {text}").targets == (expected,)
+
+
+def test_datadog_slash_is_part_of_the_id() -> None:
+    """A `/` in a Datadog id is part of the id, never a space separator."""
+    assert parse_target("dd:abc/def") == dd("abc/def")
+
+
+def test_default_space_is_normalised_to_none() -> None:
+    """An explicit space equal to the configured default is stored as None."""
+    assert parse("show kibana:soc/a", default_space="soc").targets == (kb("a"),)
+    assert parse("show kibana:default/a", default_space="soc").targets == (kb("a", "default"),)
+
+
+def test_duplicates_removed_in_order() -> None:
+    """The same target named twice (in two spellings) is acted on once."""
+    cmd = parse(f"unassign xpanse:2 dd:{DD_ID} xpanse:2 datadog:{DD_ID} kibana:default/k kibana:k")
+    assert cmd.targets == (xp("2"), dd(), kb("k"))
+
+
+def test_key_round_trips_through_parse_target() -> None:
+    """Target.key parses back to the same target with default_space=None."""
+    for target in (dd(ODD_DD_ID), kb("a"), kb("a", "default"), kb("a", "soc"), xp("9")):
+        assert parse_target(target.key, default_space=None) == target
+
+
+# ---------------------------------------------------------------- links
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # Datadog: finding id in the query (percent-encoded or raw +), or in the path.
+        ("https://app.datadoghq.com/security/compliance?query=x&finding_id=ab%2Bc%2Fd%3D%3D", dd("ab+c/d==")),
+        ("https://app.datadoghq.com/security?findingId=ab+c==", dd("ab+c==")),
+        ("https://app.datadoghq.eu/security/findings?finding=" + DD_ID, dd()),
+        ("https://us3.datadoghq.com/security/csm/findings/" + DD_ID, dd()),
+        ("https://myorg.ddog-gov.com/security/findings/abc%2Fdef", dd("abc/def")),
+        # Kibana: redirect links, spaces, base paths, flyout state, query ids.
+        ("https://kibana.example.com/app/security/alerts/redirect/abc123?index=.alerts&timestamp=1", kb("abc123")),
+        ("https://kibana.example.com/s/soc/app/security/alerts/redirect/abc123", kb("abc123", "soc")),
+        ("https://example.com/kibana/s/soc/app/security/alerts/redirect/abc123/", kb("abc123", "soc")),
+        (
+            "https://kibana.example.com/s/soc/app/security/alerts?_a=(x:1)&flyout=(right:(id:document-details-right,"
+            "params:(id:'a1b2c3',indexName:.internal.alerts-security.alerts-soc-000001,scopeId:alerts-page)))",
+            kb("a1b2c3", "soc"),
+        ),
+        ("https://kibana.example.com/app/security/alerts?alertId=z9", kb("z9")),
+        # Xpanse: the contract's xdr_url, and /incidents/<id>.
+        ("https://exp-test.crtx.eu.paloaltonetworks.com/incident-view?caseId=5471", xp("5471")),
+        ("https://tenant.xpanse.example/incidents/42", xp("42")),
+        ("https://tenant.crtx.us.paloaltonetworks.com/incident-view/77", xp("77")),
+    ],
+)
+def test_link_forms(url: str, expected: Target) -> None:
+    """Each documented link form yields its target, bare, Slack-wrapped or labelled."""
+    assert target_from_link(url) == expected
+    escaped = url.replace("&", "&amp;")  # Slack escapes & inside message text
+    for text in (url, f"<{escaped}>", f"<{escaped}|the alert>"):
+        assert parse(f"show {text}").targets == (expected,)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://app.datadoghq.com/security/signals?query=x",  # no finding id
+        "https://datadoghq.com.evil.example/security/findings/abc",  # not a Datadog site
+        "https://kibana.example.com/app/security/rules",
+        "https://example.com/incidents/P1ABCD",  # not a numeric incident id
+        "https://kibana.example.com/app/security/alerts/redirect/bad%20id",
+        "ftp://app.datadoghq.com/security/findings/abc",
+        "not a url",
+    ],
+)
+def test_unreadable_links(url: str) -> None:
+    """Links that do not name an item are not targets."""
+    assert target_from_link(url) is None
+
+
+def test_unreadable_link_as_target_is_a_usage_error() -> None:
+    """A link without an id in a command gets a message saying so, with the usage line."""
+    err = usage_error("show <https://app.datadoghq.com/security/signals?q=1>")
+    assert "Can't find a Datadog finding" in err.message and usage(Verb.SHOW) in err.message
+
+
+def test_datadog_path_on_other_host_is_not_datadog() -> None:
+    """A findings path on a non-Datadog host is not read as a Datadog finding."""
+    assert target_from_link("https://evil.example.com/security/findings/abc") is None
+
+
+# ---------------------------------------------------------------- usage errors
+
+
+@pytest.mark.parametrize(
+    ("text", "verb", "problem"),
+    [
+        ("assign xpanse:1", Verb.ASSIGN, "Missing user"),
+        ("assign xpanse:1 to", Verb.ASSIGN, "Missing user"),
+        ("assign me", Verb.ASSIGN, "Missing targets"),
+        ("assign", Verb.ASSIGN, "Missing targets and user"),
+        ("assign xpanse:1 @bob", Verb.ASSIGN, "`@bob` is not a Slack mention"),
+        ("unassign", Verb.UNASSIGN, "Missing targets"),
+        ("unassign 12345", Verb.UNASSIGN, "`12345` is not a target"),
+        ("unassign splunk:1", Verb.UNASSIGN, "`splunk:` is not a platform prefix"),
+        ("unassign dd:", Verb.UNASSIGN, "has no id"),
+        ("unassign xpanse:abc", Verb.UNASSIGN, "Xpanse incident ids are numbers"),
+        ("unassign dd:a!b", Verb.UNASSIGN, "not a Datadog finding id"),
+        ("unassign kibana:SOC/a", Verb.UNASSIGN, "not a Kibana space id"),
+        ("unassign kibana:soc/a/b", Verb.UNASSIGN, "not a Kibana alert id"),
+        ("attach kibana:a case SEC-1", Verb.ATTACH, "Only Datadog findings can be attached"),
+        ("attach dd:a xpanse:1 to case SEC-1", Verb.ATTACH, "not `xpanse:1`"),
+        ("attach dd:a", Verb.ATTACH, "Missing the case"),
+        ("attach dd:a case", Verb.ATTACH, "Missing the case after `case`"),
+        ("attach dd:a case banana", Verb.ATTACH, "`banana` is not a case"),
+        ("attach case SEC-1", Verb.ATTACH, "Missing targets"),
+        ("resolve kibana:a reason bogus", Verb.RESOLVE, "`bogus` is not a Kibana reason"),
+        ("resolve xpanse:1 reason false_positive", Verb.RESOLVE, "not a Xpanse reason"),
+        ("resolve kibana:a reason", Verb.RESOLVE, "Missing the reason"),
+        ("resolve kibana:a reason two words", Verb.RESOLVE, "The reason is one word"),
+        ("resolve kibana:a --", Verb.RESOLVE, "Nothing after `--`"),
+        ("resolve -- why", Verb.RESOLVE, "Missing targets"),
+        ("comment dd:a hello", Verb.COMMENT, "works on Xpanse incidents only"),
+        ("comment kibana:a hello", Verb.COMMENT, "`kibana:a` is a Kibana item"),
+        ("comment xpanse:1", Verb.COMMENT, "Missing the comment text"),
+        ("comment", Verb.COMMENT, "Missing the Xpanse incident"),
+        ("severity xpanse:1 extreme", Verb.SEVERITY, "`extreme` is not a severity"),
+        ("severity xpanse:1", Verb.SEVERITY, "Missing the severity"),
+        ("severity dd:a high", Verb.SEVERITY, "works on Xpanse incidents only"),
+        ("severity xpanse:1 high now", Verb.SEVERITY, "one incident and one severity"),
+        ("show", Verb.SHOW, "Missing target"),
+        ("show xpanse:1 xpanse:2", Verb.SHOW, "takes one target; got 2"),
+        ("history", Verb.HISTORY, "Missing target"),
+        ("handoff", Verb.HANDOFF, "Missing the person to hand off to"),
+        ("handoff <@U1> to", Verb.HANDOFF, "Missing the person to hand off to"),
+        ("handoff to me", Verb.HANDOFF, "are the same"),
+        ("handoff to bob", Verb.HANDOFF, "Expected the person to hand off to"),
+        ("mine <@U1> <@U2>", Verb.MINE, "at most one person"),
+        ("whoami bob", Verb.WHOAMI, "Expected the user"),
+        ("map", Verb.MAP, "Missing the user"),
+        ("map <@U1> datadog=nope", Verb.MAP, "`nope` is not a Datadog user id"),
+        ("map <@U1> xpanse=nope", Verb.MAP, "not an e-mail address"),
+        ("map <@U1> kibana=a/b", Verb.MAP, "not a Kibana user profile uid"),
+        ("map <@U1> splunk=x", Verb.MAP, "`splunk` is not a platform"),
+        ("map <@U1> xpanse", Verb.MAP, "Expected `platform=value`"),
+        ("map <@U1> xpanse=", Verb.MAP, "Missing the value"),
+        ("map <@U1> xpanse=a@b.co xpanse=c@d.co", Verb.MAP, "given twice"),
+        ("unmap <@U1>", Verb.UNMAP, "Name the user and one platform"),
+        ("unmap <@U1> splunk", Verb.UNMAP, "`splunk` is not a platform"),
+        ("help a b", Verb.HELP, "one command at a time"),
+    ],
+)
+def test_usage_errors(text: str, verb: Verb, problem: str) -> None:
+    """Each malformed command names its problem, its verb and its usage line."""
+    err = usage_error(text)
+    assert problem in err.message
+    assert err.verb == verb
+    assert f"Usage: `{usage(verb)}`" in err.message
+
+
+def test_unknown_verb_lists_verbs_and_suggests() -> None:
+    """An unknown verb lists every verb, suggests a close one, and has no verb."""
+    err = usage_error("asign xpanse:1 me")
+    assert err.verb is None
+    assert "Unknown command `asign`" in err.message and "Did you mean `assign`?" in err.message
+    for spec in GRAMMAR:
+        assert f"`{spec.verb}`" in err.message
+    assert "Did you mean" not in usage_error("zzzz").message
+
+
+def test_help_unknown_verb() -> None:
+    """`help <unknown>` is an unknown-verb error."""
+    assert "Unknown command `frobnicate`" in usage_error("help frobnicate").message
+
+
+def test_refresh_is_not_a_command() -> None:
+    """refresh is a button only; typing it is an unknown command."""
+    assert usage_error("refresh xpanse:1").verb is None
+
+
+def test_reason_checked_against_each_platform_present() -> None:
+    """A reason must be valid for every reason-taking platform among the targets."""
+    assert parse("resolve dd:a reason false_positive").reason == "false_positive"
+    assert "Xpanse" in usage_error("resolve kibana:a xpanse:1 reason false_positive").message
+
+
+# ---------------------------------------------------------------- help
+
+
+def test_help_for_whole_grammar_lists_every_verb() -> None:
+    """The whole help shows every verb's usage line and summary, and the target forms."""
+    text = help_text(None)
+    for spec in GRAMMAR:
+        assert spec.usage in text and spec.summary in text
+    assert "kibana:<space>/<alert id>" in text
+
+
+@pytest.mark.parametrize("spec", GRAMMAR, ids=lambda s: s.verb.value)
+def test_help_for_each_verb(spec) -> None:  # type: ignore[no-untyped-def]
+    """Each verb's help has its usage, summary and examples, and no other verb's usage."""
+    text = help_text(spec.verb)
+    assert spec.usage in text and spec.summary in text
+    for example in spec.examples:
+        assert example in text
+    for other in GRAMMAR:
+        if other is not spec:
+            assert other.usage not in text
+    if spec.verb is Verb.RESOLVE:
+        for reasons in RESOLVE_REASONS.values():
+            assert all(reason in text for reason in reasons)
+
+
+def test_every_verb_has_examples_that_parse() -> None:
+    """Every example in the help parses to its verb (with @names as Slack sends them)."""
+    for spec in GRAMMAR:
+        assert spec.examples, spec.verb
+        for example in spec.examples:
+            slack_text = re.sub(r"(?<!\S)@(\w+)", lambda m: f"<@U{m.group(1).upper()}|{m.group(1)}>", example)
+            assert parse(slack_text).verb is spec.verb, example
+
+
+def test_grammar_covers_every_command_verb() -> None:
+    """Every verb except the button-only refresh is in the grammar exactly once."""
+    verbs = [spec.verb for spec in GRAMMAR]
+    assert sorted(verbs) == sorted(set(Verb) - {Verb.REFRESH})
+
+
+def test_help_for_button_only_verb_is_whole_help() -> None:
+    """help_text for a verb outside the grammar falls back to the whole help; usage refuses it."""
+    assert help_text(Verb.REFRESH) == help_text(None)
+    with pytest.raises(ValueError, match="refresh"):
+        usage(Verb.REFRESH)
+
+
+# ---------------------------------------------------------------- Slack text
+
+
+def test_slack_to_plain() -> None:
+    """Slack entities become readable text and escapes are undone."""
+    text = "<@U1|ann> <@U2> <#C1|ops> <!here> <!subteam^S1|@sec> <mailto:a@b.c|a@b.c> <https://x.y> &lt;&amp;&gt;"
+    assert slack_to_plain(text) == "@ann @U2 #ops @here @sec a@b.c https://x.y <&>"
+
+
+# ---------------------------------------------------------------- extract_targets
+
+
+def test_extract_from_text() -> None:
+    """Prefix words and links in message text are found, in order, de-duplicated."""
+    text = (
+        f"New findings: dd:{DD_ID}, kibana:soc/abc and `xpanse:12`. "
+        "See <https://exp-test.crtx.eu.paloaltonetworks.com/incident-view?caseId=12|incident> "
+        f"and https://app.datadoghq.com/security?finding_id={DD_ID}&amp;x=1."
+    )
+    assert extract_targets(text) == [dd(), kb("abc", "soc"), xp("12")]
+
+
+def test_extract_ignores_invalid_and_prose() -> None:
+    """Text that only looks like a target is ignored, never an error."""
+    text = "Datadog: down. kibana: later. xpanse:abc odd:1 https://example.com/x <@U1> <#C1|x>"
+    assert extract_targets(text) == []
+
+
+def test_extract_from_message_action_payload_blocks() -> None:
+    """Targets are read from every text and url nested in a real message's blocks."""
+    payload = json.loads((PAYLOADS / "message_action.json").read_text())
+    message = payload["message"]
+    assert extract_targets(message["text"], message["blocks"]) == []
+    blocks = copy.deepcopy(message["blocks"])
+    section = blocks[0]["elements"][0]["elements"]
+    section.append({"type": "text", "text": " xpanse:5471 and kibana:k1"})
+    section.append({
+        "type": "link",
+        "url": "https://kibana.example.com/s/soc/app/security/alerts/redirect/k2",
+        "text": "alert",
+    })
+    blocks.append({
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": f"finding <https://app.datadoghq.com/security/findings/{DD_ID}|here>"},
+        "accessory": {"type": "button", "text": {"type": "plain_text", "text": "x"},
+                      "url": "https://tenant.example/incidents/5471"},
+    })
+    assert extract_targets(message["text"], blocks) == [xp("5471"), kb("k1"), kb("k2", "soc"), dd()]
+
+
+def test_extract_from_attachments_and_default_space() -> None:
+    """Attachments are read too; a link without /s/ is the `default` space."""
+    attachments = [{"fallback": "x", "title_link": "https://k.example/app/security/alerts/redirect/a1",
+                    "fields": [{"title": "id", "value": "dd:zz"}]}]
+    assert extract_targets("", None, attachments=attachments) == [kb("a1"), dd("zz")]
+    found = extract_targets("", None, attachments=attachments, default_space="soc")
+    assert found == [kb("a1", "default"), dd("zz")]
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def test_card_ref_round_trip_is_compact() -> None:
+    """CardRef survives dumps/loads and keeps Kibana spaces exactly."""
+    for target in (dd(ODD_DD_ID), kb("a"), kb("a", "default"), kb("a", "soc"), xp("1")):
+        ref = CardRef(target=target, channel="C1", ts="1.2", thread_ts="1.1")
+        raw = ref.dumps()
+        assert CardRef.loads(raw) == ref
+        assert len(raw) < 100
+    assert CardRef.loads(CardRef(target=xp("1")).dumps()).channel is None
+
+
+def test_modal_meta_and_handoff_ref_round_trip() -> None:
+    """ModalMeta and HandoffRef survive dumps/loads."""
+    meta = ModalMeta(verb=Verb.RESOLVE, targets=(kb("a", "soc"), xp("2")), channel="C1", ts="1.2")
+    assert ModalMeta.loads(meta.dumps()) == meta
+    ref = HandoffRef(id="job-123")
+    assert HandoffRef.loads(ref.dumps()) == ref
+
+
+def test_metadata_length_limits() -> None:
+    """dumps refuses values over Slack's limit (2,000 for buttons, 3,000 for metadata)."""
+    many = tuple(dd(f"{i:0>60}") for i in range(60))
+    with pytest.raises(ValueError, match="Slack allows 3000"):
+        ModalMeta(verb=Verb.ASSIGN, targets=many).dumps()
+    assert len(ModalMeta(verb=Verb.ASSIGN, targets=many[:40]).dumps()) <= 3000
+    with pytest.raises(ValueError, match="Slack allows 2000"):
+        CardRef(target=dd("a" * 1990)).dumps()
+    with pytest.raises(ValueError):
+        CardRef.loads("x" * 2001)
+
+
+@pytest.mark.parametrize("raw", ["", "{}", "not json", '{"t":"foo:1"}', '{"t":"xpanse:1","zz":1}'])
+def test_metadata_loads_rejects_garbage(raw: str) -> None:
+    """loads raises ValueError for anything dumps did not write."""
+    with pytest.raises(ValueError):
+        CardRef.loads(raw)
