@@ -348,16 +348,27 @@ class JobStore:
     async def recent_change(
         self, target: Target, *, verb: str, assignee: str | None, within: float
     ) -> LedgerEntry | None:
-        """The latest successful ``verb`` on ``target`` (to ``assignee`` for assign) within ``within`` s."""
+        """The latest successful change of ``target`` if it was this ``verb`` (to ``assignee``) within ``within`` s.
+
+        Only the newest assign/unassign/handoff/resolve counts, so "assign, unassign, assign" is
+        not mistaken for a repeat of the first assign.
+        """
         async with self.store.conn.execute(
-            "SELECT l.* FROM ledger l JOIN jobs j ON j.id = l.job_id"
-            " WHERE l.target = ? AND l.verb = ? AND l.outcome IN ('done','warning')"
-            " AND (? IS NULL OR json_extract(j.params, '$.assignee') = ?) AND l.at >= ?"
+            "SELECT l.*, json_extract(j.params, '$.assignee') AS assignee FROM ledger l"
+            " LEFT JOIN jobs j ON j.id = l.job_id"
+            " WHERE l.target = ? AND l.outcome IN ('done','warning')"
+            " AND l.verb IN ('assign','unassign','handoff','resolve')"
             " ORDER BY l.at DESC, l.id DESC LIMIT 1",
-            (target.key, verb, assignee, assignee, time.time() - within),
+            (target.key,),
         ) as cur:
             row = await cur.fetchone()
-        return LedgerEntry.model_validate(dict(row)) if row else None
+        if row is None or row["verb"] != verb or row["at"] < time.time() - within:
+            return None
+        if assignee is not None and row["assignee"] != assignee:
+            return None
+        data = dict(row)
+        data.pop("assignee", None)
+        return LedgerEntry.model_validate(data)
 
     async def held_by(self, *, platform: Platform, identity: str) -> list[Target]:
         """Items whose latest assignment change by the bot left them with ``identity`` (and not resolved since)."""

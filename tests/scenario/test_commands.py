@@ -31,7 +31,7 @@ async def test_assign_mixed_platforms_by_slash_command(
     await bot.settle()
     assert datadog_fake.findings[FINDING]["assignee_id"] == DD_BOB
     assert kibana_fake.alerts["secops"]["a1"]["kibana.alert.workflow_assignee_ids"] == [KB_BOB]
-    assert xpanse_fake.incidents["5471"]["assigned_user_mail"] == "bob@example.com"
+    assert xpanse_fake.incidents["5471"].assigned_user_mail == "bob@example.com"
     posts = slack_fake.calls_to("chat.postMessage")
     assert len(posts) == 2, posts  # the summary in the channel, then the detail in its thread
     parent, detail = posts
