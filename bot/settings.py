@@ -207,9 +207,9 @@ class Settings(BaseSettings):
     def kibana(self) -> KibanaConfig | None:
         if not (self.kibana_url and self.kibana_api_key):
             return None
-        spaces = [s.strip() for s in self.kibana_spaces.split(",") if s.strip()]
-        if self.kibana_space not in spaces:
-            spaces.insert(0, self.kibana_space)
+        extra = [s.strip() for s in self.kibana_spaces.split(",") if s.strip()]
+        # The default space first, then the others once each, in the order given.
+        spaces = list(dict.fromkeys([self.kibana_space, *extra]))
         return KibanaConfig(
             url=self.kibana_url,
             api_key=self.kibana_api_key,

@@ -81,6 +81,7 @@ class PlatformHttp:
         headers: Mapping[str, str] | None = None,
         error_parser: ErrorParser,
         rate_limit: float | None = None,
+        limiter: AsyncLimiter | None = None,
         auth: httpx.Auth | None = None,
     ) -> None:
         self.platform = platform
@@ -95,7 +96,8 @@ class PlatformHttp:
         )
         self._sem = asyncio.Semaphore(policy.concurrency)
         # A leaky bucket with a burst of one: at most `rate_limit` requests per second, evenly spaced.
-        self._limiter = AsyncLimiter(1, 1 / rate_limit) if rate_limit else None
+        # Clients of one tenant can share a `limiter` so that together they stay under its limit.
+        self.limiter = limiter or (AsyncLimiter(1, 1 / rate_limit) if rate_limit else None)
         self.calls: Counter[str] = Counter()
 
     async def aclose(self) -> None:
@@ -149,8 +151,8 @@ class PlatformHttp:
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
     ) -> httpx.Response:
-        if self._limiter is not None:
-            await self._limiter.acquire()
+        if self.limiter is not None:
+            await self.limiter.acquire()
         self.calls[operation] += 1
         started = time.perf_counter()
         try:

@@ -151,11 +151,10 @@ class XpanseClient(BasePlatformClient):
         # Comments are not idempotent: a retried timeout could post the same comment twice,
         # so they go through a client that tries exactly once (comment() retries only the
         # failures that prove nothing was applied).
+        # It shares the main client's limiter so both together stay under the tenant's rate limit.
         self._once = PlatformHttp(
-            policy=config.http.model_copy(update={"retry_attempts": 1}), rate_limit=None, **common
+            policy=config.http.model_copy(update={"retry_attempts": 1}), limiter=self._http.limiter, **common
         )
-        # Share one limiter so both clients together stay under the tenant's rate limit.
-        self._once._limiter = self._http._limiter
         self._users_cache: tuple[float, list[dict[str, Any]]] | None = None
         self._users_lock = asyncio.Lock()
 
