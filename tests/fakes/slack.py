@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import pytest_asyncio
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from slack_sdk.web.async_client import AsyncWebClient
 
 TOKEN = "xoxb-test-token"
@@ -130,6 +130,9 @@ class SlackFake:
         self._ts_base = int(time.time())
         self._seq = itertools.count(1)
         self._view_seq = itertools.count(1)
+        self._envelopes: asyncio.Queue[Json] = asyncio.Queue()
+        self.socket_acks: list[Json] = []
+        self.socket_connections = 0
         self._handlers: dict[str, Callable[[Json], Awaitable[Json] | Json]] = {
             "auth.test": self._auth_test,
             "users.info": self._users_info,
@@ -325,8 +328,42 @@ class SlackFake:
         return web.Response(text="ok")
 
     async def _link(self, request: web.Request) -> web.StreamResponse:
-        # Socket Mode is not served yet: the URL exists so apps.connections.open is real-shaped.
-        return web.Response(status=426, text="websocket not implemented by this fake")
+        """Socket Mode: say hello, push queued envelopes, record the app's acks."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.socket_connections += 1
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A111"}})
+
+        async def pump() -> None:
+            while True:
+                envelope = await self._envelopes.get()
+                await ws.send_json(envelope)
+
+        sender = asyncio.create_task(pump())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    self.socket_acks.append(json.loads(msg.data))
+                    self._changed.set()
+        finally:
+            sender.cancel()
+        return ws
+
+    async def push_envelope(self, kind: str, payload: Json) -> str:
+        """Queue a Socket Mode envelope (``slash_commands`` / ``interactive``); returns its id."""
+        envelope_id = f"env-{next(self._seq)}"
+        await self._envelopes.put(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
+        )
+        return envelope_id
+
+    async def wait_for_ack(self, envelope_id: str, timeout: float = 5) -> Json:
+        """Wait until the app acked ``envelope_id`` over the socket; return the ack."""
+        acks = await self._wait(
+            lambda: [a for a in self.socket_acks if a.get("envelope_id") == envelope_id], 1, timeout,
+            what=f"socket ack {envelope_id}",
+        )
+        return acks[0]
 
     def _next_ts(self) -> str:
         return f"{self._ts_base}.{next(self._seq):06d}"
