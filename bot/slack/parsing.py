@@ -51,6 +51,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import UsageError
 from bot.models import Platform, Target, Verb
+from bot.platforms.kibana import CLOSE_REASONS
+from bot.platforms.xpanse import RESOLVE_REASONS as XPANSE_RESOLVE_REASONS
+from bot.platforms.xpanse import RESOLVED, SEVERITIES
 from bot.settings import DATADOG_SITES
 
 __all__ = [
@@ -120,7 +123,7 @@ GRAMMAR: tuple[VerbSpec, ...] = (
     ),
     VerbSpec(
         Verb.SEVERITY,
-        "severity <xpanse target> <low|medium|high|critical>",
+        "severity <xpanse target> <low|medium|high>",
         "Set the manual severity of an Xpanse incident.",
         ("severity xpanse:5471 high",),
     ),
@@ -184,29 +187,15 @@ TARGETS_HELP = (
     "Datadog, Kibana or Xpanse. Separate several with spaces or commas; platforms can be mixed."
 )
 
-# Kibana's ReasonEnum for closing alerts, and the Xpanse statuses that resolve an
-# incident (xpanse.yaml UpdateIncidentRequest.status); Datadog has no resolve API.
+# The reasons each platform's client accepts for resolving, and Xpanse's manual severities:
+# one home, in the clients, so the parser can never accept what the platform refuses.
+# Datadog has no resolve API.
 RESOLVE_REASONS: dict[Platform, tuple[str, ...]] = {
-    Platform.KIBANA: (
-        "false_positive",
-        "issue_resolved",
-        "acceptable_risk",
-        "expected_activity",
-        "low_severity",
-        "duplicate",
-        "investigation_required",
-    ),
-    Platform.XPANSE: (
-        "resolved",
-        "resolved_-_no_longer_observed",
-        "resolved_-_no_risk",
-        "resolved_-_risk_accepted",
-        "resolved_-_contested_asset",
-        "resolved_-_remediated_automatically",
-    ),
+    Platform.KIBANA: CLOSE_REASONS,
+    Platform.XPANSE: (RESOLVED, *XPANSE_RESOLVE_REASONS),
 }
 
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+
 
 _PLATFORM_WORDS: dict[str, Platform] = {
     "dd": Platform.DATADOG,

@@ -136,7 +136,7 @@ def test_severity() -> None:
     """severity takes one Xpanse target and a level, case-insensitively."""
     cmd = parse("severity xpanse:7 HIGH")
     assert cmd == Command(verb=Verb.SEVERITY, targets=(xp("7"),), severity="high")
-    assert parse("severity xpanse:7 critical").severity == "critical"
+    assert parse("severity xpanse:7 high").severity == "high"
 
 
 @pytest.mark.parametrize("verb", [Verb.SHOW, Verb.HISTORY])
@@ -541,3 +541,10 @@ def test_metadata_loads_rejects_garbage(raw: str) -> None:
     """loads raises ValueError for anything dumps did not write."""
     with pytest.raises(ValueError):
         CardRef.loads(raw)
+
+
+def test_severity_the_platform_refuses_is_a_usage_error() -> None:
+    """The parser accepts exactly Xpanse's manual severities, so `critical` is refused before any job."""
+    with pytest.raises(UsageError) as info:
+        parse("severity xpanse:7 critical")
+    assert "low" in info.value.message and "high" in info.value.message
