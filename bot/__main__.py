@@ -50,8 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
 
     shell = sub.add_parser("shell", help="try every verb in a text console, without Slack")
-    shell.add_argument("--sandbox", action="store_true", help="use the built-in sandbox tenants")
-    shell.add_argument("--user", default="U0SANDBOX1", help="the Slack user id you act as")
+    shell.add_argument("--sandbox", action="store_true",
+                       help="use the built-in SANDBOX tenants even if platform credentials are configured")
+    shell.add_argument("--user", default=None,
+                       help="the Slack user id you act as (default: alice in the sandbox)")
 
     sub.add_parser("check", help="validate settings and call each configured platform and Slack")
 
@@ -184,7 +186,8 @@ async def _with_services(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         verify = await mappings_io.verify_mappings(services.mappings, services.clients)
         print("\n".join(verify.lines()))
-        return 0 if verify.ok else 1
+        # Drift fails the command; "unverified" (platform not configured) does not.
+        return 1 if verify.drifts else 0
     finally:
         await services.close()
 
@@ -196,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "shell":
             from bot.shell import run_shell
 
-            return asyncio.run(run_shell(sandbox=args.sandbox, user=args.user))
+            # The sandbox needs no settings at all: a fresh machine with a broken .env still gets a shell.
+            shell_settings = None if args.sandbox else load_settings()
+            return asyncio.run(run_shell(sandbox=args.sandbox, user=args.user, settings=shell_settings))
         settings = load_settings()
         _configure_logging(settings)
         if args.command == "serve":

@@ -1,4 +1,11 @@
-"""``triage-bot check``: one line per configured platform and Slack, never a secret."""
+"""``triage-bot check``: one line per configured platform and Slack, never a secret.
+
+Each configured platform's cheapest authenticated endpoint is called through its real
+client (``PlatformClient.check``), Elasticsearch too when the Kibana profile look-up is
+configured, and Slack's ``auth.test`` (whose granted scopes are compared with what the
+bot uses). Every line passes through the log redactor before it is returned, so a
+vendor that echoes a credential in an error body cannot make ``check`` print it.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,10 @@ import asyncio
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import PlatformAuthError, PlatformError
+from bot.logging import Redactor, secret_values
 from bot.models import Platform
 from bot.platforms import build_clients
+from bot.platforms.base import PlatformClient
 from bot.runtime import slack_web_client
 from bot.settings import Settings
 
@@ -19,45 +28,84 @@ PERMISSION_HINTS = {
     Platform.KIBANA: "the API key needs Security > Alerts: All in every configured space",
     Platform.XPANSE: "the API key needs a role that can read and update incidents and read users",
 }
+ES_HINT = "the Elasticsearch API key needs the read_security cluster privilege"
+# Scopes the bot's features need (manifest.yml); usergroups:read only matters for group policies.
+REQUIRED_SCOPES = ("commands", "chat:write", "im:write", "users:read", "users:read.email")
+# An address no directory holds: the profile look-up runs without finding anyone.
+_PROBE_EMAIL = "triage-bot-check@invalid.example"
+# A check should answer in seconds: a down platform must not take the full retry budget.
+CHECK_RETRY_ATTEMPTS = 2
+CHECK_RETRY_TIMEOUT = 10.0
+
+
+def _failing(label: str, exc: Exception, hint: str) -> str:
+    if isinstance(exc, PlatformAuthError):
+        return f"{label}: failing — {exc.status} {exc.reason}; {hint}"
+    if isinstance(exc, PlatformError):
+        status = f"{exc.status} " if exc.status else ""
+        return f"{label}: failing — {status}{exc.reason}"
+    # An unexpected error (a malformed URL …) is a failing check, not a crash; its message
+    # may quote a request, so only the type is shown.
+    return f"{label}: failing — {type(exc).__name__}"
+
+
+async def _check_platform(platform: Platform, client: PlatformClient, settings: Settings) -> tuple[list[str], bool]:
+    try:
+        lines = [f"{platform.label}: ok — {await client.check()}"]
+    except Exception as exc:
+        return [_failing(platform.label, exc, PERMISSION_HINTS[platform])], False
+    if platform is Platform.KIBANA and settings.elasticsearch_url:
+        try:
+            await client.find_user_by_email(_PROBE_EMAIL)
+            lines.append(f"Elasticsearch: ok — profile look-up by e-mail works ({settings.elasticsearch_url})")
+        except Exception as exc:
+            return [*lines, _failing("Elasticsearch", exc, ES_HINT)], False
+    return lines, True
+
+
+async def _check_slack(settings: Settings) -> tuple[str, bool]:
+    if settings.slack_bot_token is None:
+        return "Slack: not configured (SLACK_BOT_TOKEN is not set)", True
+    try:
+        auth = await slack_web_client(settings).auth_test()
+    except SlackApiError as exc:
+        return f"Slack: failing — {exc.response.get('error')}", False
+    except Exception as exc:  # a connection failure is a failing check, not a crash
+        return f"Slack: failing — {type(exc).__name__} talking to {settings.slack.api_url}", False
+    who = f"bot {auth.get('user')} in team {auth.get('team')}"
+    header = next((v for k, v in (auth.headers or {}).items() if k.lower() == "x-oauth-scopes"), None)
+    if header is None:
+        return f"Slack: ok — {who}", True
+    granted = {s.strip() for s in str(header).split(",") if s.strip()}
+    missing = [s for s in REQUIRED_SCOPES if s not in granted]
+    if missing:
+        return (f"Slack: failing — {who}, but the token lacks {', '.join(missing)}; add the scopes in the "
+                "app's OAuth settings and reinstall the app"), False
+    note = "" if "usergroups:read" in granted else " (no usergroups:read: policy rules naming groups never match)"
+    return f"Slack: ok — {who}{note}", True
 
 
 async def run_check(settings: Settings) -> tuple[list[str], bool]:
-    """Call each configured platform's cheapest authenticated endpoint and Slack's auth.test."""
-    clients = build_clients(settings)
-    lines: list[str] = []
-    ok = True
+    """Call each configured platform's cheapest authenticated endpoint and Slack's auth.test.
 
-    async def one(platform: Platform) -> str:
-        nonlocal ok
-        try:
-            detail = await clients[platform].check()
-            return f"{platform.label}: ok — {detail}"
-        except PlatformAuthError as exc:
-            ok = False
-            return f"{platform.label}: failing — {exc.status} {exc.reason}; {PERMISSION_HINTS[platform]}"
-        except PlatformError as exc:
-            ok = False
-            return f"{platform.label}: failing — {exc.reason}"
-
+    Returns the report lines (configured platforms, then the unconfigured ones, then
+    Slack) and whether everything configured works. Raises ``ConfigError`` only when a
+    client cannot be built from the settings.
+    """
+    quick = settings.model_copy(
+        update={"triage_retry_attempts": CHECK_RETRY_ATTEMPTS,
+                "triage_retry_timeout": min(settings.triage_retry_timeout, CHECK_RETRY_TIMEOUT)}
+    )
+    clients = build_clients(quick)
     try:
-        results = await asyncio.gather(*(one(p) for p in clients))
+        results = await asyncio.gather(*(_check_platform(p, c, quick) for p, c in clients.items()))
     finally:
         for client in clients.values():
             await client.aclose()
-    for platform in Platform:
-        if platform not in clients:
-            lines.append(f"{platform.label}: not configured")
-    lines[:0] = list(results)
-    if settings.slack_bot_token is None:
-        lines.append("Slack: not configured (SLACK_BOT_TOKEN is not set)")
-    else:
-        try:
-            auth = await slack_web_client(settings).auth_test()
-            lines.append(f"Slack: ok — bot {auth.get('user')} in team {auth.get('team')}")
-        except SlackApiError as exc:
-            ok = False
-            lines.append(f"Slack: failing — {exc.response.get('error')}")
-        except Exception as exc:  # a connection failure is a failing check, not a crash
-            ok = False
-            lines.append(f"Slack: failing — {type(exc).__name__}")
-    return lines, ok
+    lines = [line for platform_lines, _ in results for line in platform_lines]
+    ok = all(good for _, good in results)
+    lines += [f"{p.label}: not configured" for p in Platform if p not in clients]
+    slack_line, slack_ok = await _check_slack(quick)
+    lines.append(slack_line)
+    redactor = Redactor(secret_values(settings))
+    return [redactor.redact_text(line) for line in lines], ok and slack_ok

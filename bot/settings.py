@@ -9,7 +9,7 @@ that it never appears in a repr, a log line or a traceback.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Filled by the "before" validator for load_settings to report beside any field errors.
+    _pair_problems: ClassVar[list[str]] = []
+
     _normalise_urls = field_validator(
         "dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", mode="after"
     )(_strip_slash)
@@ -144,31 +147,43 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value
 
-    @model_validator(mode="after")
-    def _pairs_complete(self) -> Settings:
+    @model_validator(mode="before")
+    @classmethod
+    def _pairs_complete(cls, data: Any) -> Any:
+        """Refuse half-configured platforms; runs on the raw values, so a bad value elsewhere
+        (say DD_SITE) does not hide a missing partner variable: every problem is reported."""
+        if not isinstance(data, dict):
+            return data
+        have = {k.lower(): v for k, v in data.items() if v not in (None, "")}
         problems: list[str] = []
+        pairs = [
+            ("dd_api_key", ["dd_app_key"]),
+            ("dd_app_key", ["dd_api_key"]),
+            ("kibana_url", ["kibana_api_key"]),
+            ("kibana_api_key", ["kibana_url"]),
+            ("elasticsearch_url", ["elasticsearch_api_key"]),
+            ("xpanse_api_key", ["xpanse_api_url", "xpanse_api_key_id"]),
+            ("xpanse_api_url", ["xpanse_api_key"]),
+        ]
+        for name, needs in pairs:
+            if name in have:
+                problems.extend(
+                    f"{other.upper()} is required when {name.upper()} is set" for other in needs if other not in have
+                )
+        routes = have.get("triage_alert_routes")
+        if isinstance(routes, dict):
+            for key in routes:
+                platform = str(key).partition(":")[0]
+                if platform not in {p.value for p in Platform}:
+                    problems.append(f"TRIAGE_ALERT_ROUTES: unknown platform {platform!r} in key {key!r}")
+        Settings._pair_problems = problems
+        return data
 
-        def need(have: object, name: str, needs: list[tuple[object, str]]) -> None:
-            if have:
-                problems.extend(f"{other} is required when {name} is set" for v, other in needs if not v)
-
-        need(self.dd_api_key, "DD_API_KEY", [(self.dd_app_key, "DD_APP_KEY")])
-        need(self.dd_app_key, "DD_APP_KEY", [(self.dd_api_key, "DD_API_KEY")])
-        need(self.kibana_url, "KIBANA_URL", [(self.kibana_api_key, "KIBANA_API_KEY")])
-        need(self.kibana_api_key, "KIBANA_API_KEY", [(self.kibana_url, "KIBANA_URL")])
-        need(self.elasticsearch_url, "ELASTICSEARCH_URL", [(self.elasticsearch_api_key, "ELASTICSEARCH_API_KEY")])
-        need(
-            self.xpanse_api_key,
-            "XPANSE_API_KEY",
-            [(self.xpanse_api_url, "XPANSE_API_URL"), (self.xpanse_api_key_id, "XPANSE_API_KEY_ID")],
-        )
-        need(self.xpanse_api_url, "XPANSE_API_URL", [(self.xpanse_api_key, "XPANSE_API_KEY")])
-        for key in self.triage_alert_routes:
-            platform, _, _severity = key.partition(":")
-            if platform not in {p.value for p in Platform}:
-                problems.append(f"TRIAGE_ALERT_ROUTES: unknown platform {platform!r} in key {key!r}")
-        if problems:
-            raise ValueError("; ".join(problems))
+    @model_validator(mode="after")
+    def _refuse_half_configured(self) -> Settings:
+        # Reached only when every field is valid; a direct Settings() is refused too.
+        if Settings._pair_problems:
+            raise ValueError("; ".join(Settings._pair_problems))
         return self
 
     # ---- derived, per-platform views -------------------------------------------------
@@ -241,10 +256,11 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings; raise ``ConfigError`` with one line per problem when invalid."""
+    Settings._pair_problems = []
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
+        problems = list(Settings._pair_problems)
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]).upper()
             msg = err["msg"].removeprefix("Value error, ")
@@ -252,4 +268,5 @@ def load_settings(**overrides: object) -> Settings:
                 problems.append(f"{loc}: {msg}")
             else:
                 problems.extend(m.strip() for m in msg.split(";"))
-        raise ConfigError(problems) from None
+        raise ConfigError(list(dict.fromkeys(problems))) from None
+    return settings

@@ -13,7 +13,7 @@ import asyncio
 import email.utils
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -29,6 +29,7 @@ from bot.errors import (
     PlatformRejected,
     PlatformUnavailable,
 )
+from bot.logging import Redactor
 from bot.metrics import PLATFORM_LATENCY, PLATFORM_RETRIES
 from bot.settings import HttpPolicy
 
@@ -83,8 +84,16 @@ class PlatformHttp:
         rate_limit: float | None = None,
         limiter: AsyncLimiter | None = None,
         auth: httpx.Auth | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.platform = platform
+        # A vendor error body may quote a credential back; reasons reach Slack, so the client's own
+        # credentials (its auth headers and any extra secrets) are redacted from them.
+        credential_values = [
+            v for k, v in (headers or {}).items()
+            if any(w in k.lower() for w in ("key", "auth", "token", "secret"))
+        ]
+        self._redactor = Redactor([*credential_values, *(v.split(" ", 1)[-1] for v in credential_values), *secrets])
         self.policy = policy
         self._parse_error = error_parser
         self._client = httpx.AsyncClient(
@@ -181,7 +190,7 @@ class PlatformHttp:
             text = self._parse_error(response)
         except Exception:  # a malformed error body must not hide the status
             text = ""
-        return text or response.reason_phrase or "error"
+        return self._redactor.redact_text(text) or response.reason_phrase or "error"
 
     def _client_error(self, response: httpx.Response) -> PlatformError:
         status = response.status_code

@@ -146,6 +146,7 @@ class XpanseClient(BasePlatformClient):
             "headers": {"Content-Type": "application/json", "Accept": "application/json"},
             "error_parser": parse_error,
             "auth": auth,
+            "secrets": [config.api_key.get_secret_value()],
         }
         self._http = PlatformHttp(policy=config.http, rate_limit=config.rate_limit, **common)
         # Comments are not idempotent: a retried timeout could post the same comment twice,
