@@ -34,6 +34,9 @@ from bot.store.jobs import JobParams
 
 log = structlog.get_logger(__name__)
 
+# Cards one "Triage this" posts at most: a thread of more is noise, and each is a platform read.
+MAX_SHORTCUT_CARDS = 20
+
 
 class Background:
     """Tracks fire-and-forget tasks started after an ack, logging their failures."""
@@ -58,12 +61,25 @@ def _ref() -> str:
 
 
 def _user_message(exc: UserError) -> str:
+    """The message for the actor: usage errors end with the verb's usage line."""
     if isinstance(exc, UsageError) and exc.verb and "Usage:" not in exc.message:
         try:
-            return f"{exc.message}\n{usage(Verb(exc.verb))}"
+            return f"{_capital(exc.message)}\nUsage: `{usage(Verb(exc.verb))}`"
         except ValueError:
             return exc.message
     return exc.message
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _user_reply(exc: UserError) -> dict[str, Any]:
+    """An ack/response body for a user error; usage errors get escaped blocks and a help pointer."""
+    message = _user_message(exc)
+    if isinstance(exc, UsageError):
+        return {"text": blocks.usage_error_text(message), "blocks": blocks.usage_error_blocks(message)}
+    return {"text": message}
 
 
 def build_app(settings: Settings, services: Services, *, socket_mode: bool | None = None) -> AsyncApp:
@@ -92,11 +108,12 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
         return wrapped
 
-    async def ephemeral(respond: AsyncRespond | None, text: str) -> None:
+    async def ephemeral(respond: AsyncRespond | None, text: str,
+                        blocks_: list[dict[str, Any]] | None = None) -> None:
         if respond is None:
             return
         try:
-            await respond(text=text, response_type="ephemeral", replace_original=False)
+            await respond(text=text, blocks=blocks_, response_type="ephemeral", replace_original=False)
         except Exception as exc:  # the response_url may have expired; the log keeps it
             log.warning("respond_failed", error=type(exc).__name__)
 
@@ -111,13 +128,13 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         try:
             cmd = parse_command(command.get("text") or "", actor_id=actor, default_space=settings.kibana_space)
         except UsageError as exc:
-            await ack(text=_user_message(exc), blocks=blocks.usage_error_blocks(_user_message(exc)))
+            await ack(**_user_reply(exc))
             return
         try:
             await dispatch(cmd, team=team, actor=actor, channel=channel, ack=ack, respond=respond,
                            response_url=command.get("response_url"), trigger_id=command.get("trigger_id"))
         except UserError as exc:
-            await ack(text=_user_message(exc))
+            await ack(**_user_reply(exc))
         except TriageError as exc:
             ref = _ref()
             log.error("command_failed", ref=ref, error=str(exc))
@@ -181,10 +198,9 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     async def whoami(team: str, who: str, respond: AsyncRespond) -> None:
         statuses = await services.identity.whoami(team, who, verify=True)
-        lines = [f"*<@{who}>*"]
-        for s in statuses:
-            lines.append(f"• {s}")
-        await ephemeral(respond, "\n".join(lines))
+        configured = list(services.clients)
+        await ephemeral(respond, blocks.whoami_text(who),
+                        blocks.whoami_blocks(who, statuses, configured=configured))
 
     async def mine(team: str, who: str, respond: AsyncRespond) -> None:
         lines: list[str] = []
@@ -217,6 +233,16 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     # ---- card buttons ----------------------------------------------------------------------
 
+    def card_ref(action: dict[str, Any]) -> CardRef:
+        """The CardRef a card button carries; ``UsageError`` for one this bot cannot read
+        (a card drawn by an incompatible version, or a value not written by the bot)."""
+        try:
+            return CardRef.loads(str(action.get("value") or ""))
+        except ValueError:
+            log.info("card_ref_unreadable", action_id=action.get("action_id"))
+            raise UsageError("This card can no longer be acted on. Post a fresh one with "
+                             "`/triage show <target>`.") from None
+
     def card_place(body: dict[str, Any], ref: CardRef) -> tuple[str | None, str | None, str | None]:
         container = body.get("container") or {}
         message = body.get("message") or {}
@@ -228,7 +254,11 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     async def submit_button(body: dict[str, Any], respond: AsyncRespond, verb: Verb,
                             params: JobParams | None = None) -> None:
         action = body["actions"][0]
-        ref = CardRef.loads(action["value"])
+        try:
+            ref = card_ref(action)
+        except UserError as exc:
+            await ephemeral(respond, exc.message)
+            return
         channel, ts, thread = card_place(body, ref)
         user = body["user"]["id"]
         request = ActionRequest(
@@ -240,7 +270,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         try:
             await actions.submit(request)
         except UserError as exc:
-            await ephemeral(respond, _user_message(exc))
+            await ephemeral(respond, _capital(exc.message))
 
     @app.action(ActionId.ASSIGN_ME)
     async def on_assign_me(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
@@ -262,15 +292,19 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         await ack()
 
     async def open_modal(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond, verb: Verb) -> None:
-        ref = CardRef.loads(body["actions"][0]["value"])
-        channel, ts, thread = card_place(body, ref)
-        meta = ModalMeta(verb=verb, targets=(ref.target,), channel=channel, ts=ts, thread_ts=thread)
-        if verb is Verb.ASSIGN:
-            view = blocks.assign_modal(meta)
-        elif verb is Verb.ATTACH:
-            view = blocks.attach_modal(meta)
-        else:
-            view = blocks.resolve_modal(meta, platform=ref.target.platform)
+        try:
+            ref = card_ref(body["actions"][0])
+            channel, ts, thread = card_place(body, ref)
+            meta = ModalMeta(verb=verb, targets=(ref.target,), channel=channel, ts=ts, thread_ts=thread)
+            if verb is Verb.ASSIGN:
+                view = blocks.assign_modal(meta)
+            elif verb is Verb.ATTACH:
+                view = blocks.attach_modal(meta)
+            else:
+                view = blocks.resolve_modal(meta, platform=ref.target.platform)
+        except UserError as exc:
+            await ephemeral(respond, exc.message)
+            return
         try:
             await client.views_open(trigger_id=body["trigger_id"], view=view)
         except SlackApiError as exc:
@@ -303,7 +337,8 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     # ---- modal submissions -----------------------------------------------------------------
 
     def modal_value(view: dict[str, Any], block: BlockId, action: ActionId) -> dict[str, Any]:
-        return ((view.get("state") or {}).get("values") or {}).get(block.value, {}).get(action.value, {})
+        found = ((view.get("state") or {}).get("values") or {}).get(block.value, {}).get(action.value, {})
+        return found if isinstance(found, dict) else {}
 
     async def submit_modal(ack: AsyncAck, body: dict[str, Any], verb: Verb, params: JobParams,
                            error_block: BlockId) -> None:
@@ -319,7 +354,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         try:
             await actions.submit(request)
         except UserError as exc:
-            await ack(response_action="errors", errors={error_block.value: _user_message(exc)[:150]})
+            await ack(response_action="errors", errors={error_block.value: blocks.cut(_capital(exc.message), 150)})
             return
         await ack()
 
@@ -372,15 +407,19 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
                 job = await services.handoff.cancel(ref.id, actor_id=user, admin=admin)
                 note = f":no_entry_sign: Cancelled by <@{user}>; nothing was changed."
         except UserError as exc:
-            await ephemeral(respond, _user_message(exc))
+            await ephemeral(respond, _capital(exc.message))
             return
         container = body.get("container") or {}
         message = body.get("message") or {}
         kept = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
         kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+        channel = container.get("channel_id") or job.channel_id
+        ts = container.get("message_ts") or job.card_ts
+        if not channel or not ts:  # a preview sent through a response_url has no message to edit
+            await ephemeral(respond, note)
+            return
         try:
-            await client.chat_update(channel=container.get("channel_id") or job.channel_id,
-                                     ts=container.get("message_ts") or job.card_ts, text=note, blocks=kept)
+            await client.chat_update(channel=str(channel), ts=str(ts), text=note, blocks=kept)
         except SlackApiError as exc:
             log.warning("handoff_preview_update_failed", error=exc.response.get("error"))
 
@@ -419,14 +458,21 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         user = body["user"]["id"]
         request = ActionRequest(
             verb=Verb.SHOW, team_id=(body.get("team") or {}).get("id") or "", actor_id=user,
-            targets=targets[:20], source=Source.SHORTCUT, channel_id=(body.get("channel") or {}).get("id"),
+            targets=targets[:MAX_SHORTCUT_CARDS], source=Source.SHORTCUT,
+            channel_id=(body.get("channel") or {}).get("id"),
             thread_ts=message.get("thread_ts") or body.get("message_ts") or message.get("ts"),
             response_url=body.get("response_url"), interaction_key=body.get("trigger_id"),
         )
         try:
             await actions.submit(request)
         except UserError as exc:
-            await ephemeral(respond, _user_message(exc))
+            await ephemeral(respond, _capital(exc.message))
+            return
+        if len(targets) > MAX_SHORTCUT_CARDS:
+            rest = " ".join(f"`{t.key}`" for t in targets[MAX_SHORTCUT_CARDS:])
+            await ephemeral(respond, blocks.cut(
+                f"That message names {len(targets)} alerts; cards follow for the first {MAX_SHORTCUT_CARDS}. "
+                f"The rest: {rest}", 3000))
 
     # ---- errors -----------------------------------------------------------------------------
 

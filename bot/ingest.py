@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from bot.errors import UsageError
 from bot.models import ItemState, Platform, Target
 from bot.settings import Settings
+from bot.slack.parsing import parse_target
 
 SIGNATURE_HEADER = "X-Triage-Signature"
 
@@ -101,10 +102,17 @@ def parse_alerts(platform: Platform, payload: Any) -> list[IncomingAlert]:
             raise UsageError(f"alert #{n + 1}: {first['loc'][0]}: {first['msg']}") from None
         if platform is Platform.XPANSE and not alerts[-1].id.isdigit():
             raise UsageError(f"alert #{n + 1}: an Xpanse incident id is a number, got {alerts[-1].id!r}")
+        # The card's buttons carry the target as text; refuse what could not be read back.
+        key = Target(platform=platform, id=alerts[-1].id, space=alerts[-1].space).key
+        try:
+            parse_target(key, default_space=None)
+        except UsageError as exc:
+            raise UsageError(f"alert #{n + 1}: {exc.message}") from None
     return alerts
 
 
 def to_state(platform: Platform, alert: IncomingAlert, *, default_space: str) -> ItemState:
+    """The card state of one incoming alert (a Kibana alert keeps its space unless it is the default)."""
     space = alert.space if platform is Platform.KIBANA and alert.space != default_space else None
     return ItemState(
         target=Target(platform=platform, id=alert.id, space=space),

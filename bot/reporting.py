@@ -119,8 +119,10 @@ class Reporter:
         )
 
     async def _post(self, job: Job, *, text: str, blocks_: list[dict[str, Any]],
-                    thread_ts: str | None = None) -> str | None:
-        """chat.postMessage in the job's channel; falls back to response_url when the bot is not in it."""
+                    thread_ts: str | None = None, fallback: list[dict[str, Any]] | None = None) -> str | None:
+        """chat.postMessage in the job's channel; returns its ts. When the bot cannot post
+        there (not a member, a DM it is not in), sends ``fallback`` (else ``blocks_``) through
+        the job's response_url instead and returns None."""
         if job.channel_id:
             try:
                 resp = await self.slack.chat_postMessage(
@@ -131,7 +133,7 @@ class Reporter:
                 if exc.response.get("error") not in ("not_in_channel", "channel_not_found", "is_archived"):
                     raise
                 log.info("post_fallback_response_url", job_id=job.id, error=exc.response.get("error"))
-        await self._respond(job, text=text, blocks_=blocks_)
+        await self._respond(job, text=text, blocks_=fallback or blocks_)
         return None
 
     # ---- writes ---------------------------------------------------------------------------
@@ -149,11 +151,12 @@ class Reporter:
         text = blocks.result_text(verb, result, actor_id=job.actor_id, summary=summary)
         detail = blocks.result_blocks(verb, result, actor_id=job.actor_id, summary=summary)
         if job.card_ts and job.channel_id:
-            thread = job.thread_ts or job.card_ts
-            await self.slack.chat_postMessage(channel=job.channel_id, thread_ts=thread, text=text, blocks=detail)
+            await self._post(job, text=text, blocks_=detail, thread_ts=job.thread_ts or job.card_ts)
             await self._update_cards(job, verb, items)
             return
-        parent = await self._post(job, text=text, blocks_=detail[:2])
+        # The summary in the channel, the per-item detail in its thread; where the bot
+        # cannot post, everything goes through the response_url in one message.
+        parent = await self._post(job, text=text, blocks_=detail[:2], fallback=detail)
         if parent:
             await self.slack.chat_postMessage(channel=job.channel_id or "", thread_ts=parent, text=text,
                                               blocks=detail)

@@ -23,11 +23,28 @@ from bot.errors import UsageError
 from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_state
 from bot.metrics import REGISTRY, SLACK_ACK_LATENCY
 from bot.models import Platform
+from bot.reporting import post_card
 from bot.runtime import Services
 
 log = structlog.get_logger(__name__)
 
 SERVICES_KEY = web.AppKey("services", Services)
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None once it exceeds ``limit`` bytes.
+
+    ``StreamReader.read(n)`` returns whatever has arrived, which may be less than the
+    body, so read until EOF (a chunked body has no Content-Length to trust).
+    """
+    body = bytearray()
+    while True:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+        if len(body) > limit:
+            return None
 
 
 def build_web_app(
@@ -68,11 +85,13 @@ def build_web_app(
             platform = Platform(name)
         except ValueError:
             return web.json_response({"error": f"unknown platform {name!r}"}, status=404)
-        if request.content_length and request.content_length > settings.triage_webhook_max_bytes:
-            return web.json_response({"error": "body too large"}, status=413)
-        body = await request.content.read(settings.triage_webhook_max_bytes + 1)
-        if len(body) > settings.triage_webhook_max_bytes:
-            return web.json_response({"error": "body too large"}, status=413)
+        limit = settings.triage_webhook_max_bytes
+        too_large = web.json_response({"error": f"body too large (limit {limit} bytes)"}, status=413)
+        if request.content_length and request.content_length > limit:
+            return too_large
+        body = await read_limited(request, limit)
+        if body is None:
+            return too_large
         if not authenticate(
             settings, authorization=request.headers.get("Authorization"),
             signature=request.headers.get(SIGNATURE_HEADER), body=body,
@@ -86,16 +105,16 @@ def build_web_app(
             return web.json_response({"error": reason}, status=400)
         except UsageError as exc:
             return web.json_response({"error": exc.message}, status=400)
-        posted = []
-        for alert in parsed:
-            channel = route(settings, platform, alert.severity)
-            if not channel:
-                return web.json_response(
-                    {"error": "no channel: set TRIAGE_ALERT_CHANNEL or TRIAGE_ALERT_ROUTES"}, status=503
-                )
+        # Route every alert before posting any, so a misrouted batch posts nothing.
+        routed = [(alert, route(settings, platform, alert.severity)) for alert in parsed]
+        if any(channel is None for _, channel in routed):
+            return web.json_response(
+                {"error": "no channel: set TRIAGE_ALERT_CHANNEL or TRIAGE_ALERT_ROUTES"}, status=503
+            )
+        posted: list[dict[str, str]] = []
+        for alert, channel in routed:
+            assert channel is not None
             state = to_state(platform, alert, default_space=settings.kibana_space)
-            from bot.reporting import post_card
-
             try:
                 ts = await post_card(services, channel=channel, state=state)
             except SlackApiError as exc:

@@ -16,16 +16,20 @@ arguments are mrkdwn written by the bot (they may hold mentions) and are not esc
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.errors import UnsupportedError
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, Target, Verb
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
 from bot.slack.parsing import RESOLVE_REASONS
+
+if TYPE_CHECKING:
+    from bot.identity import IdentityStatus
 
 Block = dict[str, Any]
 
@@ -107,6 +111,19 @@ def esc_cut(text: str, limit: int) -> str:
         pieces.append(piece)
         used += len(piece)
     return "".join(pieces).rstrip() + "…"
+
+
+_ESCAPED_USER_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]{2,20})&gt;")
+
+
+def keep_user_mentions(escaped: str) -> str:
+    """Turn escaped user mentions (``&lt;@U123&gt;``) in ``esc`` output back into mentions.
+
+    Item details mix vendor text with the bot's own messages, which name people
+    ("<@U123> has no Kibana profile"); a user mention only renders a name, while
+    ``<!channel>``-style broadcasts and links stay escaped.
+    """
+    return _ESCAPED_USER_MENTION.sub(r"<@\1>", escaped)
 
 
 def mention(user_id: str) -> str:
@@ -437,7 +454,7 @@ def _item_line(item: ItemResult) -> str:
     if item.status and item.outcome in (Outcome.FAILED, Outcome.NOT_FOUND):
         detail = f"{item.status} {detail}".strip()
     if detail:
-        line += f" — {esc_cut(detail, 300)}"
+        line += f" — {keep_user_mentions(esc_cut(detail, 300))}"
     return line
 
 
@@ -587,6 +604,72 @@ def handoff_result_text(
     """The fallback text of ``handoff_result``."""
     summary = f"handed off {mention(from_user)}'s items to {mention(to_user)}"
     return result_text(Verb.HANDOFF, result, actor_id=actor_id, summary=summary)
+
+
+# ---------------------------------------------------------------- identities
+
+_SOURCE_LABEL = {
+    "auto": "found by Slack e-mail",
+    "self": "mapped by themselves",
+    "admin": "mapped by an admin",
+}
+_IDENTITY_EXAMPLE = {
+    Platform.DATADOG: "<user UUID>",
+    Platform.KIBANA: "u_…",
+    Platform.XPANSE: "<email>",
+}
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return "just now"
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"  # pragma: no cover - the loop always returns for seconds >= 90
+
+
+def whoami_lines(
+    user_id: str, statuses: Sequence[IdentityStatus], *, configured: Sequence[Platform]
+) -> list[str]:
+    """``/triage whoami``: one mrkdwn line per platform with the identity, where it came from,
+    and whether it still holds; unmapped platforms say how the mapping will be made."""
+    lines = [f"*Identities of {mention(user_id)}*"]
+    for status in statuses:
+        label = status.platform.label
+        if status.value is None:
+            if status.platform not in configured:
+                lines.append(f"• *{label}*: not configured in this bot")
+                continue
+            example = esc(_IDENTITY_EXAMPLE[status.platform])
+            hint = f"`/triage map {mention(user_id)} {status.platform.value}={example}`"
+            lines.append(
+                f"• *{label}*: not mapped yet — the bot looks the Slack e-mail up on first use, "
+                f"or map it with {hint}"
+            )
+            continue
+        source = _SOURCE_LABEL.get(str(status.source or ""), "mapped")
+        when = f" {_age(status.age.total_seconds())}" if status.age is not None else ""
+        check = ""
+        if status.verification is not None:
+            v = status.verification
+            check = {
+                "ok": " · :white_check_mark: still valid",
+                "drift": f" · :warning: {esc_cut(v.detail, 300)}",
+            }.get(v.state, f" · :grey_question: not checked ({esc_cut(v.detail, 300)})")
+        lines.append(f"• *{label}*: `{esc_cut(status.value, 300)}` ({source}{when}){check}")
+    return lines
+
+
+def whoami_blocks(user_id: str, statuses: Sequence[IdentityStatus], *, configured: Sequence[Platform]) -> list[Block]:
+    """``whoami_lines`` as sections."""
+    return [_section(chunk) for chunk in _pack(whoami_lines(user_id, statuses, configured=configured))]
+
+
+def whoami_text(user_id: str) -> str:
+    """The fallback text of ``whoami_blocks``."""
+    return f"Identities of {mention(user_id)}"
 
 
 # ---------------------------------------------------------------- help and errors

@@ -23,7 +23,9 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import build_app
 from bot.runtime import Services, build_services
 from bot.settings import Settings, load_settings
+from bot.slack.ids import CallbackId
 from bot.web import build_web_app
+from tests.blockkit import assert_valid_message, assert_valid_view
 from tests.fakes.datadog import DatadogFake, make_datadog_config
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake, make_kibana_config
 from tests.fakes.slack import SlackFake
@@ -33,6 +35,26 @@ PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "slack" / "payloads"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TEAM = "T111"
 CHANNEL = "C111"
+
+
+MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
+VIEW_METHODS = ("views.open", "views.push", "views.update")
+
+
+def _check_message(args: dict[str, Any], *, where: str) -> None:
+    """Fail unless one outgoing message body (Web API args, response_url body or ack) is valid."""
+    blocks = args.get("blocks")
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    text = args.get("text")
+    try:
+        if blocks:
+            assert_valid_message(blocks, text)
+        else:
+            assert isinstance(text, str) and text.strip(), "a message without blocks needs text"
+            assert len(text) <= 4000, f"message text is {len(text)} characters"
+    except AssertionError as exc:
+        raise AssertionError(f"{where}: {exc}\n{json.dumps(args)[:2000]}") from exc
 
 
 def payload(name: str) -> dict[str, Any]:
@@ -91,6 +113,8 @@ class BotHarness:
         self.port = 0
         self.http = httpx.AsyncClient(timeout=10)
         self._n = 0
+        # Every JSON body the bot answered Slack with (acks that carry a message).
+        self.acks: list[dict[str, Any]] = []
 
     async def start(self) -> BotHarness:
         self.services = await build_services(self.settings)
@@ -102,15 +126,18 @@ class BotHarness:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         assert site._server is not None
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return self
 
     async def stop(self) -> None:
+        """Stop serving and close the services; calling it again does nothing."""
         await self.http.aclose()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self.services is not None:
-            await self.services.close()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        services, self.services = self.services, None
+        if services is not None:
+            await services.close()
 
     @property
     def url(self) -> str:
@@ -126,6 +153,7 @@ class BotHarness:
     def _sign(self, body: str, *, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
         stamp = str(ts if ts is not None else int(time.time()))
         sig = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
+        assert sig is not None
         return {
             "X-Slack-Request-Timestamp": stamp,
             "X-Slack-Signature": sig,
@@ -133,7 +161,12 @@ class BotHarness:
         }
 
     async def post_raw(self, body: str, **sign: Any) -> httpx.Response:
-        return await self.http.post(f"{self.url}/slack/events", content=body, headers=self._sign(body, **sign))
+        resp = await self.http.post(f"{self.url}/slack/events", content=body, headers=self._sign(body, **sign))
+        if resp.status_code == 200 and resp.content:
+            # Bolt answers JSON when the ack has more than text, plain text otherwise.
+            json_body = resp.headers.get("content-type", "").startswith("application/json")
+            self.acks.append(resp.json() if json_body else {"text": resp.text})
+        return resp
 
     def _next(self) -> str:
         self._n += 1
@@ -194,8 +227,12 @@ class BotHarness:
 
     async def shortcut(self, message: dict[str, Any], *, user: str = "U0ALICE",
                        channel: str = CHANNEL) -> httpx.Response:
+        """Run the "Triage this" message shortcut on ``message`` in ``channel``."""
         body = payload("message_action.json")
-        body["callback_id"] = "triage_message"
+        body["callback_id"] = CallbackId.TRIAGE_MESSAGE.value
+        # Each invocation has its own trigger, as on Slack (the bot de-duplicates on it).
+        body["trigger_id"] = f"trigger.sc.{time.monotonic_ns()}"
+        body["action_ts"] = f"{time.time():.6f}"
         body["team"] = {"id": TEAM}
         body["user"] = {"id": user}
         body["channel"] = {"id": channel}
@@ -204,9 +241,46 @@ class BotHarness:
         body["response_url"] = self.slack.webhook_url(f"sc{self._next()}")
         return await self.interactive(body)
 
+    # ---- reading what the bot sent ----------------------------------------------------------
+
+    def cards(self, channel: str = CHANNEL) -> list[dict[str, Any]]:
+        """Messages in ``channel`` that are alert cards (they carry action buttons with a CardRef)."""
+        return [m for m in self.slack.messages_in(channel)
+                if any(b.get("type") == "actions" and any(e.get("action_id") == "refresh"
+                                                           for e in b.get("elements", []))
+                       for b in m.get("blocks") or [])]
+
+    def replies(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """Messages the bot posted in the thread of ``thread_ts``."""
+        return [m for m in self.slack.messages_in(channel) if m.get("thread_ts") == thread_ts]
+
+    def assert_block_kit(self) -> int:
+        """Check every message and view the bot sent Slack is valid Block Kit; returns how many."""
+        checked = 0
+        for call in self.slack.calls:
+            if call.method in MESSAGE_METHODS:
+                _check_message(call.args, where=call.method)
+                checked += 1
+            elif call.method in VIEW_METHODS:
+                view = call.args.get("view")
+                view = json.loads(view) if isinstance(view, str) else view
+                assert isinstance(view, dict), f"{call.method}: no view"
+                assert_valid_view(view)
+                checked += 1
+        for body in self.slack.responses:
+            _check_message(body, where="response_url")
+            checked += 1
+        for body in self.acks:
+            if "response_action" in body:  # a view_submission answer (errors/clear), not a message
+                continue
+            if body:
+                _check_message(body, where="ack")
+                checked += 1
+        return checked
+
     # ---- waiting --------------------------------------------------------------------------
 
-    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def settle(self, timeout: float = 10.0) -> None:
         """Wait (bounded) until every queued job ran and every background reply was sent."""
         deadline = time.monotonic() + timeout
         bg = self.bolt.__dict__["triage_state"]["background"]
