@@ -51,9 +51,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import UsageError
 from bot.models import Platform, Target, Verb
-from bot.platforms.kibana import CLOSE_REASONS
+from bot.platforms.kibana import CLOSE_REASONS, KibanaClient
 from bot.platforms.xpanse import RESOLVE_REASONS as XPANSE_RESOLVE_REASONS
-from bot.platforms.xpanse import RESOLVED, SEVERITIES
+from bot.platforms.xpanse import RESOLVED, SEVERITIES, XpanseClient
 from bot.settings import DATADOG_SITES
 
 __all__ = [
@@ -193,6 +193,10 @@ TARGETS_HELP = (
 RESOLVE_REASONS: dict[Platform, tuple[str, ...]] = {
     Platform.KIBANA: CLOSE_REASONS,
     Platform.XPANSE: (RESOLVED, *XPANSE_RESOLVE_REASONS),
+}
+_REASON_CHECKS: dict[Platform, Callable[[str], object]] = {
+    Platform.KIBANA: KibanaClient.normalise_reason,
+    Platform.XPANSE: XpanseClient.resolve_status,
 }
 
 
@@ -745,11 +749,18 @@ def _parse_resolve(ctx: _Ctx, toks: list[_Tok]) -> Command:
     if reason is not None:
         for platform in dict.fromkeys(t.platform for t in targets):
             allowed = RESOLVE_REASONS.get(platform)
-            if allowed is not None and reason not in allowed:
+            normalise = _REASON_CHECKS.get(platform)
+            if allowed is None or normalise is None:
+                continue
+            # The client's own check, so every form the client accepts (e.g. Xpanse's
+            # short `no_risk`) parses, and nothing it refuses does.
+            try:
+                normalise(reason)
+            except UsageError:
                 raise ctx.error(
                     f"`{reason}` is not a {platform.label} reason; use one of "
                     + ", ".join(f"`{r}`" for r in allowed) + "."
-                )
+                ) from None
     return Command(verb=Verb.RESOLVE, targets=targets, reason=reason, comment=comment)
 
 

@@ -548,3 +548,11 @@ def test_severity_the_platform_refuses_is_a_usage_error() -> None:
     with pytest.raises(UsageError) as info:
         parse("severity xpanse:7 critical")
     assert "low" in info.value.message and "high" in info.value.message
+
+
+def test_resolve_reason_short_forms_the_client_accepts_parse() -> None:
+    """`reason no_risk` on Xpanse parses (the client maps it); a reason no platform knows does not."""
+    assert parse("resolve xpanse:7 reason no_risk").reason == "no_risk"
+    assert parse("resolve kibana:a1 reason False-Positive").reason == "false-positive"
+    with pytest.raises(UsageError):
+        parse("resolve xpanse:7 reason because")
