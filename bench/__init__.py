@@ -1,0 +1,1 @@
+"""The benchmark: ack latency, platform calls per operation, handoff wall time, footprint."""

@@ -1,0 +1,52 @@
+"""Smoke run of the benchmark (``python -m bench.run --quick``): the machinery works end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path: Path) -> None:
+    """`python -m bench.run --quick` starts the bot, the bare app and the load generator, and reports
+    all four sections: every ack answered 200, every assignment and the handoff really applied on the
+    fakes, write counts at or above the API minimum, and memory and start-up time measured."""
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=90,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    assert report["machine"]["nproc"] >= 1 and report["machine"]["python"]
+    assert report["contract_violations"] == []
+
+    acks = report["ack_latency"]
+    assert {row["kind"] for row in acks} == {"command", "button"}
+    for row in acks:
+        assert row["statuses"] == {"bot": {"200": row["requests"]}, "bare": {"200": row["requests"]}}
+        assert 0 < row["bare"]["p50_ms"] <= row["bare"]["p99_ms"]
+        assert 0 < row["bot"]["p50_ms"] <= row["bot"]["p99_ms"]
+        if row["kind"] == "command":  # the bot accepted each command as a job, none as a duplicate
+            assert row["bot_acks"] == {"On it: assign 1 item.": row["requests"]}
+
+    calls = report["platform_calls"]
+    assert {row["platform"] for row in calls} == {"datadog", "kibana", "xpanse"}
+    for row in calls:
+        assert row["job_state"] == "done" and row["applied"] == row["n"], row
+        assert row["writes"] >= row["min_writes"] >= 1, row
+
+    handoff = report["handoff"]
+    assert handoff["job_state"] == "done"
+    assert handoff["applied"] == handoff["total"] == sum(handoff["items"].values())
+    assert handoff["wall_s"] > 0 and handoff["bound_s"] > 0
+    assert handoff["calls"]["xpanse"]["writes"] >= handoff["items"]["xpanse"]
+
+    footprint = report["footprint"]
+    assert 10 < footprint["idle"]["rss_mb"] <= footprint["after_handoff"]["peak_rss_mb"]
+    assert footprint["startup_s"]["median"] > 0
+    assert report["targets"] and all(isinstance(t["met"], bool) for t in report["targets"])
