@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -50,13 +51,55 @@ def _has_sql(text: str) -> bool:
     return any(line and line != ";" for line in lines)
 
 
+class WriteLock:
+    """A mutex with two queues: urgent waiters are always served before ordinary ones."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._normal: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        await self._acquire(urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, urgent: bool) -> None:
+        if not self._held and not self._urgent and not self._normal:
+            self._held = True
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self._urgent if urgent else self._normal).append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # it was handed to us just as we were cancelled: pass it on
+            else:
+                (self._urgent if urgent else self._normal).remove(waiter)
+            raise
+
+    def _release(self) -> None:
+        # Hand the lock straight to the next waiter (it stays held), urgent ones first.
+        for queue in (self._urgent, self._normal):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._held = False
+
+
 class Store:
     """An open SQLite database at the current schema version."""
 
     def __init__(self, conn: aiosqlite.Connection, *, path: str) -> None:
         self._conn = conn
         self.path = path
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteLock()
         self.schema_version = 0
 
     @classmethod
@@ -134,10 +177,13 @@ class Store:
         return self._conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """Run the block as one ``BEGIN IMMEDIATE`` transaction, committed on success and
-        rolled back on any exception (which propagates). Not re-entrant: do not nest."""
-        async with self._write_lock:
+        rolled back on any exception (which propagates). Not re-entrant: do not nest.
+
+        ``urgent`` writers (a job being accepted while Slack waits for its ack) go ahead of
+        every queued ordinary writer (the workers' bookkeeping)."""
+        async with self._write_lock.hold(urgent=urgent):
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn

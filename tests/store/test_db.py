@@ -173,3 +173,62 @@ def test_split_statements_keeps_semicolons_in_literals() -> None:
     ]
     with pytest.raises(StoreError, match="incomplete"):
         split_statements("CREATE TABLE b (x)")
+
+
+async def test_urgent_writers_go_before_queued_ordinary_writers(tmp_path) -> None:
+    """A job being accepted (urgent) is not stuck behind the workers' queued bookkeeping writes."""
+    import asyncio
+
+    from bot.store.db import Store
+
+    store = await Store.open(tmp_path / "t.db")
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def writer(name: str, *, urgent: bool = False, wait: bool = False) -> None:
+        async with store.transaction(urgent=urgent):
+            order.append(name)
+            if wait:
+                await gate.wait()
+
+    first = asyncio.create_task(writer("holder", wait=True))
+    await asyncio.sleep(0.01)
+    normal = [asyncio.create_task(writer(f"normal{i}")) for i in range(3)]
+    await asyncio.sleep(0.01)
+    urgent = asyncio.create_task(writer("urgent", urgent=True))
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *normal, urgent), 5)
+    assert order == ["holder", "urgent", "normal0", "normal1", "normal2"]
+    await store.close()
+
+
+async def test_a_cancelled_waiter_does_not_wedge_the_lock(tmp_path) -> None:
+    """Cancelling a queued writer leaves the lock usable for everyone else."""
+    import asyncio
+
+    from bot.store.db import Store
+
+    store = await Store.open(tmp_path / "t.db")
+    gate = asyncio.Event()
+
+    async def hold() -> None:
+        async with store.transaction():
+            await gate.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+
+    async def queued() -> None:
+        async with store.transaction():
+            pass
+
+    waiter = asyncio.create_task(queued())
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    gate.set()
+    await holder
+    async with asyncio.timeout(2):
+        async with store.transaction():
+            pass
+    await store.close()
