@@ -56,6 +56,25 @@ class Background:
             log.error("background_task_failed", ref=ref, exc_info=task.exception())
 
 
+class Acker:
+    """Acknowledges a Slack request exactly once, timing it; called after the durable write."""
+
+    def __init__(self, ack: AsyncAck, kind: str) -> None:
+        self._ack = ack
+        self._kind = kind
+        self._started = time.perf_counter()
+        self.done = False
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            await self._ack(*args, **kwargs)
+        finally:
+            SLACK_ACK_LATENCY.labels(self._kind).observe(time.perf_counter() - self._started)
+
+
 def _ref() -> str:
     return uuid.uuid4().hex[:8]
 
@@ -251,12 +270,14 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         thread = ref.thread_ts or message.get("thread_ts")
         return channel, ts, thread
 
-    async def submit_button(body: dict[str, Any], respond: AsyncRespond, verb: Verb,
+    async def submit_button(ack: Acker, body: dict[str, Any], respond: AsyncRespond, verb: Verb,
                             params: JobParams | None = None) -> None:
+        """Store the job, then ack: a click Slack saw acknowledged is never lost."""
         action = body["actions"][0]
         try:
             ref = card_ref(action)
         except UserError as exc:
+            await ack()
             await ephemeral(respond, exc.message)
             return
         channel, ts, thread = card_place(body, ref)
@@ -270,22 +291,30 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         try:
             await actions.submit(request)
         except UserError as exc:
+            await ack()
             await ephemeral(respond, _capital(exc.message))
+            return
+        await ack()
+
+    async def after_store(ack: AsyncAck, kind: str, step: Callable[[Acker], Awaitable[None]]) -> None:
+        acker = Acker(ack, kind)
+        try:
+            await step(acker)
+        finally:
+            await acker()  # on any path, including a crash, Slack gets its ack
 
     @app.action(ActionId.ASSIGN_ME)
     async def on_assign_me(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await timed("button", ack)()
-        await submit_button(body, respond, Verb.ASSIGN, JobParams(assignee=body["user"]["id"]))
+        params = JobParams(assignee=body["user"]["id"])
+        await after_store(ack, "button", lambda a: submit_button(a, body, respond, Verb.ASSIGN, params))
 
     @app.action(ActionId.UNASSIGN)
     async def on_unassign(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await timed("button", ack)()
-        await submit_button(body, respond, Verb.UNASSIGN)
+        await after_store(ack, "button", lambda a: submit_button(a, body, respond, Verb.UNASSIGN))
 
     @app.action(ActionId.REFRESH)
     async def on_refresh(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await timed("button", ack)()
-        await submit_button(body, respond, Verb.REFRESH)
+        await after_store(ack, "button", lambda a: submit_button(a, body, respond, Verb.REFRESH))
 
     @app.action(ActionId.OPEN_LINK)
     async def on_open_link(ack: AsyncAck) -> None:
@@ -387,7 +416,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     # ---- handoff buttons ------------------------------------------------------------------
 
-    async def handoff_button(body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient,
+    async def handoff_button(ack: Acker, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient,
                              kind: str) -> None:
         action = body["actions"][0]
         ref = HandoffRef.loads(action["value"])
@@ -397,6 +426,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
                 await services.handoff.retry_failed(
                     ref.id, actor_id=user, interaction_key=f"{user}:{action.get('action_ts')}"
                 )
+                await ack()
                 await ephemeral(respond, "Retrying the failed items; the outcome follows in the thread.")
                 return
             admin = await services.is_admin(user)
@@ -407,8 +437,10 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
                 job = await services.handoff.cancel(ref.id, actor_id=user, admin=admin)
                 note = f":no_entry_sign: Cancelled by <@{user}>; nothing was changed."
         except UserError as exc:
+            await ack()
             await ephemeral(respond, _capital(exc.message))
             return
+        await ack()
         container = body.get("container") or {}
         message = body.get("message") or {}
         kept = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
@@ -426,32 +458,32 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     @app.action(ActionId.HANDOFF_CONFIRM)
     async def on_handoff_confirm(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
                                  client: AsyncWebClient) -> None:
-        await timed("button", ack)()
-        await handoff_button(body, respond, client, "confirm")
+        await after_store(ack, "button", lambda a: handoff_button(a, body, respond, client, "confirm"))
 
     @app.action(ActionId.HANDOFF_CANCEL)
     async def on_handoff_cancel(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
                                 client: AsyncWebClient) -> None:
-        await timed("button", ack)()
-        await handoff_button(body, respond, client, "cancel")
+        await after_store(ack, "button", lambda a: handoff_button(a, body, respond, client, "cancel"))
 
     @app.action(ActionId.RETRY_FAILED)
     async def on_retry(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
                        client: AsyncWebClient) -> None:
-        await timed("button", ack)()
-        await handoff_button(body, respond, client, "retry")
+        await after_store(ack, "button", lambda a: handoff_button(a, body, respond, client, "retry"))
 
     # ---- message shortcut -------------------------------------------------------------------
 
     @app.shortcut(CallbackId.TRIAGE_MESSAGE)
     async def on_triage_message(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await timed("shortcut", ack)()
+        await after_store(ack, "shortcut", lambda a: triage_message(a, body, respond))
+
+    async def triage_message(ack: Acker, body: dict[str, Any], respond: AsyncRespond) -> None:
         message = body.get("message") or {}
         targets = extract_targets(
             message.get("text") or "", message.get("blocks"), attachments=message.get("attachments"),
             default_space=settings.kibana_space,
         )
         if not targets:
+            await ack()
             await ephemeral(respond, "I found no Datadog, Kibana or Xpanse alert in that message "
                                      "(no `dd:`/`kibana:`/`xpanse:` ids and no platform links).")
             return
@@ -466,8 +498,10 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         try:
             await actions.submit(request)
         except UserError as exc:
+            await ack()
             await ephemeral(respond, _capital(exc.message))
             return
+        await ack()
         if len(targets) > MAX_SHORTCUT_CARDS:
             rest = " ".join(f"`{t.key}`" for t in targets[MAX_SHORTCUT_CARDS:])
             await ephemeral(respond, blocks.cut(

@@ -1,0 +1,54 @@
+"""Slack's acknowledgement comes only after the job is in the store: an acked click is never lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.fakes.datadog import DatadogFake
+from tests.fakes.slack import SlackFake
+from tests.scenario.harness import CHANNEL, BotHarness
+
+FINDING = "YWNrLW9yZGVyLWZpbmRpbmc="
+
+
+@pytest.mark.parametrize("button", ["assign_me", "unassign", "refresh"])
+async def test_button_ack_waits_for_the_durable_write(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, button: str
+) -> None:
+    """While the store is busy the click is not acked; once it acks, its job is already stored."""
+    datadog_fake.add_finding(FINDING, title="Key in repo")
+    await bot.command(f"show dd:{FINDING}")
+    await bot.settle()
+    card = slack_fake.calls_to("chat.postMessage")[-1]
+    ts = slack_fake.messages_in(CHANNEL)[-1]["ts"]
+    assert card.args["channel"] == CHANNEL
+    before = await _count_jobs(bot)
+
+    release = asyncio.Event()
+    held = asyncio.Event()
+
+    async def hold_store() -> None:
+        async with bot.svc.store.transaction():
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_store())
+    await held.wait()
+    click = asyncio.create_task(bot.click_on_card(button, channel=CHANNEL, ts=ts))
+    done, _ = await asyncio.wait({click}, timeout=0.5)
+    assert not done, "the click was acknowledged before its job could be stored"
+    release.set()
+    await holder
+    resp = await asyncio.wait_for(click, 5)
+    assert resp.status_code == 200
+    assert await _count_jobs(bot) == before + 1  # stored by the time Slack saw the ack
+    await bot.settle()
+
+
+async def _count_jobs(bot: BotHarness) -> int:
+    async with bot.svc.store.conn.execute("SELECT COUNT(*) FROM jobs") as cur:
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
