@@ -9,7 +9,17 @@ Phases, kept in the job's params (``extra["phase"]``):
 2. ``apply`` — Confirm moves the job back to ``queued`` (atomically, so a
    double click confirms once) and the worker reassigns every item with the
    batch operations; the reporter posts the outcome per platform and DMs the
-   incoming person.
+   incoming person. Before each write the worker re-reads the items: one that the
+   outgoing person no longer holds (reassigned or closed since the preview) is left
+   alone and reported as skipped.
+
+Kibana: an alert can have several assignees, and the reassignment makes the incoming
+person its *only* assignee (co-assignees are removed too), the same as ``assign``.
+That is deliberate — a handoff moves responsibility, not a share of it — and the
+per-item outcome shows what each alert had before.
+
+Writes are batched: Datadog 100 findings per call, Kibana one call per space and
+batch, Xpanse one ``update_incident`` per incident within the client's rate limit.
 """
 
 from __future__ import annotations
@@ -136,8 +146,8 @@ class HandoffService:
         params.extra.update({"phase": PHASE_APPLY, "retry_of": job.id})
         request = ActionRequest(
             verb=Verb.HANDOFF, team_id=job.team_id, actor_id=actor_id, source=Source.HANDOFF,
-            targets=failed, params=params, channel_id=job.channel_id, thread_ts=job.thread_ts or job.card_ts,
-            interaction_key=interaction_key,
+            targets=failed, params=params, channel_id=job.channel_id, card_ts=job.card_ts,
+            thread_ts=job.thread_ts or job.card_ts, interaction_key=interaction_key,
         )
         return await self.service.submit(request)
 

@@ -118,6 +118,9 @@ class ActionService:
         self.authorize = authorize
         self.default_space = default_space
         self.queue: asyncio.Queue[str] = asyncio.Queue()
+        # The duplicate check and the insert must be one step, or two clicks that arrive
+        # together both pass the check and both write (one process owns the database).
+        self._submit_lock = asyncio.Lock()
 
     def client(self, platform: Platform) -> PlatformClient:
         """The client for ``platform``; ``NotConfiguredError`` when it has no credentials."""
@@ -156,29 +159,36 @@ class ActionService:
         return request.model_copy(update={"targets": normalised})
 
     async def check_duplicate(self, request: ActionRequest) -> None:
-        """Raise ``AlreadyDone`` when this exact change is in flight or was just made."""
+        """Raise ``AlreadyDone`` when this exact change is in flight or was just made.
+
+        A card button is also refused when someone else changed the same item the same
+        way moments ago (two people clicking "Assign me" on one card): the second is told
+        who got there first instead of silently taking it over.
+        """
         if request.verb not in IDEMPOTENT_VERBS or len(request.targets) != 1:
             return
         target = request.targets[0]
         wanted = request.params.assignee if request.verb is Verb.ASSIGN else None
+        from_card = request.source is Source.BUTTON
         flight = await self.jobs.in_flight(target, verb=request.verb.value)
         if flight is not None:
             job, _ = flight
-            if job.params.assignee == wanted or request.verb is not Verb.ASSIGN:
+            if job.params.assignee == wanted or request.verb is not Verb.ASSIGN or from_card:
                 ago = time.time() - job.created_at
                 raise AlreadyDone(
                     f"{target.key} is already being handled: <@{job.actor_id}> asked to "
                     f"{_describe(job.verb, job.params)} {ago:.0f} s ago"
                 )
-        recent = await self.jobs.recent_change(
-            target, verb=request.verb.value, assignee=wanted, within=DUPLICATE_WINDOW_S
+        latest = await self.jobs.latest_change(target, within=DUPLICATE_WINDOW_S)
+        if latest is None or latest.entry.verb != request.verb.value:
+            return
+        if wanted is not None and latest.assignee != wanted and not from_card:
+            return
+        ago = time.time() - latest.entry.at
+        to = f" to <@{latest.assignee}>" if request.verb is Verb.ASSIGN and latest.assignee else ""
+        raise AlreadyDone(
+            f"{target.key} was already {_past(request.verb)}{to} by <@{latest.entry.actor_id}> {ago:.0f} s ago"
         )
-        if recent is not None:
-            ago = time.time() - recent.at
-            to = f" to <@{wanted}>" if wanted else ""
-            raise AlreadyDone(
-                f"{target.key} was already {_past(request.verb)}{to} by <@{recent.actor_id}> {ago:.0f} s ago"
-            )
 
     async def submit(self, request: ActionRequest, *, state: JobState = JobState.QUEUED) -> Submitted:
         """Validate, authorise, de-duplicate and persist; the job then runs on a worker.
@@ -196,13 +206,18 @@ class ActionService:
                 target=request.targets[0] if len(request.targets) == 1 else None,
             )
             raise
-        await self.check_duplicate(request)
-        job = await self.jobs.create(
-            verb=request.verb.value, team_id=request.team_id, actor_id=request.actor_id,
-            targets=request.targets, params=request.params, source=request.source.value,
-            channel_id=request.channel_id, card_ts=request.card_ts, thread_ts=request.thread_ts,
-            response_url=request.response_url, interaction_key=request.interaction_key, state=state,
-        )
+        async with self._submit_lock:
+            if request.interaction_key and await self.jobs.by_interaction_key(request.interaction_key):
+                # Slack delivered the same interaction again (a retry): it is already handled.
+                log.info("duplicate_delivery", interaction_key=request.interaction_key)
+                return Submitted(job_id=None, duplicate=True)
+            await self.check_duplicate(request)
+            job = await self.jobs.create(
+                verb=request.verb.value, team_id=request.team_id, actor_id=request.actor_id,
+                targets=request.targets, params=request.params, source=request.source.value,
+                channel_id=request.channel_id, card_ts=request.card_ts, thread_ts=request.thread_ts,
+                response_url=request.response_url, interaction_key=request.interaction_key, state=state,
+            )
         if job is None:
             log.info("duplicate_delivery", interaction_key=request.interaction_key)
             return Submitted(job_id=None, duplicate=True)
@@ -261,39 +276,170 @@ class ActionService:
     async def _run_platform(self, job: Job, platform: Platform, items: list[JobItem]) -> None:
         verb = Verb(job.verb)
         by_key = {i.target.key: i for i in items}
+        settled: set[str] = set()
 
-        async def record(results: Sequence[ItemResult]) -> None:
-            pairs = [(by_key[r.target.key].seq, r) for r in results if r.target.key in by_key]
+        async def record(results: Sequence[ItemResult], among: Sequence[JobItem]) -> None:
+            wanted = {i.target.key for i in among}
+            pairs = [(by_key[r.target.key].seq, r) for r in results if r.target.key in wanted]
             seen = {r.target.key for r in results}
             # A client that forgot an item must not make it vanish: report it failed.
             pairs += [
                 (i.seq, ItemResult(target=i.target, outcome=Outcome.FAILED, detail="no result from the platform"))
-                for k, i in by_key.items() if k not in seen
+                for i in among if i.target.key not in seen
             ]
             await self.jobs.record_results(job, pairs)
+            settled.update(wanted)
+
+        def remaining() -> list[JobItem]:
+            return [i for i in items if i.target.key not in settled]
 
         def all_items(outcome: Outcome, detail: str, status: int | None = None) -> list[ItemResult]:
-            return [ItemResult(target=i.target, outcome=outcome, detail=detail, status=status) for i in items]
+            return [ItemResult(target=i.target, outcome=outcome, detail=detail, status=status) for i in remaining()]
 
         try:
             client = self.client(platform)
-            targets = [i.target for i in items]
-            await self.jobs.mark_items(job.id, [i.seq for i in items], IS.RUNNING)
-            result = await self._call(job, verb, platform, client, targets)
-            await record(result.items)
+            if verb is Verb.COMMENT:
+                await self._run_comments(job, client, items, settled)
+                return
+            skipped, todo, states = await self._preread(job, verb, platform, client, items)
+            if skipped:
+                await record(skipped, [by_key[r.target.key] for r in skipped])
+            if not todo:
+                return
+            known = await self._last_known([i.target for i in todo]) if verb in _ASSIGNMENT else {}
+            await self.jobs.mark_items(job.id, [i.seq for i in todo], IS.RUNNING)
+            result = await self._call(job, verb, platform, client, [i.target for i in todo])
+            await record([_annotate(r, states.get(r.target.key), known.get(r.target.key), platform)
+                          for r in result.items], todo)
         except NotConfiguredError as exc:
-            await record(all_items(Outcome.SKIPPED, exc.message))
+            await record(all_items(Outcome.SKIPPED, exc.message), remaining())
         except UserError as exc:
             await record(all_items(Outcome.SKIPPED if not isinstance(exc, UsageError) else Outcome.FAILED,
-                                   exc.message))
+                                   exc.message), remaining())
         except PlatformError as exc:
-            await record(all_items(Outcome.FAILED, exc.reason, exc.status))
+            await record(all_items(Outcome.FAILED, exc.reason, exc.status), remaining())
         except asyncio.CancelledError:
             raise
         except Exception:  # one platform's bug must not lose the other platforms' items
             ref = uuid.uuid4().hex[:8]
             log.exception("platform_step_crashed", ref=ref, platform=platform.value)
-            await record(all_items(Outcome.FAILED, f"internal error (reference {ref})"))
+            await record(all_items(Outcome.FAILED, f"internal error (reference {ref})"), remaining())
+
+    async def _run_comments(
+        self, job: Job, client: PlatformClient, items: Sequence[JobItem], settled: set[str]
+    ) -> None:
+        """Send comments one at a time, each marked RUNNING only while it is being sent.
+
+        A comment is not idempotent: after a crash only the one that was on the wire is
+        uncertain; the ones not yet started are still PENDING and are sent on resume.
+        """
+        for item in items:
+            await self.jobs.mark_items(job.id, [item.seq], IS.RUNNING)
+            try:
+                result = await client.comment(item.target, job.params.text or "")
+            except UserError as exc:
+                result = ItemResult(target=item.target, outcome=Outcome.FAILED, detail=exc.message)
+            except PlatformError as exc:
+                result = ItemResult(target=item.target, outcome=Outcome.FAILED, detail=exc.reason,
+                                    status=exc.status)
+            await self.jobs.record_results(job, [(item.seq, result)])
+            settled.add(item.target.key)
+
+    async def _preread(
+        self, job: Job, verb: Verb, platform: Platform, client: PlatformClient, items: Sequence[JobItem]
+    ) -> tuple[list[ItemResult], list[JobItem], dict[str, ItemState]]:
+        """Read items before writing where the client does not: (settled, still to write, states).
+
+        Datadog's assignment endpoint writes blindly, so its items are read first and those
+        already in the requested state are SKIPPED without a write. A handoff reads every
+        item: one that the outgoing person no longer holds (reassigned or closed since the
+        preview) is left alone. A failed read is not fatal: the writes are idempotent.
+        """
+        reads_itself = platform is not Platform.DATADOG
+        if verb is not Verb.HANDOFF and (reads_itself or verb not in (Verb.ASSIGN, Verb.UNASSIGN)):
+            return [], list(items), {}
+        wanted: str | None = None
+        if verb in (Verb.ASSIGN, Verb.HANDOFF):
+            wanted = await self.identity_for(job, platform)
+        holder: str | None = None
+        if verb is Verb.HANDOFF and job.params.from_user:
+            holder = await self._from_identity(job, platform)
+        try:
+            found = await client.fetch([i.target for i in items])
+        except PlatformError as exc:
+            log.warning("preread_failed", platform=platform.value, reason=exc.reason)
+            return [], list(items), {}
+        states = {t.key: st for t, st in found.items()}
+        skipped: list[ItemResult] = []
+        todo: list[JobItem] = []
+        for item in items:
+            state = states.get(item.target.key)
+            if state is None:
+                todo.append(item)  # the write itself reports a missing item per item
+                continue
+            current = [a.lower() for a in state.assignees]
+            now = ",".join(state.assignees) or None
+            if wanted is not None and current == [wanted.lower()]:
+                skipped.append(ItemResult(target=item.target, outcome=Outcome.SKIPPED,
+                                          detail=f"already assigned to {wanted}", before=now, after=now))
+            elif verb is Verb.UNASSIGN and not current:
+                skipped.append(ItemResult(target=item.target, outcome=Outcome.SKIPPED,
+                                          detail="already unassigned", before=None, after=None))
+            elif verb is Verb.HANDOFF and holder is not None and holder.lower() not in current:
+                skipped.append(ItemResult(
+                    target=item.target, outcome=Outcome.SKIPPED, before=now, after=now,
+                    detail=f"no longer held by {holder} (now {now or 'unassigned'}); left as it is"))
+            elif verb is Verb.HANDOFF and not state.is_open:
+                skipped.append(ItemResult(target=item.target, outcome=Outcome.SKIPPED, before=now, after=now,
+                                          detail=f"{state.status} since the preview; left as it is"))
+            else:
+                todo.append(item)
+        return skipped, todo, states
+
+    async def _from_identity(self, job: Job, platform: Platform) -> str | None:
+        """The outgoing person's identity on ``platform`` (kept in the job), None if unmapped."""
+        known: dict[str, str] = job.params.extra.setdefault("from_identities", {})
+        if platform.value in known:
+            return known[platform.value]
+        try:
+            value = await self.resolve_identity(job.team_id, job.params.from_user or "", platform)
+        except (UserError, PlatformError):
+            return None
+        known[platform.value] = value
+        await self.jobs.update_params(job.id, job.params)
+        return value
+
+    async def _last_known(self, targets: Sequence[Target]) -> dict[str, tuple[str | None]]:
+        """What the bot's last change left on each item (from the ledger), for "changed since" notes."""
+        out: dict[str, tuple[str | None]] = {}
+        for t in targets:
+            entry = await self.jobs.last_known(t)
+            if entry is not None:
+                out[t.key] = (entry.after,)
+        return out
+
+    async def holdings(self, team_id: str, user_id: str, *, limit: int = 200) -> dict[Platform, list[Target] | str]:
+        """What ``user_id`` holds per platform: the platform's search merged with the ledger.
+
+        The ledger adds items the bot assigned to them that a lagging search index does not
+        show yet; a platform that cannot answer maps to the reason (a sentence) instead.
+        """
+        out: dict[Platform, list[Target] | str] = {}
+
+        async def one(platform: Platform, client: PlatformClient) -> None:
+            try:
+                identity = await self.resolve_identity(team_id, user_id, platform)
+                held = await client.list_assigned(identity, limit=limit)
+            except (UserError, PlatformError) as exc:
+                out[platform] = exc.message
+                return
+            found: dict[str, Target] = {s.target.key: s.target for s in held}
+            for target in await self.jobs.held_by(platform=platform, identity=identity):
+                found.setdefault(target.key, target)
+            out[platform] = list(found.values())
+
+        await asyncio.gather(*(one(p, c) for p, c in self.clients.items()))
+        return {p: out[p] for p in Platform if p in out}
 
     async def identity_for(self, job: Job, platform: Platform) -> str:
         """The platform identity of the job's assignee, resolved once and kept in the job."""
@@ -354,6 +500,35 @@ class ActionService:
 
         await asyncio.gather(*(one(p, ts) for p, ts in by_platform.items()))
         return states, problems
+
+
+_ASSIGNMENT = {Verb.ASSIGN, Verb.UNASSIGN, Verb.HANDOFF}
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "").lower() == (b or "").lower()
+
+
+def _annotate(result: ItemResult, state: ItemState | None, known: tuple[str | None] | None,
+              platform: Platform) -> ItemResult:
+    """Fill a write's ``before`` from the pre-read and say when the item changed outside the bot.
+
+    ``known`` holds what the bot's last change left on the item (from the ledger), or is None
+    when the bot never changed it; a different ``before`` means someone changed it in the
+    platform's own UI since then, which is what the card the actor clicked was showing.
+    """
+    update: dict[str, object] = {}
+    before = result.before
+    if before is None and state is not None:
+        before = ",".join(state.assignees) or None
+        update["before"] = before
+    if known is not None and before is not None and not _same(before, known[0]):
+        had = known[0] or "nobody"
+        update["detail"] = (f"{result.detail}; " if result.detail else "") + (
+            f"note: changed in {platform.label} since the bot last set it (it had left {had}, "
+            f"found {before or 'nobody'})"
+        )
+    return result.model_copy(update=update) if update else result
 
 
 def _describe(verb: str, params: JobParams) -> str:

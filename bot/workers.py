@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from bot.metrics import JOB_OLDEST_AGE, JOB_QUEUE_DEPTH
-from bot.services import ActionService
+from bot.models import Verb
+from bot.services import IDEMPOTENT_VERBS, ActionService
 from bot.store.jobs import Job, JobState
 
 log = structlog.get_logger(__name__)
@@ -63,8 +64,10 @@ class Workers:
         queue = self.service.queue
         while True:
             job_id = await queue.get()
-            if not self.accepting:
-                # Stopping: leave it queued in the store; the next start resumes it.
+            if not self.accepting or job_id in self._busy:
+                # Stopping: leave it queued in the store; the next start resumes it. Already
+                # running on another worker (queued twice, e.g. resumed and confirmed): that
+                # worker finishes it, a second run would only race it.
                 queue.task_done()
                 continue
             self._busy.add(job_id)
@@ -115,12 +118,29 @@ class Workers:
         Parked items stay ``running``/``pending`` in the store and resume on the next start.
         """
         self.accepting = False
+        parked: list[str] = []
         if self._busy:
             try:
                 await asyncio.wait_for(self._idle.wait(), timeout)
             except TimeoutError:
-                log.warning("shutdown_parked_jobs", jobs=sorted(self._busy))
+                parked = sorted(self._busy)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        for job_id in parked:
+            await self._park(job_id)
+
+    async def _park(self, job_id: str) -> None:
+        """Leave an interrupted job resumable: idempotent items in flight go back to pending.
+
+        A comment that was on the wire stays RUNNING: on the next start it is reported as
+        uncertain rather than sent again.
+        """
+        job = await self.service.jobs.get(job_id)
+        if job is None:
+            return
+        count = 0
+        if Verb(job.verb) in IDEMPOTENT_VERBS:
+            count = await self.service.jobs.park(job_id, detail="parked at shutdown; resumes on restart")
+        log.warning("shutdown_parked_job", job_id=job_id, verb=job.verb, items=count)

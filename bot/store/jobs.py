@@ -18,6 +18,8 @@ from pydantic import BaseModel, Field
 from bot.models import ItemResult, Outcome, Platform, Target
 from bot.store.db import Store
 
+# Verbs whose successful ledger lines change who holds an item.
+ASSIGNMENT_VERBS = ("assign", "unassign", "handoff", "resolve")
 
 
 class JobState(StrEnum):
@@ -117,6 +119,13 @@ class LedgerEntry(BaseModel):
     status: int | None
 
 
+class RecentChange(BaseModel):
+    """The latest successful assignment-type change of an item, with the assignee it asked for."""
+
+    entry: LedgerEntry
+    assignee: str | None = None  # Slack user id the job assigned to (None for unassign/resolve)
+
+
 def _target_from_row(row: Any) -> Target:
     return Target(platform=Platform(row["platform"]), id=row["item_id"], space=row["space"])
 
@@ -178,6 +187,12 @@ class JobStore:
         async with self.store.transaction():
             await self.store.conn.execute("DELETE FROM job_items WHERE job_id = ?", (job_id,))
             await self._insert_items(job_id, targets, start=0, now=time.time())
+
+    async def by_interaction_key(self, key: str) -> Job | None:
+        """The job created for one Slack interaction (trigger id, action ts …), if any."""
+        async with self.store.conn.execute("SELECT * FROM jobs WHERE interaction_key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return self._job(row) if row else None
 
     async def get(self, job_id: str) -> Job | None:
         async with self.store.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
@@ -250,6 +265,18 @@ class JobStore:
                 (JobState.QUEUED.value, params.model_dump_json(), time.time(), job_id, from_state.value),
             )
             return cur.rowcount == 1
+
+    async def park(self, job_id: str, *, detail: str) -> int:
+        """Put a job's in-flight items back to PENDING so the next start re-applies them.
+
+        Used at shutdown for idempotent verbs; returns how many items were parked.
+        """
+        async with self.store.transaction():
+            cur = await self.store.conn.execute(
+                "UPDATE job_items SET state = ?, detail = ?, updated_at = ? WHERE job_id = ? AND state = ?",
+                (ItemStatus.PENDING.value, detail, time.time(), job_id, ItemStatus.RUNNING.value),
+            )
+            return cur.rowcount
 
     async def queue_stats(self) -> tuple[int, float | None]:
         """(unfinished jobs, created_at of the oldest) for metrics and readiness."""
@@ -353,8 +380,17 @@ class JobStore:
         Only the newest assign/unassign/handoff/resolve counts, so "assign, unassign, assign" is
         not mistaken for a repeat of the first assign.
         """
+        latest = await self.latest_change(target, within=within)
+        if latest is None or latest.entry.verb != verb:
+            return None
+        if assignee is not None and latest.assignee != assignee:
+            return None
+        return latest.entry
+
+    async def latest_change(self, target: Target, *, within: float | None = None) -> RecentChange | None:
+        """The newest successful assign/unassign/handoff/resolve of ``target`` (within ``within`` s)."""
         async with self.store.conn.execute(
-            "SELECT l.*, json_extract(j.params, '$.assignee') AS assignee FROM ledger l"
+            "SELECT l.*, json_extract(j.params, '$.assignee') AS job_assignee FROM ledger l"
             " LEFT JOIN jobs j ON j.id = l.job_id"
             " WHERE l.target = ? AND l.outcome IN ('done','warning')"
             " AND l.verb IN ('assign','unassign','handoff','resolve')"
@@ -362,13 +398,26 @@ class JobStore:
             (target.key,),
         ) as cur:
             row = await cur.fetchone()
-        if row is None or row["verb"] != verb or row["at"] < time.time() - within:
-            return None
-        if assignee is not None and row["assignee"] != assignee:
+        if row is None or (within is not None and row["at"] < time.time() - within):
             return None
         data = dict(row)
-        data.pop("assignee", None)
-        return LedgerEntry.model_validate(data)
+        job_assignee = data.pop("job_assignee", None)
+        return RecentChange(entry=LedgerEntry.model_validate(data), assignee=job_assignee)
+
+    async def last_known(self, target: Target) -> LedgerEntry | None:
+        """The newest ledger line that tells who the bot left the item with (``after``; None: nobody).
+
+        Includes "already in that state" skips, which also read the platform's value.
+        """
+        async with self.store.conn.execute(
+            "SELECT * FROM ledger WHERE target = ? AND ("
+            " (outcome IN ('done','warning') AND verb IN ('assign','unassign','handoff'))"
+            " OR (outcome = 'skipped' AND verb IN ('assign','handoff') AND after IS NOT NULL))"
+            " ORDER BY at DESC, id DESC LIMIT 1",
+            (target.key,),
+        ) as cur:
+            row = await cur.fetchone()
+        return LedgerEntry.model_validate(dict(row)) if row else None
 
     async def held_by(self, *, platform: Platform, identity: str) -> list[Target]:
         """Items whose latest assignment change by the bot left them with ``identity`` (and not resolved since)."""
