@@ -106,7 +106,7 @@ async def _serve(settings: Settings, *, host: str, port: int) -> int:
         socket_handler = AsyncSocketModeHandler(
             bolt, app_token=settings.slack_app_token.get_secret_value(), web_client=services.slack
         )
-        await socket_handler.connect_async()
+        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
 
     async def socket_connected() -> bool:
         return socket_handler is not None and await socket_handler.client.is_connected()
@@ -132,7 +132,7 @@ async def _serve(settings: Settings, *, host: str, port: int) -> int:
     # Stop taking new work first, then let running jobs finish or park.
     services.workers.accepting = False
     if socket_handler is not None:
-        await socket_handler.close_async()
+        await socket_handler.close_async()  # type: ignore[no-untyped-call]
     await runner.cleanup()
     await services.close()
     log.info("stopped")

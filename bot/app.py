@@ -222,19 +222,17 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
                         blocks.whoami_blocks(who, statuses, configured=configured))
 
     async def mine(team: str, who: str, respond: AsyncRespond) -> None:
+        held = await actions.holdings(team, who)
         lines: list[str] = []
         total = 0
-        for platform, client in services.clients.items():
-            try:
-                identity = await services.identity.resolve(team, who, platform)
-                held = await client.list_assigned(identity, limit=200)
-            except TriageError as exc:
-                lines.append(f"*{platform.label}*: {exc.message}")
+        for platform, items in held.items():
+            if isinstance(items, str):
+                lines.append(f"*{platform.label}*: {items}")
                 continue
-            total += len(held)
-            shown = ", ".join(f"`{h.target.key}`" for h in held[:20])
-            more = f" …and {len(held) - 20} more" if len(held) > 20 else ""
-            lines.append(f"*{platform.label}* ({len(held)}): {shown or 'nothing open'}{more}")
+            total += len(items)
+            shown = ", ".join(f"`{t.key}`" for t in items[:20])
+            more = f" …and {len(items) - 20} more" if len(items) > 20 else ""
+            lines.append(f"*{platform.label}* ({len(items)}): {shown or 'nothing open'}{more}")
         head = f"<@{who}> holds {total} open item{'s' if total != 1 else ''}:"
         await ephemeral(respond, "\n".join([head, *lines])[:3900])
 

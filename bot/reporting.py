@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -93,8 +94,12 @@ class Reporter:
 
     # ---- entry point ---------------------------------------------------------------------
 
-    async def report(self, job: Job) -> None:
-        """Post the job's outcome; Slack errors are logged, never raised."""
+    async def report(self, job: Job) -> bool:
+        """Post the job's outcome; True once Slack took it.
+
+        Slack errors are logged, not raised; on False the job stays unreported and is
+        reported again on the next start rather than silently dropped.
+        """
         items = await self.jobs.items(job.id)
         verb = Verb(job.verb)
         try:
@@ -106,6 +111,11 @@ class Reporter:
                 await self._write(job, verb, items)
         except SlackApiError as exc:
             log.warning("report_failed", job_id=job.id, error=exc.response.get("error"))
+            return False
+        except aiohttp.ClientError as exc:
+            log.warning("report_failed", job_id=job.id, error=type(exc).__name__)
+            return False
+        return True
 
     async def _respond(self, job: Job, *, text: str, blocks_: list[dict[str, Any]] | None = None,
                        ephemeral: bool = False) -> None:

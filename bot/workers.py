@@ -16,7 +16,7 @@ from bot.store.jobs import Job, JobState
 
 log = structlog.get_logger(__name__)
 
-Reporter = Callable[[Job], Awaitable[None]]
+Reporter = Callable[[Job], Awaitable[bool]]
 
 
 class Workers:
@@ -94,8 +94,8 @@ class Workers:
             runner = self.runners.get(job.verb)
             job = await runner(job) if runner else await self.service.run(job.id)
         if job is not None and job.reported_at is None and job.state is not JobState.QUEUED:
-            await self.report(job)
-            await self.service.jobs.mark_reported(job.id)
+            if await self.report(job):
+                await self.service.jobs.mark_reported(job.id)
         await self.update_metrics()
         return job
 

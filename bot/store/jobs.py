@@ -157,7 +157,7 @@ class JobStore:
         """Persist a job and its items in one transaction; None if ``interaction_key`` was seen before."""
         now = time.time()
         job_id = uuid.uuid4().hex[:12]
-        async with self.store.transaction():
+        async with self.store.transaction(urgent=True):  # Slack is waiting for this one
             cur = await self.store.conn.execute(
                 "INSERT OR IGNORE INTO jobs (id, verb, state, team_id, actor_id, channel_id, card_ts,"
                 " thread_ts, response_url, source, interaction_key, params, created_at, updated_at)"
