@@ -9,8 +9,10 @@ records every outcome before the reporter tells Slack.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
@@ -119,8 +121,9 @@ class ActionService:
         self.default_space = default_space
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         # The duplicate check and the insert must be one step, or two clicks that arrive
-        # together both pass the check and both write (one process owns the database).
-        self._submit_lock = asyncio.Lock()
+        # together both pass the check and both write (one process owns the database). Requests
+        # for different items need not wait for each other: one lock per target, made on demand.
+        self._target_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def client(self, platform: Platform) -> PlatformClient:
         """The client for ``platform``; ``NotConfiguredError`` when it has no credentials."""
@@ -190,6 +193,21 @@ class ActionService:
             f"{target.key} was already {_past(request.verb)}{to} by <@{latest.entry.actor_id}> {ago:.0f} s ago"
         )
 
+    def _lock_for(self, request: ActionRequest) -> contextlib.AbstractAsyncContextManager[object]:
+        """The lock that serialises the duplicate check with the insert for this request's item.
+
+        Only single-target requests are checked for duplicates (``check_duplicate``); the rest
+        rely on the store's unique interaction key, so they take no lock at all.
+        """
+        if len(request.targets) != 1:
+            return contextlib.nullcontext()
+        key = request.targets[0].key
+        lock = self._target_locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._target_locks[key] = lock
+        return lock
+
     async def submit(self, request: ActionRequest, *, state: JobState = JobState.QUEUED) -> Submitted:
         """Validate, authorise, de-duplicate and persist; the job then runs on a worker.
 
@@ -206,7 +224,7 @@ class ActionService:
                 target=request.targets[0] if len(request.targets) == 1 else None,
             )
             raise
-        async with self._submit_lock:
+        async with self._lock_for(request):
             if request.interaction_key and await self.jobs.by_interaction_key(request.interaction_key):
                 # Slack delivered the same interaction again (a retry): it is already handled.
                 log.info("duplicate_delivery", interaction_key=request.interaction_key)
