@@ -251,6 +251,10 @@ def configure_logging(
     root.setLevel(numeric)
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.INFO))
+    # httpx logs every request at INFO; the platform layer logs its own requests (with the
+    # operation name) at DEBUG, so httpx's lines are kept for DEBUG only. At INFO they cost
+    # a formatted, redacted log line per vendor call for nothing.
+    logging.getLogger("httpx").setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
 
     structlog.configure(
         processors=[
