@@ -116,17 +116,6 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     app.__dict__["triage_state"] = app_state  # tests and the shell wait on background tasks through this
     actions = services.actions
 
-    def timed(kind: str, ack: AsyncAck) -> Callable[..., Awaitable[Any]]:
-        started = time.perf_counter()
-
-        async def wrapped(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return await ack(*args, **kwargs)
-            finally:
-                SLACK_ACK_LATENCY.labels(kind).observe(time.perf_counter() - started)
-
-        return wrapped
-
     async def ephemeral(respond: AsyncRespond | None, text: str,
                         blocks_: list[dict[str, Any]] | None = None) -> None:
         if respond is None:
@@ -140,7 +129,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     @app.command("/triage")
     async def on_triage(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        ack = timed("command", ack)  # type: ignore[assignment]
+        ack = Acker(ack, "command")  # type: ignore[assignment]
         team = command.get("team_id") or ""
         actor = command.get("user_id") or ""
         channel = command.get("channel_id")
@@ -340,19 +329,19 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     @app.action(ActionId.ASSIGN_OPEN)
     async def on_assign_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                              respond: AsyncRespond) -> None:
-        await timed("button", ack)()
+        await Acker(ack, "button")()
         await open_modal(body, client, respond, Verb.ASSIGN)
 
     @app.action(ActionId.ATTACH_OPEN)
     async def on_attach_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                              respond: AsyncRespond) -> None:
-        await timed("button", ack)()
+        await Acker(ack, "button")()
         await open_modal(body, client, respond, Verb.ATTACH)
 
     @app.action(ActionId.RESOLVE_OPEN)
     async def on_resolve_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
                               respond: AsyncRespond) -> None:
-        await timed("button", ack)()
+        await Acker(ack, "button")()
         await open_modal(body, client, respond, Verb.RESOLVE)
 
     # Modal inputs send block_actions only when dispatch_action is set; ack them if they do.
@@ -387,7 +376,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     @app.view(CallbackId.ASSIGN_MODAL)
     async def on_assign_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
-        ack = timed("view", ack)  # type: ignore[assignment]
+        ack = Acker(ack, "view")  # type: ignore[assignment]
         picked = modal_value(body["view"], BlockId.ASSIGN_USER, ActionId.ASSIGN_USER).get("selected_user")
         if not picked:
             await ack(response_action="errors", errors={BlockId.ASSIGN_USER.value: "Pick a person"})
@@ -396,7 +385,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     @app.view(CallbackId.ATTACH_MODAL)
     async def on_attach_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
-        ack = timed("view", ack)  # type: ignore[assignment]
+        ack = Acker(ack, "view")  # type: ignore[assignment]
         case = (modal_value(body["view"], BlockId.ATTACH_CASE, ActionId.ATTACH_CASE).get("value") or "").strip()
         if not case:
             await ack(response_action="errors", errors={BlockId.ATTACH_CASE.value: "Give a case key or id"})
@@ -405,7 +394,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     @app.view(CallbackId.RESOLVE_MODAL)
     async def on_resolve_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
-        ack = timed("view", ack)  # type: ignore[assignment]
+        ack = Acker(ack, "view")  # type: ignore[assignment]
         view = body["view"]
         option = modal_value(view, BlockId.RESOLVE_REASON, ActionId.RESOLVE_REASON).get("selected_option") or {}
         comment = modal_value(view, BlockId.RESOLVE_COMMENT, ActionId.RESOLVE_COMMENT).get("value")
