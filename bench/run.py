@@ -106,8 +106,17 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(ack_requests=12, ack_levels=(4,), ack_rounds=2, call_sizes=(1, 3),
-                   handoff=(4, 4, 3), latency_s=0.01, xpanse_rate=20.0, startup_runs=1, job_timeout_s=30.0)
+        return cls(
+            ack_requests=12,
+            ack_levels=(4,),
+            ack_rounds=2,
+            call_sizes=(1, 3),
+            handoff=(4, 4, 3),
+            latency_s=0.01,
+            xpanse_rate=20.0,
+            startup_runs=1,
+            job_timeout_s=30.0,
+        )
 
 
 # ---- the fakes ---------------------------------------------------------------------------------
@@ -255,15 +264,22 @@ class Server:
                 await self.proc.wait()
 
 
-async def start_server(name: str, args: Sequence[str], *, env: dict[str, str], workdir: Path,
-                       db: Path | None = None, timeout: float = 30.0) -> Server:
+async def start_server(
+    name: str, args: Sequence[str], *, env: dict[str, str], workdir: Path, db: Path | None = None, timeout: float = 30.0
+) -> Server:
     """Start a server and wait (bounded) until GET /readyz answers 200; time it from the spawn."""
     port = free_port()
     log = workdir / f"{name}.log"
     started = time.perf_counter()
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, *args, "--port", str(port), env=env, cwd=workdir, stdout=out,
+            sys.executable,
+            *args,
+            "--port",
+            str(port),
+            env=env,
+            cwd=workdir,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
     server = Server(name=name, proc=proc, port=port, log=log, db=db)
@@ -312,8 +328,13 @@ class LoadGenerator:
     @classmethod
     async def start(cls) -> LoadGenerator:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.loadgen", cwd=REPO, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, limit=256 * 1024 * 1024,
+            sys.executable,
+            "-m",
+            "bench.loadgen",
+            cwd=REPO,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=256 * 1024 * 1024,
         )
         return cls(proc)
 
@@ -362,24 +383,50 @@ class Requests:
     def command(self, text: str, *, user: str, trigger_id: str | None = None) -> str:
         fields = dict(self._command)
         trigger = trigger_id or self.trigger()
-        fields.update({
-            "command": "/triage", "text": text, "user_id": user, "channel_id": CHANNEL, "team_id": TEAM,
-            "is_enterprise_install": "false", "enterprise_id": "", "enterprise_name": "",
-            "response_url": self.slack.webhook_url(f"cmd{self.n}"), "trigger_id": trigger,
-        })
+        fields.update(
+            {
+                "command": "/triage",
+                "text": text,
+                "user_id": user,
+                "channel_id": CHANNEL,
+                "team_id": TEAM,
+                "is_enterprise_install": "false",
+                "enterprise_id": "",
+                "enterprise_name": "",
+                "response_url": self.slack.webhook_url(f"cmd{self.n}"),
+                "trigger_id": trigger,
+            }
+        )
         return urllib.parse.urlencode(fields)
 
     def click(self, action_id: str, value: str, *, user: str, message: dict[str, Any]) -> str:
         body = copy.deepcopy(self._click)
         trigger = self.trigger()
-        body.update({
-            "user": {"id": user, "team_id": TEAM}, "team": {"id": TEAM}, "channel": {"id": CHANNEL},
-            "container": {"type": "message", "message_ts": message["ts"], "channel_id": CHANNEL,
-                          "is_ephemeral": False},
-            "message": message, "response_url": self.slack.webhook_url(f"btn{self.n}"), "trigger_id": trigger,
-            "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button",
-                         "action_ts": f"{time.time():.6f}{self.n}"}],
-        })
+        body.update(
+            {
+                "user": {"id": user, "team_id": TEAM},
+                "team": {"id": TEAM},
+                "channel": {"id": CHANNEL},
+                "container": {
+                    "type": "message",
+                    "message_ts": message["ts"],
+                    "channel_id": CHANNEL,
+                    "is_ephemeral": False,
+                },
+                "message": message,
+                "response_url": self.slack.webhook_url(f"btn{self.n}"),
+                "trigger_id": trigger,
+                "actions": [
+                    {
+                        "action_id": action_id,
+                        "block_id": "b",
+                        "value": value,
+                        "type": "button",
+                        "action_ts": f"{time.time():.6f}{self.n}",
+                    }
+                ],
+            }
+        )
         return "payload=" + urllib.parse.quote(json.dumps(body))
 
 
@@ -398,8 +445,11 @@ async def send(server: Server, body: str) -> httpx.Response:
     """One signed request from this process (for the flows; the timed load uses the generator)."""
     stamp = str(int(time.time()))
     signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body) or ""
-    headers = {"X-Slack-Request-Timestamp": stamp, "Content-Type": "application/x-www-form-urlencoded",
-               "X-Slack-Signature": signature}
+    headers = {
+        "X-Slack-Request-Timestamp": stamp,
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Signature": signature,
+    }
     # One client for the run: building an httpx client (its TLS context) costs tens of ms.
     client = _HTTP.get("client")
     if client is None or client.is_closed:
@@ -424,8 +474,15 @@ def item_states(db: Path, job_id: str) -> dict[str, int]:
         return {str(state): int(n) for state, n in rows}
 
 
-async def wait_job(db: Path, done: Callable[[dict[str, Any]], bool], *, timeout: float,
-                   key: str | None = None, job_id: str | None = None, poll: float = 0.02) -> dict[str, Any]:
+async def wait_job(
+    db: Path,
+    done: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float,
+    key: str | None = None,
+    job_id: str | None = None,
+    poll: float = 0.02,
+) -> dict[str, Any]:
     """Poll the bot's store (bounded) until the job exists and ``done(row)`` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -453,13 +510,17 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 def describe(values: Sequence[float]) -> dict[str, float]:
-    return {"p50_ms": round(pct(values, 50), 2), "p99_ms": round(pct(values, 99), 2),
-            "max_ms": round(max(values), 2), "mean_ms": round(statistics.fmean(values), 2)}
+    return {
+        "p50_ms": round(pct(values, 50), 2),
+        "p99_ms": round(pct(values, 99), 2),
+        "max_ms": round(max(values), 2),
+        "mean_ms": round(statistics.fmean(values), 2),
+    }
 
 
 def split(items: list[str], parts: int) -> list[list[str]]:
     size = math.ceil(len(items) / parts)
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # ---- 1. ack latency ------------------------------------------------------------------------------
@@ -488,22 +549,29 @@ class AckLoad:
         sem = asyncio.Semaphore(16)
 
         async def card() -> str:
-            state = ItemState(target=Target(platform=Platform.DATADOG, id=self.finding()), title="Load finding",
-                              severity="high", status="open")
+            state = ItemState(
+                target=Target(platform=Platform.DATADOG, id=self.finding()),
+                title="Load finding",
+                severity="high",
+                status="open",
+            )
             card_blocks = blocks.alert_card(state, assignee_mentions=[])
             async with sem:
-                resp = await self.web.chat_postMessage(channel=CHANNEL, text=blocks.alert_card_text(state),
-                                                       blocks=card_blocks)
+                resp = await self.web.chat_postMessage(
+                    channel=CHANNEL, text=blocks.alert_card_text(state), blocks=card_blocks
+                )
             message = self.fakes.slack.message(CHANNEL, str(resp["ts"]))
             assert message is not None
-            return self.requests.click(ActionId.ASSIGN_ME, button_value(message, ActionId.ASSIGN_ME),
-                                       user=LOADER, message=message)
+            return self.requests.click(
+                ActionId.ASSIGN_ME, button_value(message, ActionId.ASSIGN_ME), user=LOADER, message=message
+            )
 
         return list(await asyncio.gather(*(card() for _ in range(count))))
 
 
-async def ack_latency(cfg: Config, fakes: Fakes, bot: Server, bare: Server, gen: LoadGenerator,
-                      requests: Requests) -> list[dict[str, Any]]:
+async def ack_latency(
+    cfg: Config, fakes: Fakes, bot: Server, bare: Server, gen: LoadGenerator, requests: Requests
+) -> list[dict[str, Any]]:
     load = AckLoad(fakes, requests)
     pids = [bot.pid, bare.pid, os.getpid()]
     rows: list[dict[str, Any]] = []
@@ -520,7 +588,7 @@ async def ack_latency(cfg: Config, fakes: Fakes, bot: Server, bare: Server, gen:
             acks: Counter[str] = Counter()
             for r, chunk in enumerate(split(measured, cfg.ack_rounds)):
                 # Alternate who goes first so drift on the shared machine hits both alike.
-                for server in ((bot, bare) if r % 2 == 0 else (bare, bot)):
+                for server in (bot, bare) if r % 2 == 0 else (bare, bot):
                     await quiesce(pids)
                     result = await gen.fire(server.events, chunk, level)
                     latencies[server.name] += result["latencies_ms"]
@@ -529,15 +597,24 @@ async def ack_latency(cfg: Config, fakes: Fakes, bot: Server, bare: Server, gen:
                         acks.update(result["acks"])
             await quiesce(pids)
             bot_s, bare_s = describe(latencies["bot"]), describe(latencies["bare"])
-            rows.append({
-                "kind": kind, "concurrency": level, "requests": len(latencies["bot"]),
-                "bot": bot_s, "bare": bare_s,
-                "ratio_p50": round(bot_s["p50_ms"] / bare_s["p50_ms"], 2),
-                "ratio_p99": round(bot_s["p99_ms"] / bare_s["p99_ms"], 2),
-                "statuses": {k: dict(v) for k, v in statuses.items()}, "bot_acks": dict(acks),
-            })
-            print(f"  ack {kind:7} x{level:<3} bot p50 {bot_s['p50_ms']:7.2f} p99 {bot_s['p99_ms']:7.2f} ms | "
-                  f"bare p50 {bare_s['p50_ms']:7.2f} p99 {bare_s['p99_ms']:7.2f} ms", flush=True)
+            rows.append(
+                {
+                    "kind": kind,
+                    "concurrency": level,
+                    "requests": len(latencies["bot"]),
+                    "bot": bot_s,
+                    "bare": bare_s,
+                    "ratio_p50": round(bot_s["p50_ms"] / bare_s["p50_ms"], 2),
+                    "ratio_p99": round(bot_s["p99_ms"] / bare_s["p99_ms"], 2),
+                    "statuses": {k: dict(v) for k, v in statuses.items()},
+                    "bot_acks": dict(acks),
+                }
+            )
+            print(
+                f"  ack {kind:7} x{level:<3} bot p50 {bot_s['p50_ms']:7.2f} p99 {bot_s['p99_ms']:7.2f} ms | "
+                f"bare p50 {bare_s['p50_ms']:7.2f} p99 {bare_s['p99_ms']:7.2f} ms",
+                flush=True,
+            )
     return rows
 
 
@@ -559,8 +636,7 @@ class Seeder:
         keys = []
         for _ in range(count):
             finding_id = f"opfinding{self._next():06d}Zz"
-            self.fakes.dd.add_finding(finding_id, title="Op finding",
-                                      assignee_id=DD_IDS[owner] if owner else None)
+            self.fakes.dd.add_finding(finding_id, title="Op finding", assignee_id=DD_IDS[owner] if owner else None)
             keys.append(f"dd:{finding_id}")
         return keys
 
@@ -579,7 +655,8 @@ class Seeder:
             incident_id = str(100000 + self._next())
             first, last = NAMES[owner] if owner else ("", "")
             self.fakes.xpanse.add_incident(
-                incident_id, assigned_user_mail=EMAILS[owner] if owner else None,
+                incident_id,
+                assigned_user_mail=EMAILS[owner] if owner else None,
                 assigned_user_pretty_name=f"{first} {last}" if owner else None,
             )
             keys.append(f"xpanse:{incident_id}")
@@ -613,15 +690,23 @@ class CallLog:
 
     def _lengths(self) -> dict[str, int]:
         f = self.fakes
-        return {"datadog": len(f.dd.requests), "kibana": len(f.kibana.requests), "es": len(f.es.requests),
-                "xpanse": len(f.xpanse.requests), "slack": len(f.slack.calls)}
+        return {
+            "datadog": len(f.dd.requests),
+            "kibana": len(f.kibana.requests),
+            "es": len(f.es.requests),
+            "xpanse": len(f.xpanse.requests),
+            "slack": len(f.slack.calls),
+        }
 
     def counts(self) -> dict[str, dict[str, int]]:
         f = self.fakes
         out: dict[str, dict[str, int]] = {}
-        for platform, reqs in ((Platform.DATADOG, f.dd.requests), (Platform.KIBANA, f.kibana.requests),
-                               (Platform.XPANSE, f.xpanse.requests)):
-            new = reqs[self.marks[platform.value]:]
+        for platform, reqs in (
+            (Platform.DATADOG, f.dd.requests),
+            (Platform.KIBANA, f.kibana.requests),
+            (Platform.XPANSE, f.xpanse.requests),
+        ):
+            new = reqs[self.marks[platform.value] :]
             writes = sum(1 for r in new if is_write(platform, r.method, r.path))
             out[platform.value] = {"writes": writes, "reads": len(new) - writes}
         out["kibana"]["reads"] += len(f.es.requests) - self.marks["es"]
@@ -638,8 +723,9 @@ async def platform_calls(cfg: Config, fakes: Fakes, bot: Server, requests: Reque
     async def assign(keys: list[str]) -> tuple[dict[str, Any], float]:
         trigger = requests.trigger()
         started = time.perf_counter()
-        resp = await send(bot, requests.command("assign " + " ".join(keys) + " to <@U0BOB|bob>", user=ALICE,
-                                                trigger_id=trigger))
+        resp = await send(
+            bot, requests.command("assign " + " ".join(keys) + " to <@U0BOB|bob>", user=ALICE, trigger_id=trigger)
+        )
         resp.raise_for_status()
         row = await wait_job(bot.db, reported, key=trigger, timeout=cfg.job_timeout_s)  # type: ignore[arg-type]
         return row, time.perf_counter() - started
@@ -653,17 +739,29 @@ async def platform_calls(cfg: Config, fakes: Fakes, bot: Server, requests: Reque
             row, wall = await assign(keys)
             counts = log.counts()
             states = item_states(bot.db, row["id"])
-            rows.append({
-                "platform": platform.value, "n": n, "writes": counts[platform.value]["writes"],
-                "min_writes": min_writes(platform, keys), "reads": counts[platform.value]["reads"],
-                "other_platform_calls": sum(v["writes"] + v["reads"] for k, v in counts.items()
-                                            if k not in (platform.value, "slack")),
-                "slack_calls": counts["slack"]["calls"], "items": states, "applied": applied(fakes, keys, BOB),
-                "job_state": row["state"], "wall_s": round(wall, 2),
-            })
+            rows.append(
+                {
+                    "platform": platform.value,
+                    "n": n,
+                    "writes": counts[platform.value]["writes"],
+                    "min_writes": min_writes(platform, keys),
+                    "reads": counts[platform.value]["reads"],
+                    "other_platform_calls": sum(
+                        v["writes"] + v["reads"] for k, v in counts.items() if k not in (platform.value, "slack")
+                    ),
+                    "slack_calls": counts["slack"]["calls"],
+                    "items": states,
+                    "applied": applied(fakes, keys, BOB),
+                    "job_state": row["state"],
+                    "wall_s": round(wall, 2),
+                }
+            )
             r = rows[-1]
-            print(f"  calls {platform.value:8} N={n:<4} writes {r['writes']:4} (min {r['min_writes']:4}) "
-                  f"reads {r['reads']:3} applied {r['applied']}/{n}", flush=True)
+            print(
+                f"  calls {platform.value:8} N={n:<4} writes {r['writes']:4} (min {r['min_writes']:4}) "
+                f"reads {r['reads']:3} applied {r['applied']}/{n}",
+                flush=True,
+            )
     return rows
 
 
@@ -700,8 +798,12 @@ async def handoff(cfg: Config, fakes: Fakes, bot: Server, requests: Requests) ->
         started = time.perf_counter()
         resp = await send(bot, requests.command("handoff to <@U0BOB|bob>", user=ALICE, trigger_id=trigger))
         resp.raise_for_status()
-        row = await wait_job(bot.db, lambda r: r["state"] == "awaiting_confirm" and r["card_ts"] is not None,
-                             key=trigger, timeout=cfg.job_timeout_s)
+        row = await wait_job(
+            bot.db,
+            lambda r: r["state"] == "awaiting_confirm" and r["card_ts"] is not None,
+            key=trigger,
+            timeout=cfg.job_timeout_s,
+        )
         collect_s = time.perf_counter() - started
         preview = fakes.slack.message(CHANNEL, row["card_ts"])
         assert preview is not None, "the handoff preview was not posted"
@@ -718,23 +820,32 @@ async def handoff(cfg: Config, fakes: Fakes, bot: Server, requests: Requests) ->
         fakes.xpanse.rate_limit = None
     counts = log.counts()
     xp_calls = counts["xpanse"]["reads"] + counts["xpanse"]["writes"]
-    xp_endpoints = Counter(r.path.rstrip("/").rsplit("/", 1)[-1] for r in fakes.xpanse.requests[log.marks["xpanse"]:])
+    xp_endpoints = Counter(r.path.rstrip("/").rsplit("/", 1)[-1] for r in fakes.xpanse.requests[log.marks["xpanse"] :])
     xp_min = math.ceil(n_xp / XPANSE_PAGE) + n_xp
     # Every Xpanse request waits for the client's limiter (one per 1/rate s, evenly spaced), and the
     # updates can only follow the read that says what each incident holds; Datadog's and Kibana's
     # few batch requests overlap with that. The last response lands one latency after its send.
     bound = max((xp_min - 1) / cfg.xpanse_rate + cfg.latency_s, cfg.latency_s)
     return {
-        "items": {"datadog": n_dd, "kibana": n_kb, "xpanse": n_xp}, "latency_s": cfg.latency_s,
-        "xpanse_rate": cfg.xpanse_rate, "flow": "slack: /triage handoff to @bob, then the Confirm button",
-        "collect_s": round(collect_s, 2), "confirm_ack_ms": round(ack_ms, 1), "wall_s": round(wall, 2),
-        "bound_s": round(bound, 2), "ratio": round(wall / bound, 3),
+        "items": {"datadog": n_dd, "kibana": n_kb, "xpanse": n_xp},
+        "latency_s": cfg.latency_s,
+        "xpanse_rate": cfg.xpanse_rate,
+        "flow": "slack: /triage handoff to @bob, then the Confirm button",
+        "collect_s": round(collect_s, 2),
+        "confirm_ack_ms": round(ack_ms, 1),
+        "wall_s": round(wall, 2),
+        "bound_s": round(bound, 2),
+        "ratio": round(wall / bound, 3),
         "bound_formula": "(ceil(Nx/100) + Nx - 1) / rate + latency",
-        "calls": counts, "xpanse_calls": xp_calls, "xpanse_min_calls": xp_min,
+        "calls": counts,
+        "xpanse_calls": xp_calls,
+        "xpanse_min_calls": xp_min,
         "xpanse_calls_by_endpoint": dict(xp_endpoints),
         "xpanse_throttled_429": fakes.xpanse.throttled - throttled_before,
-        "job_state": row["state"], "item_states": item_states(bot.db, row["id"]),
-        "applied": applied(fakes, keys, BOB), "total": len(keys),
+        "job_state": row["state"],
+        "item_states": item_states(bot.db, row["id"]),
+        "applied": applied(fakes, keys, BOB),
+        "total": len(keys),
     }
 
 
@@ -742,16 +853,28 @@ async def handoff(cfg: Config, fakes: Fakes, bot: Server, requests: Requests) ->
 
 
 def machine() -> dict[str, Any]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform_mod.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform_mod.processor(),
+    )
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except OSError:
         commit = ""
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": model, "python": platform_mod.python_version(),
-            "os": platform_mod.platform(), "commit": commit,
-            "taken_at": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "python": platform_mod.python_version(),
+        "os": platform_mod.platform(),
+        "commit": commit,
+        "taken_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -781,22 +904,32 @@ def print_table(report: dict[str, Any]) -> None:
     print("\n1. Ack latency (ms)            bot p50   bot p99 | bare p50  bare p99 | p99 ratio")
     for row in report["ack_latency"]:
         b, r = row["bot"], row["bare"]
-        print(f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
-              f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} | {row['ratio_p99']:6.2f}")
+        print(
+            f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
+            f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} | {row['ratio_p99']:6.2f}"
+        )
     print("\n2. Platform calls per assign   writes   minimum   reads   slack   items ok")
     for row in report["platform_calls"]:
-        print(f"   {row['platform']:8} N={row['n']:<5}        {row['writes']:6}  {row['min_writes']:8}  "
-              f"{row['reads']:6}  {row['slack_calls']:6}   {row['applied']}/{row['n']}")
+        print(
+            f"   {row['platform']:8} N={row['n']:<5}        {row['writes']:6}  {row['min_writes']:8}  "
+            f"{row['reads']:6}  {row['slack_calls']:6}   {row['applied']}/{row['n']}"
+        )
     h = report["handoff"]
-    print(f"\n3. Handoff of {h['total']} items ({h['items']}), latency {h['latency_s']*1000:.0f} ms, "
-          f"Xpanse {h['xpanse_rate']}/s")
-    print(f"   Confirm -> reported {h['wall_s']} s; bound {h['bound_s']} s = {h['bound_formula']}; "
-          f"ratio {h['ratio']}; applied {h['applied']}/{h['total']}; Xpanse calls {h['xpanse_calls']} "
-          f"(min {h['xpanse_min_calls']}), 429s {h['xpanse_throttled_429']}; collect {h['collect_s']} s")
+    print(
+        f"\n3. Handoff of {h['total']} items ({h['items']}), latency {h['latency_s'] * 1000:.0f} ms, "
+        f"Xpanse {h['xpanse_rate']}/s"
+    )
+    print(
+        f"   Confirm -> reported {h['wall_s']} s; bound {h['bound_s']} s = {h['bound_formula']}; "
+        f"ratio {h['ratio']}; applied {h['applied']}/{h['total']}; Xpanse calls {h['xpanse_calls']} "
+        f"(min {h['xpanse_min_calls']}), 429s {h['xpanse_throttled_429']}; collect {h['collect_s']} s"
+    )
     fp = report["footprint"]
-    print(f"\n4. Footprint: RSS idle {fp['idle']['rss_mb']} MB, after ack load {fp['after_ack_load']['rss_mb']} MB, "
-          f"after handoff {fp['after_handoff']['rss_mb']} MB (peak {fp['after_handoff']['peak_rss_mb']} MB); "
-          f"start to ready {fp['startup_s']['median']} s median of {fp['startup_s']['runs']}")
+    print(
+        f"\n4. Footprint: RSS idle {fp['idle']['rss_mb']} MB, after ack load {fp['after_ack_load']['rss_mb']} MB, "
+        f"after handoff {fp['after_handoff']['rss_mb']} MB (peak {fp['after_handoff']['peak_rss_mb']} MB); "
+        f"start to ready {fp['startup_s']['median']} s median of {fp['startup_s']['runs']}"
+    )
     print("\nTargets:")
     for t in report["targets"]:
         print(f"   {'met   ' if t['met'] else 'MISSED'}  {t['target']}: {t['value']} (limit {t['limit']})")
@@ -821,8 +954,12 @@ async def run(cfg: Config) -> dict[str, Any]:
             bot = await start_bot(fakes, workdir, "bot", xpanse_rate=cfg.xpanse_rate)
             servers.append(bot)
             startups.append(bot.startup_s)
-            bare = await start_server("bare", ["-m", "bench.bare_app"], env=fakes.bot_env(
-                db=workdir / "unused.db", xpanse_rate=cfg.xpanse_rate), workdir=workdir)
+            bare = await start_server(
+                "bare",
+                ["-m", "bench.bare_app"],
+                env=fakes.bot_env(db=workdir / "unused.db", xpanse_rate=cfg.xpanse_rate),
+                workdir=workdir,
+            )
             servers.append(bare)
             gen = await LoadGenerator.start()
             requests = Requests(fakes.slack)
@@ -857,9 +994,15 @@ async def run(cfg: Config) -> dict[str, Any]:
                 "platform_calls": calls,
                 "handoff": hand,
                 "footprint": {
-                    "idle": idle, "after_ack_load": after_acks, "after_handoff": after_handoff,
-                    "startup_s": {"runs": len(startups), "median": round(statistics.median(startups), 3),
-                                  "max": round(max(startups), 3), "all": [round(s, 3) for s in startups]},
+                    "idle": idle,
+                    "after_ack_load": after_acks,
+                    "after_handoff": after_handoff,
+                    "startup_s": {
+                        "runs": len(startups),
+                        "median": round(statistics.median(startups), 3),
+                        "max": round(max(startups), 3),
+                        "all": [round(s, 3) for s in startups],
+                    },
                     "command": "python -m bot serve (HTTP mode), until GET /readyz answers 200",
                 },
                 "contract_violations": fakes.violations(),
@@ -882,8 +1025,12 @@ async def run(cfg: Config) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run with tiny N (seconds)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"where to write the JSON (default {RESULTS.relative_to(REPO)}; none with --quick)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"where to write the JSON (default {RESULTS.relative_to(REPO)}; none with --quick)",
+    )
     parser.add_argument("--requests", type=int, default=None, help="measured ack requests per app and level")
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()

@@ -50,10 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
 
     shell = sub.add_parser("shell", help="try every verb in a text console, without Slack")
-    shell.add_argument("--sandbox", action="store_true",
-                       help="use the built-in SANDBOX tenants even if platform credentials are configured")
-    shell.add_argument("--user", default=None,
-                       help="the Slack user id you act as (default: alice in the sandbox)")
+    shell.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="use the built-in SANDBOX tenants even if platform credentials are configured",
+    )
+    shell.add_argument("--user", default=None, help="the Slack user id you act as (default: alice in the sandbox)")
 
     sub.add_parser("check", help="validate settings and call each configured platform and Slack")
 
@@ -112,7 +114,8 @@ async def _serve(settings: Settings, *, host: str, port: int) -> int:
         return socket_handler is not None and await socket_handler.client.is_connected()
 
     web_app = build_web_app(
-        services, bolt=None if socket_handler else bolt,
+        services,
+        bolt=None if socket_handler else bolt,
         socket_connected=socket_connected if socket_handler else None,
     )
     runner = web.AppRunner(web_app, access_log=None)
@@ -120,7 +123,9 @@ async def _serve(settings: Settings, *, host: str, port: int) -> int:
     site = web.TCPSite(runner, host, port)
     await site.start()
     log.info(
-        "ready", mode="socket" if socket_handler else "http", port=port,
+        "ready",
+        mode="socket" if socket_handler else "http",
+        port=port,
         startup_s=round(time.monotonic() - started, 3),
     )
     stop = asyncio.Event()
@@ -176,7 +181,10 @@ async def _with_services(settings: Settings, args: argparse.Namespace) -> int:
                 auth = await services.slack.auth_test()
                 team = auth["team_id"]
             report = await mappings_io.import_mappings(
-                services.mappings, args.file, team_id=team, slack=services.slack,
+                services.mappings,
+                args.file,
+                team_id=team,
+                slack=services.slack,
                 apply_good_rows=args.apply_good_rows,
             )
             print("\n".join(report.lines()))

@@ -116,8 +116,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     app.__dict__["triage_state"] = app_state  # tests and the shell wait on background tasks through this
     actions = services.actions
 
-    async def ephemeral(respond: AsyncRespond | None, text: str,
-                        blocks_: list[dict[str, Any]] | None = None) -> None:
+    async def ephemeral(respond: AsyncRespond | None, text: str, blocks_: list[dict[str, Any]] | None = None) -> None:
         if respond is None:
             return
         try:
@@ -139,8 +138,16 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
             await ack(**_user_reply(exc))
             return
         try:
-            await dispatch(cmd, team=team, actor=actor, channel=channel, ack=ack, respond=respond,
-                           response_url=command.get("response_url"), trigger_id=command.get("trigger_id"))
+            await dispatch(
+                cmd,
+                team=team,
+                actor=actor,
+                channel=channel,
+                ack=ack,
+                respond=respond,
+                response_url=command.get("response_url"),
+                trigger_id=command.get("trigger_id"),
+            )
         except UserError as exc:
             await ack(**_user_reply(exc))
         except TriageError as exc:
@@ -148,8 +155,17 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
             log.error("command_failed", ref=ref, error=str(exc))
             await ack(text=f"That did not work (reference {ref}). The team can find it in the bot's log.")
 
-    async def dispatch(cmd: Command, *, team: str, actor: str, channel: str | None, ack: Callable[..., Awaitable[Any]],
-                       respond: AsyncRespond, response_url: str | None, trigger_id: str | None) -> None:
+    async def dispatch(
+        cmd: Command,
+        *,
+        team: str,
+        actor: str,
+        channel: str | None,
+        ack: Callable[..., Awaitable[Any]],
+        respond: AsyncRespond,
+        response_url: str | None,
+        trigger_id: str | None,
+    ) -> None:
         verb = cmd.verb
         if verb is Verb.HELP:
             text = help_text(cmd.help_verb)
@@ -166,8 +182,13 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
             else:
                 assert cmd.platform is not None
                 removed = await services.identity.unmap(team, target_user, cmd.platform)
-                await ack(text=(f"Removed <@{target_user}>'s {cmd.platform.label} mapping." if removed
-                                else f"<@{target_user}> had no {cmd.platform.label} mapping."))
+                await ack(
+                    text=(
+                        f"Removed <@{target_user}>'s {cmd.platform.label} mapping."
+                        if removed
+                        else f"<@{target_user}> had no {cmd.platform.label} mapping."
+                    )
+                )
             return
         if verb is Verb.WHOAMI:
             who = cmd.user or actor
@@ -186,16 +207,33 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
             from_user = cmd.from_user or actor
             assert cmd.user is not None
             await services.handoff.request(
-                team_id=team, actor_id=actor, from_user=from_user, to_user=cmd.user, channel_id=channel,
-                response_url=response_url, interaction_key=trigger_id,
+                team_id=team,
+                actor_id=actor,
+                from_user=from_user,
+                to_user=cmd.user,
+                channel_id=channel,
+                response_url=response_url,
+                interaction_key=trigger_id,
             )
             await ack(text=f"Collecting what <@{from_user}> holds; a preview follows here.")
             return
         request = ActionRequest(
-            verb=verb, team_id=team, actor_id=actor, targets=list(cmd.targets), source=Source.SLASH,
-            params=JobParams(assignee=cmd.user, case=cmd.case, reason=cmd.reason, comment=cmd.comment,
-                             text=cmd.text, severity=cmd.severity),
-            channel_id=channel, response_url=response_url, interaction_key=trigger_id,
+            verb=verb,
+            team_id=team,
+            actor_id=actor,
+            targets=list(cmd.targets),
+            source=Source.SLASH,
+            params=JobParams(
+                assignee=cmd.user,
+                case=cmd.case,
+                reason=cmd.reason,
+                comment=cmd.comment,
+                text=cmd.text,
+                severity=cmd.severity,
+            ),
+            channel_id=channel,
+            response_url=response_url,
+            interaction_key=trigger_id,
         )
         submitted = await actions.submit(request)
         if submitted.duplicate:
@@ -207,8 +245,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     async def whoami(team: str, who: str, respond: AsyncRespond) -> None:
         statuses = await services.identity.whoami(team, who, verify=True)
         configured = list(services.clients)
-        await ephemeral(respond, blocks.whoami_text(who),
-                        blocks.whoami_blocks(who, statuses, configured=configured))
+        await ephemeral(respond, blocks.whoami_text(who), blocks.whoami_blocks(who, statuses, configured=configured))
 
     async def mine(team: str, who: str, respond: AsyncRespond) -> None:
         held = await actions.holdings(team, who)
@@ -246,8 +283,9 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
             return CardRef.loads(str(action.get("value") or ""))
         except ValueError:
             log.info("card_ref_unreadable", action_id=action.get("action_id"))
-            raise UsageError("This card can no longer be acted on. Post a fresh one with "
-                             "`/triage show <target>`.") from None
+            raise UsageError(
+                "This card can no longer be acted on. Post a fresh one with `/triage show <target>`."
+            ) from None
 
     def card_place(body: dict[str, Any], ref: CardRef) -> tuple[str | None, str | None, str | None]:
         container = body.get("container") or {}
@@ -257,8 +295,9 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         thread = ref.thread_ts or message.get("thread_ts")
         return channel, ts, thread
 
-    async def submit_button(ack: Acker, body: dict[str, Any], respond: AsyncRespond, verb: Verb,
-                            params: JobParams | None = None) -> None:
+    async def submit_button(
+        ack: Acker, body: dict[str, Any], respond: AsyncRespond, verb: Verb, params: JobParams | None = None
+    ) -> None:
         """Store the job, then ack: a click Slack saw acknowledged is never lost."""
         action = body["actions"][0]
         try:
@@ -270,9 +309,16 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         channel, ts, thread = card_place(body, ref)
         user = body["user"]["id"]
         request = ActionRequest(
-            verb=verb, team_id=(body.get("team") or {}).get("id") or body["user"].get("team_id", ""),
-            actor_id=user, targets=[ref.target], params=params or JobParams(), source=Source.BUTTON,
-            channel_id=channel, card_ts=ts, thread_ts=thread, response_url=body.get("response_url"),
+            verb=verb,
+            team_id=(body.get("team") or {}).get("id") or body["user"].get("team_id", ""),
+            actor_id=user,
+            targets=[ref.target],
+            params=params or JobParams(),
+            source=Source.BUTTON,
+            channel_id=channel,
+            card_ts=ts,
+            thread_ts=thread,
+            response_url=body.get("response_url"),
             interaction_key=f"{user}:{action.get('action_ts')}:{action['action_id']}",
         )
         try:
@@ -327,25 +373,29 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
             await ephemeral(respond, f"Slack could not open the form ({exc.response.get('error')}); try again.")
 
     @app.action(ActionId.ASSIGN_OPEN)
-    async def on_assign_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
-                             respond: AsyncRespond) -> None:
+    async def on_assign_open(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         await Acker(ack, "button")()
         await open_modal(body, client, respond, Verb.ASSIGN)
 
     @app.action(ActionId.ATTACH_OPEN)
-    async def on_attach_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
-                             respond: AsyncRespond) -> None:
+    async def on_attach_open(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         await Acker(ack, "button")()
         await open_modal(body, client, respond, Verb.ATTACH)
 
     @app.action(ActionId.RESOLVE_OPEN)
-    async def on_resolve_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
-                              respond: AsyncRespond) -> None:
+    async def on_resolve_open(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         await Acker(ack, "button")()
         await open_modal(body, client, respond, Verb.RESOLVE)
 
     # Modal inputs send block_actions only when dispatch_action is set; ack them if they do.
     for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON):
+
         @app.action(input_id)
         async def on_input(ack: AsyncAck) -> None:
             await ack()
@@ -356,15 +406,22 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         found = ((view.get("state") or {}).get("values") or {}).get(block.value, {}).get(action.value, {})
         return found if isinstance(found, dict) else {}
 
-    async def submit_modal(ack: AsyncAck, body: dict[str, Any], verb: Verb, params: JobParams,
-                           error_block: BlockId) -> None:
+    async def submit_modal(
+        ack: AsyncAck, body: dict[str, Any], verb: Verb, params: JobParams, error_block: BlockId
+    ) -> None:
         view = body["view"]
         meta = ModalMeta.loads(view.get("private_metadata") or "")
         user = body["user"]["id"]
         request = ActionRequest(
-            verb=verb, team_id=(body.get("team") or {}).get("id") or "", actor_id=user,
-            targets=list(meta.targets), params=params, source=Source.MODAL, channel_id=meta.channel,
-            card_ts=meta.ts, thread_ts=meta.thread_ts,
+            verb=verb,
+            team_id=(body.get("team") or {}).get("id") or "",
+            actor_id=user,
+            targets=list(meta.targets),
+            params=params,
+            source=Source.MODAL,
+            channel_id=meta.channel,
+            card_ts=meta.ts,
+            thread_ts=meta.thread_ts,
             interaction_key=f"view:{view.get('id')}:{view.get('hash')}",
         )
         try:
@@ -403,8 +460,9 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
 
     # ---- handoff buttons ------------------------------------------------------------------
 
-    async def handoff_button(ack: Acker, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient,
-                             kind: str) -> None:
+    async def handoff_button(
+        ack: Acker, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient, kind: str
+    ) -> None:
         action = body["actions"][0]
         ref = HandoffRef.loads(action["value"])
         user = body["user"]["id"]
@@ -443,18 +501,19 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
             log.warning("handoff_preview_update_failed", error=exc.response.get("error"))
 
     @app.action(ActionId.HANDOFF_CONFIRM)
-    async def on_handoff_confirm(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
-                                 client: AsyncWebClient) -> None:
+    async def on_handoff_confirm(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await after_store(ack, "button", lambda a: handoff_button(a, body, respond, client, "confirm"))
 
     @app.action(ActionId.HANDOFF_CANCEL)
-    async def on_handoff_cancel(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
-                                client: AsyncWebClient) -> None:
+    async def on_handoff_cancel(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await after_store(ack, "button", lambda a: handoff_button(a, body, respond, client, "cancel"))
 
     @app.action(ActionId.RETRY_FAILED)
-    async def on_retry(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond,
-                       client: AsyncWebClient) -> None:
+    async def on_retry(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient) -> None:
         await after_store(ack, "button", lambda a: handoff_button(a, body, respond, client, "retry"))
 
     # ---- message shortcut -------------------------------------------------------------------
@@ -466,21 +525,30 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     async def triage_message(ack: Acker, body: dict[str, Any], respond: AsyncRespond) -> None:
         message = body.get("message") or {}
         targets = extract_targets(
-            message.get("text") or "", message.get("blocks"), attachments=message.get("attachments"),
+            message.get("text") or "",
+            message.get("blocks"),
+            attachments=message.get("attachments"),
             default_space=settings.kibana_space,
         )
         if not targets:
             await ack()
-            await ephemeral(respond, "I found no Datadog, Kibana or Xpanse alert in that message "
-                                     "(no `dd:`/`kibana:`/`xpanse:` ids and no platform links).")
+            await ephemeral(
+                respond,
+                "I found no Datadog, Kibana or Xpanse alert in that message "
+                "(no `dd:`/`kibana:`/`xpanse:` ids and no platform links).",
+            )
             return
         user = body["user"]["id"]
         request = ActionRequest(
-            verb=Verb.SHOW, team_id=(body.get("team") or {}).get("id") or "", actor_id=user,
-            targets=targets[:MAX_SHORTCUT_CARDS], source=Source.SHORTCUT,
+            verb=Verb.SHOW,
+            team_id=(body.get("team") or {}).get("id") or "",
+            actor_id=user,
+            targets=targets[:MAX_SHORTCUT_CARDS],
+            source=Source.SHORTCUT,
             channel_id=(body.get("channel") or {}).get("id"),
             thread_ts=message.get("thread_ts") or body.get("message_ts") or message.get("ts"),
-            response_url=body.get("response_url"), interaction_key=body.get("trigger_id"),
+            response_url=body.get("response_url"),
+            interaction_key=body.get("trigger_id"),
         )
         try:
             await actions.submit(request)
@@ -491,9 +559,14 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         await ack()
         if len(targets) > MAX_SHORTCUT_CARDS:
             rest = " ".join(f"`{t.key}`" for t in targets[MAX_SHORTCUT_CARDS:])
-            await ephemeral(respond, blocks.cut(
-                f"That message names {len(targets)} alerts; cards follow for the first {MAX_SHORTCUT_CARDS}. "
-                f"The rest: {rest}", 3000))
+            await ephemeral(
+                respond,
+                blocks.cut(
+                    f"That message names {len(targets)} alerts; cards follow for the first {MAX_SHORTCUT_CARDS}. "
+                    f"The rest: {rest}",
+                    3000,
+                ),
+            )
 
     # ---- errors -----------------------------------------------------------------------------
 
@@ -508,8 +581,11 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         if url:
             from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-            text = (error.message if isinstance(error, UserError)
-                    else f"Something went wrong (reference {ref}); nothing further was changed.")
+            text = (
+                error.message
+                if isinstance(error, UserError)
+                else f"Something went wrong (reference {ref}); nothing further was changed."
+            )
             try:
                 await AsyncWebhookClient(url).send(text=text, response_type="ephemeral", replace_original=False)
             except Exception:

@@ -79,8 +79,10 @@ async def _check_slack(settings: Settings) -> tuple[str, bool]:
     granted = {s.strip() for s in str(header).split(",") if s.strip()}
     missing = [s for s in REQUIRED_SCOPES if s not in granted]
     if missing:
-        return (f"Slack: failing — {who}, but the token lacks {', '.join(missing)}; add the scopes in the "
-                "app's OAuth settings and reinstall the app"), False
+        return (
+            f"Slack: failing — {who}, but the token lacks {', '.join(missing)}; add the scopes in the "
+            "app's OAuth settings and reinstall the app"
+        ), False
     note = "" if "usergroups:read" in granted else " (no usergroups:read: policy rules naming groups never match)"
     return f"Slack: ok — {who}{note}", True
 
@@ -93,8 +95,10 @@ async def run_check(settings: Settings) -> tuple[list[str], bool]:
     client cannot be built from the settings.
     """
     quick = settings.model_copy(
-        update={"triage_retry_attempts": CHECK_RETRY_ATTEMPTS,
-                "triage_retry_timeout": min(settings.triage_retry_timeout, CHECK_RETRY_TIMEOUT)}
+        update={
+            "triage_retry_attempts": CHECK_RETRY_ATTEMPTS,
+            "triage_retry_timeout": min(settings.triage_retry_timeout, CHECK_RETRY_TIMEOUT),
+        }
     )
     clients = build_clients(quick)
     try:

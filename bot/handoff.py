@@ -47,16 +47,28 @@ class HandoffService:
         self.service = service
 
     async def request(
-        self, *, team_id: str, actor_id: str, from_user: str, to_user: str, channel_id: str | None,
-        response_url: str | None = None, interaction_key: str | None = None,
+        self,
+        *,
+        team_id: str,
+        actor_id: str,
+        from_user: str,
+        to_user: str,
+        channel_id: str | None,
+        response_url: str | None = None,
+        interaction_key: str | None = None,
     ) -> Submitted:
         """Queue the collection of ``from_user``'s items; the preview follows in the channel."""
         if from_user == to_user:
             raise UserError(f"<@{from_user}> cannot hand off to themselves")
         request = ActionRequest(
-            verb=Verb.HANDOFF, team_id=team_id, actor_id=actor_id, source=Source.HANDOFF,
+            verb=Verb.HANDOFF,
+            team_id=team_id,
+            actor_id=actor_id,
+            source=Source.HANDOFF,
             params=JobParams(assignee=to_user, from_user=from_user, extra={"phase": PHASE_COLLECT}),
-            channel_id=channel_id, response_url=response_url, interaction_key=interaction_key,
+            channel_id=channel_id,
+            response_url=response_url,
+            interaction_key=interaction_key,
         )
         return await self.service.submit(request)
 
@@ -113,7 +125,11 @@ class HandoffService:
             raise await self._already(job_id)
         self.service.queue.put_nowait(job.id)
         await self.service.jobs.record(
-            team_id=job.team_id, actor_id=actor_id, verb="handoff", outcome="confirmed", job_id=job.id,
+            team_id=job.team_id,
+            actor_id=actor_id,
+            verb="handoff",
+            outcome="confirmed",
+            job_id=job.id,
             detail=f"<@{job.params.from_user}> to <@{job.params.assignee}>",
         )
         refreshed = await self.service.jobs.get(job.id)
@@ -128,7 +144,11 @@ class HandoffService:
         ):
             raise await self._already(job_id)
         await self.service.jobs.record(
-            team_id=job.team_id, actor_id=actor_id, verb="handoff", outcome="cancelled", job_id=job.id,
+            team_id=job.team_id,
+            actor_id=actor_id,
+            verb="handoff",
+            outcome="cancelled",
+            job_id=job.id,
         )
         refreshed = await self.service.jobs.get(job.id)
         assert refreshed is not None
@@ -145,9 +165,16 @@ class HandoffService:
         params = job.params.model_copy(deep=True)
         params.extra.update({"phase": PHASE_APPLY, "retry_of": job.id})
         request = ActionRequest(
-            verb=Verb.HANDOFF, team_id=job.team_id, actor_id=actor_id, source=Source.HANDOFF,
-            targets=failed, params=params, channel_id=job.channel_id, card_ts=job.card_ts,
-            thread_ts=job.thread_ts or job.card_ts, interaction_key=interaction_key,
+            verb=Verb.HANDOFF,
+            team_id=job.team_id,
+            actor_id=actor_id,
+            source=Source.HANDOFF,
+            targets=failed,
+            params=params,
+            channel_id=job.channel_id,
+            card_ts=job.card_ts,
+            thread_ts=job.thread_ts or job.card_ts,
+            interaction_key=interaction_key,
         )
         return await self.service.submit(request)
 

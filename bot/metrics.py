@@ -25,12 +25,8 @@ PLATFORM_RETRIES = Counter(
     ["platform", "reason"],
     registry=REGISTRY,
 )
-JOB_QUEUE_DEPTH = Gauge(
-    "triage_job_queue_depth", "Jobs accepted but not finished.", registry=REGISTRY
-)
-JOB_OLDEST_AGE = Gauge(
-    "triage_job_oldest_age_seconds", "Age of the oldest unfinished job.", registry=REGISTRY
-)
+JOB_QUEUE_DEPTH = Gauge("triage_job_queue_depth", "Jobs accepted but not finished.", registry=REGISTRY)
+JOB_OLDEST_AGE = Gauge("triage_job_oldest_age_seconds", "Age of the oldest unfinished job.", registry=REGISTRY)
 SLACK_ACK_LATENCY = Histogram(
     "triage_slack_ack_seconds",
     "Time from receiving a Slack request to acknowledging it.",

@@ -139,9 +139,9 @@ class ItemState(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return (self.status or "").lower() not in {"closed", "resolved"} and not (
-            self.status or ""
-        ).lower().startswith("resolved")
+        return (self.status or "").lower() not in {"closed", "resolved"} and not (self.status or "").lower().startswith(
+            "resolved"
+        )
 
 
 class PlatformUser(BaseModel):

@@ -107,10 +107,7 @@ class Admins(BaseModel):
 
     def mentions(self) -> str:
         """The admins as Slack mentions, users first, in a stable order."""
-        return ", ".join(
-            [f"<@{u}>" for u in sorted(self.users)]
-            + [f"<!subteam^{g}>" for g in sorted(self.groups)]
-        )
+        return ", ".join([f"<@{u}>" for u in sorted(self.users)] + [f"<!subteam^{g}>" for g in sorted(self.groups)])
 
 
 class Rule(BaseModel):
@@ -123,9 +120,7 @@ class Rule(BaseModel):
     groups: frozenset[GroupId] = frozenset()
     channels: frozenset[ChannelId] = frozenset()
 
-    def allows(
-        self, *, actor_id: str, channel_id: str | None, actor_groups: frozenset[str]
-    ) -> bool:
+    def allows(self, *, actor_id: str, channel_id: str | None, actor_groups: frozenset[str]) -> bool:
         """Whether this rule alone lets the actor act (admins are checked by the policy)."""
         return (
             self.everyone
@@ -213,19 +208,14 @@ class Policy(BaseModel):
         who = rule.who()
         if not who:
             if not self.admins.configured:
-                return (
-                    f"Nobody may {action}: it is for admins only and "
-                    "no admins are configured in TRIAGE_POLICY."
-                )
+                return f"Nobody may {action}: it is for admins only and no admins are configured in TRIAGE_POLICY."
             return f"Only admins may {action} (admins: {self.admins.mentions()})."
         admins = f" (admins may too: {self.admins.mentions()})" if self.admins.configured else ""
         return f"Only {_join(who)} may {action}{admins}."
 
     def describe(self) -> list[str]:
         """One line for the source, one for the admins and one per verb, for logs and ``check``."""
-        source = (
-            f"policy: {self._source}" if self._source else "policy: default (TRIAGE_POLICY not set)"
-        )
+        source = f"policy: {self._source}" if self._source else "policy: default (TRIAGE_POLICY not set)"
         if self.admins.configured:
             parts = []
             if self.admins.users:
@@ -295,8 +285,7 @@ def _problems(path: str, exc: ValidationError) -> list[str]:
         if loc[-1:] == ("[key]",) and loc[:1] == ("verbs",):
             # pydantic reports a bad dict key as a Literal mismatch on "[key]": say it plainly.
             problems.append(
-                f"{path}: {_location(loc[:-1])}: unknown verb {loc[-2]!r}; "
-                f"known verbs: {', '.join(ALL_VERBS)}"
+                f"{path}: {_location(loc[:-1])}: unknown verb {loc[-2]!r}; known verbs: {', '.join(ALL_VERBS)}"
             )
             continue
         if err["type"] == "extra_forbidden":

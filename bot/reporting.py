@@ -87,7 +87,9 @@ class Reporter:
     async def post_card(self, *, channel: str, state: ItemState, thread_ts: str | None = None) -> str:
         """Post one alert card; returns its ts. Raises ``SlackApiError`` when Slack refuses."""
         resp = await self.slack.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=blocks.alert_card_text(state),
+            channel=channel,
+            thread_ts=thread_ts,
+            text=blocks.alert_card_text(state),
             blocks=await self.card(state),
         )
         return str(resp["ts"])
@@ -117,19 +119,29 @@ class Reporter:
             return False
         return True
 
-    async def _respond(self, job: Job, *, text: str, blocks_: list[dict[str, Any]] | None = None,
-                       ephemeral: bool = False) -> None:
+    async def _respond(
+        self, job: Job, *, text: str, blocks_: list[dict[str, Any]] | None = None, ephemeral: bool = False
+    ) -> None:
         if not job.response_url:
             log.warning("report_undeliverable", job_id=job.id)
             return
         webhook = AsyncWebhookClient(job.response_url)
         await webhook.send(
-            text=text, blocks=blocks_, response_type="ephemeral" if ephemeral else "in_channel",
+            text=text,
+            blocks=blocks_,
+            response_type="ephemeral" if ephemeral else "in_channel",
             replace_original=False,
         )
 
-    async def _post(self, job: Job, *, text: str, blocks_: list[dict[str, Any]],
-                    thread_ts: str | None = None, fallback: list[dict[str, Any]] | None = None) -> str | None:
+    async def _post(
+        self,
+        job: Job,
+        *,
+        text: str,
+        blocks_: list[dict[str, Any]],
+        thread_ts: str | None = None,
+        fallback: list[dict[str, Any]] | None = None,
+    ) -> str | None:
         """chat.postMessage in the job's channel; returns its ts. When the bot cannot post
         there (not a member, a DM it is not in), sends ``fallback`` (else ``blocks_``) through
         the job's response_url instead and returns None."""
@@ -152,8 +164,7 @@ class Reporter:
         p = job.params
         template = _SUMMARY.get(verb, verb.value + " {n}")
         who = f"<@{p.assignee}>" if p.assignee else "someone"
-        return template.format(n=_items_word(len(result.items)), who=who, case=p.case or "",
-                               severity=p.severity or "")
+        return template.format(n=_items_word(len(result.items)), who=who, case=p.case or "", severity=p.severity or "")
 
     async def _write(self, job: Job, verb: Verb, items: Sequence[JobItem]) -> None:
         result = BatchResult.of(i.result() for i in items)
@@ -168,8 +179,7 @@ class Reporter:
         # cannot post, everything goes through the response_url in one message.
         parent = await self._post(job, text=text, blocks_=detail[:2], fallback=detail)
         if parent:
-            await self.slack.chat_postMessage(channel=job.channel_id or "", thread_ts=parent, text=text,
-                                              blocks=detail)
+            await self.slack.chat_postMessage(channel=job.channel_id or "", thread_ts=parent, text=text, blocks=detail)
 
     async def _update_cards(self, job: Job, verb: Verb, items: Sequence[JobItem]) -> None:
         """Redraw the card from the platform's state, with confirmed writes laid over it."""
@@ -184,12 +194,15 @@ class Reporter:
                 log.info("card_not_redrawn", target=target.key, reason=problems.get(target.key))
                 return
             card = blocks.missing_card(target, problems.get(target.key, "not found"))
-            await self.slack.chat_update(channel=job.channel_id, ts=job.card_ts,
-                                         text=blocks.missing_card_text(target, ""), blocks=card)
+            await self.slack.chat_update(
+                channel=job.channel_id, ts=job.card_ts, text=blocks.missing_card_text(target, ""), blocks=card
+            )
             return
         state = overlay(state, verb, items[0].result())
         await self.slack.chat_update(
-            channel=job.channel_id, ts=job.card_ts, text=blocks.alert_card_text(state),
+            channel=job.channel_id,
+            ts=job.card_ts,
+            text=blocks.alert_card_text(state),
             blocks=await self.card(state, note=note),
         )
 
@@ -203,12 +216,16 @@ class Reporter:
             state = states.get(t.key)
             if state is None:
                 await self.slack.chat_update(
-                    channel=job.channel_id, ts=job.card_ts, text=blocks.missing_card_text(t, ""),
+                    channel=job.channel_id,
+                    ts=job.card_ts,
+                    text=blocks.missing_card_text(t, ""),
                     blocks=blocks.missing_card(t, problems.get(t.key, "not found")),
                 )
             else:
                 await self.slack.chat_update(
-                    channel=job.channel_id, ts=job.card_ts, text=blocks.alert_card_text(state),
+                    channel=job.channel_id,
+                    ts=job.card_ts,
+                    text=blocks.alert_card_text(state),
                     blocks=await self.card(state, note=blocks.updated_note(job.actor_id, datetime.now(UTC))),
                 )
             return
@@ -230,25 +247,39 @@ class Reporter:
         if job.state is JobState.AWAITING_CONFIRM:
             states = [ItemState(target=i.target) for i in items]
             unmapped = [Platform(x) for x in p.extra.get("unmapped", [])]
-            preview = blocks.handoff_preview(ref, from_user=p.from_user, to_user=p.assignee, items=states,
-                                             unmapped=unmapped)
+            preview = blocks.handoff_preview(
+                ref, from_user=p.from_user, to_user=p.assignee, items=states, unmapped=unmapped
+            )
             problems = p.extra.get("problems") or {}
             if problems:
-                preview.insert(1, {"type": "context", "elements": [{"type": "mrkdwn", "text": "; ".join(
-                    f"{Platform(k).label}: {v}" for k, v in problems.items())[:2900]}]})
+                preview.insert(
+                    1,
+                    {
+                        "type": "context",
+                        "elements": [
+                            {
+                                "type": "mrkdwn",
+                                "text": "; ".join(f"{Platform(k).label}: {v}" for k, v in problems.items())[:2900],
+                            }
+                        ],
+                    },
+                )
             text = blocks.handoff_preview_text(from_user=p.from_user, to_user=p.assignee, items=states)
             ts = await self._post(job, text=text, blocks_=preview)
             if ts:
                 await self.jobs.set_message(job.id, channel_id=job.channel_id, card_ts=ts, thread_ts=None)
             return
         result = BatchResult.of(i.result() for i in items)
-        detail = blocks.handoff_result(ref, result=result, actor_id=job.actor_id, from_user=p.from_user,
-                                       to_user=p.assignee)
-        text = blocks.handoff_result_text(result=result, actor_id=job.actor_id, from_user=p.from_user,
-                                          to_user=p.assignee)
+        detail = blocks.handoff_result(
+            ref, result=result, actor_id=job.actor_id, from_user=p.from_user, to_user=p.assignee
+        )
+        text = blocks.handoff_result_text(
+            result=result, actor_id=job.actor_id, from_user=p.from_user, to_user=p.assignee
+        )
         if job.channel_id and job.card_ts:
-            await self.slack.chat_postMessage(channel=job.channel_id, thread_ts=job.thread_ts or job.card_ts,
-                                              text=text, blocks=detail)
+            await self.slack.chat_postMessage(
+                channel=job.channel_id, thread_ts=job.thread_ts or job.card_ts, text=text, blocks=detail
+            )
         else:
             await self._post(job, text=text, blocks_=detail)
         done = BatchResult.of(r for r in result.items if r.outcome.ok)
@@ -265,8 +296,7 @@ class Reporter:
 
 async def post_card(services: Services, *, channel: str, state: ItemState, thread_ts: str | None = None) -> str:
     """Post an alert card through the services' reporter (used by alert ingestion)."""
-    reporter = Reporter(slack=services.slack, actions=services.actions, identity=services.identity,
-                        jobs=services.jobs)
+    reporter = Reporter(slack=services.slack, actions=services.actions, identity=services.identity, jobs=services.jobs)
     return await reporter.post_card(channel=channel, state=state, thread_ts=thread_ts)
 
 

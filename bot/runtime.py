@@ -136,22 +136,28 @@ async def build_services(
 
     async def authorize(request: ActionRequest, _verb: str) -> None:
         groups_of = (
-            await groups.groups_of(request.actor_id)
-            if policy.needs_groups(policy_verb(request)) else frozenset()
+            await groups.groups_of(request.actor_id) if policy.needs_groups(policy_verb(request)) else frozenset()
         )
         policy.authorize(
-            verb=policy_verb(request), actor_id=request.actor_id, channel_id=request.channel_id,
+            verb=policy_verb(request),
+            actor_id=request.actor_id,
+            channel_id=request.channel_id,
             actor_groups=groups_of,
         )
 
     actions = ActionService(
-        clients=platform_clients, jobs=jobs, resolve_identity=identity.resolve, authorize=authorize,
+        clients=platform_clients,
+        jobs=jobs,
+        resolve_identity=identity.resolve,
+        authorize=authorize,
         default_space=settings.kibana_space,
     )
     handoff = HandoffService(actions)
     reporter = Reporter(slack=slack, actions=actions, identity=identity, jobs=jobs)
     workers = Workers(
-        actions, report=reporter.report, count=settings.triage_workers,
+        actions,
+        report=reporter.report,
+        count=settings.triage_workers,
         runners={Verb.HANDOFF.value: handoff.run},
     )
     log.info(
@@ -161,7 +167,16 @@ async def build_services(
         policy=policy.describe(),
     )
     return Services(
-        settings=settings, store=store, mappings=mappings, jobs=jobs, clients=platform_clients,
-        slack=slack, identity=identity, policy=policy, groups=groups, actions=actions,
-        handoff=handoff, workers=workers,
+        settings=settings,
+        store=store,
+        mappings=mappings,
+        jobs=jobs,
+        clients=platform_clients,
+        slack=slack,
+        identity=identity,
+        policy=policy,
+        groups=groups,
+        actions=actions,
+        handoff=handoff,
+        workers=workers,
     )

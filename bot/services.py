@@ -219,8 +219,11 @@ class ActionService:
             await self.authorize(request, request.verb.value)
         except ForbiddenError as exc:
             await self.jobs.record(
-                team_id=request.team_id, actor_id=request.actor_id, verb=request.verb.value,
-                outcome="refused", detail=exc.message,
+                team_id=request.team_id,
+                actor_id=request.actor_id,
+                verb=request.verb.value,
+                outcome="refused",
+                detail=exc.message,
                 target=request.targets[0] if len(request.targets) == 1 else None,
             )
             raise
@@ -231,10 +234,18 @@ class ActionService:
                 return Submitted(job_id=None, duplicate=True)
             await self.check_duplicate(request)
             job = await self.jobs.create(
-                verb=request.verb.value, team_id=request.team_id, actor_id=request.actor_id,
-                targets=request.targets, params=request.params, source=request.source.value,
-                channel_id=request.channel_id, card_ts=request.card_ts, thread_ts=request.thread_ts,
-                response_url=request.response_url, interaction_key=request.interaction_key, state=state,
+                verb=request.verb.value,
+                team_id=request.team_id,
+                actor_id=request.actor_id,
+                targets=request.targets,
+                params=request.params,
+                source=request.source.value,
+                channel_id=request.channel_id,
+                card_ts=request.card_ts,
+                thread_ts=request.thread_ts,
+                response_url=request.response_url,
+                interaction_key=request.interaction_key,
+                state=state,
             )
         if job is None:
             log.info("duplicate_delivery", interaction_key=request.interaction_key)
@@ -303,7 +314,8 @@ class ActionService:
             # A client that forgot an item must not make it vanish: report it failed.
             pairs += [
                 (i.seq, ItemResult(target=i.target, outcome=Outcome.FAILED, detail="no result from the platform"))
-                for i in among if i.target.key not in seen
+                for i in among
+                if i.target.key not in seen
             ]
             await self.jobs.record_results(job, pairs)
             settled.update(wanted)
@@ -327,13 +339,16 @@ class ActionService:
             known = await self._last_known([i.target for i in todo]) if verb in _ASSIGNMENT else {}
             await self.jobs.mark_items(job.id, [i.seq for i in todo], IS.RUNNING)
             result = await self._call(job, verb, platform, client, [i.target for i in todo])
-            await record([_annotate(r, states.get(r.target.key), known.get(r.target.key), platform)
-                          for r in result.items], todo)
+            await record(
+                [_annotate(r, states.get(r.target.key), known.get(r.target.key), platform) for r in result.items], todo
+            )
         except NotConfiguredError as exc:
             await record(all_items(Outcome.SKIPPED, exc.message), remaining())
         except UserError as exc:
-            await record(all_items(Outcome.SKIPPED if not isinstance(exc, UsageError) else Outcome.FAILED,
-                                   exc.message), remaining())
+            await record(
+                all_items(Outcome.SKIPPED if not isinstance(exc, UsageError) else Outcome.FAILED, exc.message),
+                remaining(),
+            )
         except PlatformError as exc:
             await record(all_items(Outcome.FAILED, exc.reason, exc.status), remaining())
         except asyncio.CancelledError:
@@ -358,8 +373,7 @@ class ActionService:
             except UserError as exc:
                 result = ItemResult(target=item.target, outcome=Outcome.FAILED, detail=exc.message)
             except PlatformError as exc:
-                result = ItemResult(target=item.target, outcome=Outcome.FAILED, detail=exc.reason,
-                                    status=exc.status)
+                result = ItemResult(target=item.target, outcome=Outcome.FAILED, detail=exc.reason, status=exc.status)
             await self.jobs.record_results(job, [(item.seq, result)])
             settled.add(item.target.key)
 
@@ -398,18 +412,45 @@ class ActionService:
             current = [a.lower() for a in state.assignees]
             now = ",".join(state.assignees) or None
             if wanted is not None and current == [wanted.lower()]:
-                skipped.append(ItemResult(target=item.target, outcome=Outcome.SKIPPED,
-                                          detail=f"already assigned to {wanted}", before=now, after=now))
+                skipped.append(
+                    ItemResult(
+                        target=item.target,
+                        outcome=Outcome.SKIPPED,
+                        detail=f"already assigned to {wanted}",
+                        before=now,
+                        after=now,
+                    )
+                )
             elif verb is Verb.UNASSIGN and not current:
-                skipped.append(ItemResult(target=item.target, outcome=Outcome.SKIPPED,
-                                          detail="already unassigned", before=None, after=None))
+                skipped.append(
+                    ItemResult(
+                        target=item.target,
+                        outcome=Outcome.SKIPPED,
+                        detail="already unassigned",
+                        before=None,
+                        after=None,
+                    )
+                )
             elif verb is Verb.HANDOFF and holder is not None and holder.lower() not in current:
-                skipped.append(ItemResult(
-                    target=item.target, outcome=Outcome.SKIPPED, before=now, after=now,
-                    detail=f"no longer held by {holder} (now {now or 'unassigned'}); left as it is"))
+                skipped.append(
+                    ItemResult(
+                        target=item.target,
+                        outcome=Outcome.SKIPPED,
+                        before=now,
+                        after=now,
+                        detail=f"no longer held by {holder} (now {now or 'unassigned'}); left as it is",
+                    )
+                )
             elif verb is Verb.HANDOFF and not state.is_open:
-                skipped.append(ItemResult(target=item.target, outcome=Outcome.SKIPPED, before=now, after=now,
-                                          detail=f"{state.status} since the preview; left as it is"))
+                skipped.append(
+                    ItemResult(
+                        target=item.target,
+                        outcome=Outcome.SKIPPED,
+                        before=now,
+                        after=now,
+                        detail=f"{state.status} since the preview; left as it is",
+                    )
+                )
             else:
                 todo.append(item)
         return skipped, todo, states
@@ -527,8 +568,9 @@ def _same(a: str | None, b: str | None) -> bool:
     return (a or "").lower() == (b or "").lower()
 
 
-def _annotate(result: ItemResult, state: ItemState | None, known: tuple[str | None] | None,
-              platform: Platform) -> ItemResult:
+def _annotate(
+    result: ItemResult, state: ItemState | None, known: tuple[str | None] | None, platform: Platform
+) -> ItemResult:
     """Fill a write's ``before`` from the pre-read and say when the item changed outside the bot.
 
     ``known`` holds what the bot's last change left on the item (from the ledger), or is None
@@ -552,10 +594,19 @@ def _annotate(result: ItemResult, state: ItemState | None, known: tuple[str | No
 def _describe(verb: str, params: JobParams) -> str:
     if verb == Verb.ASSIGN and params.assignee:
         return f"assign it to <@{params.assignee}>"
-    return {"unassign": "unassign it", "resolve": "resolve it", "attach": "attach it to a case",
-            "severity": "set its severity"}.get(verb, verb)
+    return {
+        "unassign": "unassign it",
+        "resolve": "resolve it",
+        "attach": "attach it to a case",
+        "severity": "set its severity",
+    }.get(verb, verb)
 
 
 def _past(verb: Verb) -> str:
-    return {Verb.ASSIGN: "assigned", Verb.UNASSIGN: "unassigned", Verb.RESOLVE: "resolved",
-            Verb.ATTACH: "attached", Verb.SEVERITY: "updated"}.get(verb, "handled")
+    return {
+        Verb.ASSIGN: "assigned",
+        Verb.UNASSIGN: "unassigned",
+        Verb.RESOLVE: "resolved",
+        Verb.ATTACH: "attached",
+        Verb.SEVERITY: "updated",
+    }.get(verb, "handled")

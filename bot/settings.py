@@ -84,9 +84,7 @@ def _strip_slash(value: str | None) -> str | None:
 class Settings(BaseSettings):
     """Every setting of the bot; see README "Configuration" for the reference."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
-    )
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
 
     # Slack
     slack_bot_token: SecretStr | None = None
@@ -136,9 +134,9 @@ class Settings(BaseSettings):
     # Filled by the "before" validator for load_settings to report beside any field errors.
     _pair_problems: ClassVar[list[str]] = []
 
-    _normalise_urls = field_validator(
-        "dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", mode="after"
-    )(_strip_slash)
+    _normalise_urls = field_validator("dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", mode="after")(
+        _strip_slash
+    )
 
     @field_validator("dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", "slack_api_url")
     @classmethod

@@ -108,14 +108,18 @@ class Shell:
     def _render(self, blocks: list[dict[str, Any]], text: str, indent: str = "  ") -> list[str]:
         lines = render_blocks(blocks, name_of=self.name_of, indent=indent) if blocks else []
         if not lines and text:
-            lines = render_blocks([{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
-                                  name_of=self.name_of, indent=indent)
+            lines = render_blocks(
+                [{"type": "section", "text": {"type": "mrkdwn", "text": text}}], name_of=self.name_of, indent=indent
+            )
         return lines
 
     def _card_lines(self, card: Card, heading: str) -> list[str]:
         label = " [SANDBOX]" if self.sandbox else ""
-        return [f"┌ card #{card.number}{label} {heading}".rstrip(),
-                *self._render(card.message.get("blocks") or [], card.message.get("text", ""), "│ "), "└"]
+        return [
+            f"┌ card #{card.number}{label} {heading}".rstrip(),
+            *self._render(card.message.get("blocks") or [], card.message.get("text", ""), "│ "),
+            "└",
+        ]
 
     def _register(self, channel: str, ts: str, message: dict[str, Any]) -> Card | None:
         number = self._by_ts.get((channel, ts))
@@ -160,7 +164,7 @@ class Shell:
             self.say(line)
 
     def flush_events(self) -> list[SlackEvent]:
-        new = self.slack.events[self._seen:]
+        new = self.slack.events[self._seen :]
         self._seen = len(self.slack.events)
         for event in new:
             self.show_event(event)
@@ -203,7 +207,7 @@ class Shell:
         entity = re.compile(r"<[@#!][^<>\s]+(?:\|[^<>]*)?>|<(?:https?|mailto):[^<>\s]+>")
         parts, last = [], 0
         for m in entity.finditer(text):
-            parts.append(_escape(text[last:m.start()]))
+            parts.append(_escape(text[last : m.start()]))
             parts.append(m.group(0))
             last = m.end()
         parts.append(_escape(text[last:]))
@@ -252,10 +256,18 @@ class Shell:
 
     async def command(self, text: str) -> None:
         body = {
-            "token": "sandbox", "team_id": self.team, "team_domain": "sandbox", "channel_id": self.channel,
-            "channel_name": "triage", "user_id": self.user, "user_name": self.name_of(self.user) or self.user,
-            "command": "/triage", "text": self.slack_text(text), "api_app_id": "A0SHELL",
-            "is_enterprise_install": "false", "response_url": self.slack.webhook_url(f"cmd{next(self._n)}"),
+            "token": "sandbox",
+            "team_id": self.team,
+            "team_domain": "sandbox",
+            "channel_id": self.channel,
+            "channel_name": "triage",
+            "user_id": self.user,
+            "user_name": self.name_of(self.user) or self.user,
+            "command": "/triage",
+            "text": self.slack_text(text),
+            "api_app_id": "A0SHELL",
+            "is_enterprise_install": "false",
+            "response_url": self.slack.webhook_url(f"cmd{next(self._n)}"),
             "trigger_id": self._trigger(),
         }
         answer = await self.dispatch(body)
@@ -271,8 +283,9 @@ class Shell:
             blocks: list[dict[str, Any]] = card.message.get("blocks") or []
             header = next((b for b in blocks if b.get("type") in ("header", "section")), {})
             title = render_blocks([header], name_of=self.name_of)[:1] or [card.message.get("text", "")]
-            labels = " ".join(f"[{button_label(e)}]" for _, e in buttons(card.message.get("blocks") or [])
-                              if not e.get("url"))
+            labels = " ".join(
+                f"[{button_label(e)}]" for _, e in buttons(card.message.get("blocks") or []) if not e.get("url")
+            )
             self.say(f"#{card.number} {title[0]}\n    {labels}")
 
     def show_card(self, arg: str) -> None:
@@ -310,7 +323,7 @@ class Shell:
             words.pop()
         wanted = _norm(" ".join(words))
         if not wanted:
-            return "Press which button? e.g. `press \"Assign to me\" 1` (`cards` lists them)."
+            return 'Press which button? e.g. `press "Assign to me" 1` (`cards` lists them).'
         candidates = [self.cards[number]] if number in self.cards else [] if number else list(self.cards.values())[::-1]
         if number and not candidates:
             return f"There is no card #{number}; `cards` lists them."
@@ -337,17 +350,26 @@ class Shell:
             return
         before_views = len(self.slack.views)
         body = {
-            "type": "block_actions", "token": "sandbox", "api_app_id": "A0SHELL",
+            "type": "block_actions",
+            "token": "sandbox",
+            "api_app_id": "A0SHELL",
             "user": {"id": self.user, "team_id": self.team, "name": self.name_of(self.user) or self.user},
             "team": {"id": self.team, "domain": "sandbox"},
-            "container": {"type": "message", "message_ts": card.ts, "channel_id": card.channel,
-                          "is_ephemeral": False},
+            "container": {"type": "message", "message_ts": card.ts, "channel_id": card.channel, "is_ephemeral": False},
             "channel": {"id": card.channel, "name": "triage"},
             "message": {"type": "message", **card.message, "ts": card.ts},
-            "trigger_id": self._trigger(), "response_url": self.slack.webhook_url(f"btn{next(self._n)}"),
-            "actions": [{"action_id": element.get("action_id"), "block_id": block.get("block_id", "b"),
-                         "value": element.get("value", ""), "type": "button",
-                         "text": element.get("text"), "action_ts": f"{time.time():.6f}"}],
+            "trigger_id": self._trigger(),
+            "response_url": self.slack.webhook_url(f"btn{next(self._n)}"),
+            "actions": [
+                {
+                    "action_id": element.get("action_id"),
+                    "block_id": block.get("block_id", "b"),
+                    "value": element.get("value", ""),
+                    "type": "button",
+                    "text": element.get("text"),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
         }
         self.say(f"(pressed [{button_label(element)}] on card #{card.number})")
         await self.dispatch(body)
@@ -362,8 +384,9 @@ class Shell:
         title = str((view.get("title") or {}).get("text") or "Form")
         submit = str((view.get("submit") or {}).get("text") or "Submit")
         self.say(f"┌ form: {title}")
-        for line in render_blocks([b for b in view.get("blocks") or [] if b.get("type") != "input"],
-                                  name_of=self.name_of, indent="│ "):
+        for line in render_blocks(
+            [b for b in view.get("blocks") or [] if b.get("type") != "input"], name_of=self.name_of, indent="│ "
+        ):
             self.say(line)
         inputs = [b for b in view.get("blocks") or [] if b.get("type") == "input"]
         values: dict[str, dict[str, Any]] = {}
@@ -381,7 +404,9 @@ class Shell:
                 values[str(block.get("block_id"))] = answer
             self.say(f"└ [{submit}]")
             body = {
-                "type": "view_submission", "token": "sandbox", "api_app_id": "A0SHELL",
+                "type": "view_submission",
+                "token": "sandbox",
+                "api_app_id": "A0SHELL",
                 "team": {"id": self.team, "domain": "sandbox"},
                 "user": {"id": self.user, "team_id": self.team, "name": self.name_of(self.user) or self.user},
                 "trigger_id": self._trigger(),
@@ -433,8 +458,14 @@ class Shell:
                         return {action_id: {"type": kind, "selected_option": initial}}
                     self.say("│ ⚠ this one is required")
                     continue
-                chosen = next((o for n, o in enumerate(options, 1)
-                               if value in (str(n), o["value"]) or _norm(value) == _norm(o["text"]["text"])), None)
+                chosen = next(
+                    (
+                        o
+                        for n, o in enumerate(options, 1)
+                        if value in (str(n), o["value"]) or _norm(value) == _norm(o["text"]["text"])
+                    ),
+                    None,
+                )
                 if chosen is not None:
                     return {action_id: {"type": kind, "selected_option": chosen}}
                 self.say("│ ⚠ pick one of the numbers above")
@@ -450,11 +481,16 @@ class Shell:
         ts = f"{int(time.time())}.{next(self._n):06d}"
         message = {"type": "message", "user": self.user, "text": self.slack_text(text.strip()), "ts": ts}
         body = {
-            "type": "message_action", "callback_id": "triage_message", "token": "sandbox",
-            "trigger_id": self._trigger(), "action_ts": f"{time.time():.6f}",
+            "type": "message_action",
+            "callback_id": "triage_message",
+            "token": "sandbox",
+            "trigger_id": self._trigger(),
+            "action_ts": f"{time.time():.6f}",
             "team": {"id": self.team, "domain": "sandbox"},
             "user": {"id": self.user, "name": self.name_of(self.user) or self.user},
-            "channel": {"id": self.channel, "name": "triage"}, "message": message, "message_ts": ts,
+            "channel": {"id": self.channel, "name": "triage"},
+            "message": message,
+            "message_ts": ts,
             "response_url": self.slack.webhook_url(f"sc{next(self._n)}"),
         }
         await self.dispatch(body)
@@ -552,7 +588,12 @@ async def _line_reader(stream: IO[str], out: IO[str], *, interactive: bool) -> R
 
 
 async def open_shell(
-    *, settings: Settings | None, sandbox: bool, user: str | None, out: IO[str], read: Reader,
+    *,
+    settings: Settings | None,
+    sandbox: bool,
+    user: str | None,
+    out: IO[str],
+    read: Reader,
     stack: AsyncExitStack,
 ) -> Shell:
     """Start the sandbox (or not), the services, the in-process Slack and the app; print the banner.
@@ -580,8 +621,9 @@ async def open_shell(
     else:
         assert settings is not None
         if settings.slack_bot_token is not None:
-            upstream = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(),
-                                      base_url=settings.slack.api_url)
+            upstream = AsyncWebClient(
+                token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack.api_url
+            )
         slack = await SlackSandbox(token="xoxb-shell-local", team_id=TEAM, upstream=upstream).start()
         stack.push_async_callback(slack.stop)
         team, channel = TEAM, CHANNEL
@@ -596,17 +638,31 @@ async def open_shell(
     await services.workers.start()
     # Socket Mode semantics: no request signatures, payloads handed over as dicts.
     app = build_app(settings, services, socket_mode=True)
-    shell = Shell(app=app, services=services, slack=slack, team=team, channel=channel, user=user,
-                  sandbox=sandbox, out=out, read=read)
+    shell = Shell(
+        app=app,
+        services=services,
+        slack=slack,
+        team=team,
+        channel=channel,
+        user=user,
+        sandbox=sandbox,
+        out=out,
+        read=read,
+    )
     if sandbox:
         shell.say(tour(shell.name_of(user) or user))
     else:
         platforms = ", ".join(p.label for p in settings.configured_platforms)
-        slack_note = ("user look-ups go to your Slack workspace" if upstream is not None
-                      else "no SLACK_BOT_TOKEN: map identities with `map @you datadog=…`")
-        shell.say(f"=== triage shell — acting on the REAL platforms: {platforms} ===\n"
-                  f"Messages stay in this console; {slack_note}. You are {user} (`as U123` to change).\n"
-                  "Type `help` for the console, `/triage help` for the commands.")
+        slack_note = (
+            "user look-ups go to your Slack workspace"
+            if upstream is not None
+            else "no SLACK_BOT_TOKEN: map identities with `map @you datadog=…`"
+        )
+        shell.say(
+            f"=== triage shell — acting on the REAL platforms: {platforms} ===\n"
+            f"Messages stay in this console; {slack_note}. You are {user} (`as U123` to change).\n"
+            "Type `help` for the console, `/triage help` for the commands."
+        )
     return shell
 
 

@@ -93,8 +93,10 @@ def build_web_app(
         if body is None:
             return too_large
         if not authenticate(
-            settings, authorization=request.headers.get("Authorization"),
-            signature=request.headers.get(SIGNATURE_HEADER), body=body,
+            settings,
+            authorization=request.headers.get("Authorization"),
+            signature=request.headers.get(SIGNATURE_HEADER),
+            body=body,
         ):
             return web.json_response({"error": "unauthorized"}, status=401)
         try:

@@ -56,9 +56,7 @@ def _check_blocks(blocks: Sequence[dict[str, Any]], *, limit: int, where: str) -
             block_ids.add(block_id)
         elements = raw.get("elements") if raw.get("type") == "actions" else None
         action_ids = [e.get("action_id") for e in elements or [] if e.get("action_id")]
-        assert len(action_ids) == len(set(action_ids)), (
-            f"{where}: duplicate action_id in block {index}: {action_ids}"
-        )
+        assert len(action_ids) == len(set(action_ids)), f"{where}: duplicate action_id in block {index}: {action_ids}"
     total = text_length(list(blocks))
     assert total <= TOTAL_TEXT_MAX, f"{where}: {total} characters of text, keep under {TOTAL_TEXT_MAX}"
 

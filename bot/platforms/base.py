@@ -30,9 +30,7 @@ class PlatformClient(Protocol):
         """Current state of each target; targets the platform does not hold are absent."""
         ...
 
-    async def assign(
-        self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None
-    ) -> BatchResult:
+    async def assign(self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None) -> BatchResult:
         """Make ``user_id`` the (only) assignee of each target."""
         ...
 

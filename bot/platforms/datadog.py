@@ -55,9 +55,7 @@ USER_SCAN_PAGES = 50
 EMAIL_SCAN_PAGES = 10
 MAX_ID_LENGTH = 512
 
-_UUID_RE = re.compile(
-    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
-)
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 # Finding ids are base64 / base64url text, e.g. ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw==
 _FINDING_ID_RE = re.compile(r"^[A-Za-z0-9+/=_~-]+$")
 # Case keys are PROJECT-NUMBER, e.g. SEC-123 or CSMINV-459.
@@ -89,9 +87,7 @@ def parse_datadog_error(response: httpx.Response) -> str:
         elif isinstance(err, dict):
             title = str(err.get("title") or err.get("code") or "").strip()
             detail = str(err.get("detail") or "").strip()
-            text = (
-                f"{title}: {detail}" if title and detail and detail != title else (title or detail)
-            )
+            text = f"{title}: {detail}" if title and detail and detail != title else (title or detail)
         else:
             text = ""
         if text:
@@ -201,9 +197,7 @@ class DatadogClient(BasePlatformClient):
 
     # ---- assignment ----------------------------------------------------------------------
 
-    async def assign(
-        self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None
-    ) -> BatchResult:
+    async def assign(self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None) -> BatchResult:
         """Make ``user_id`` (a Datadog user UUID) the assignee of each finding.
 
         Raises ``UsageError`` before any call for a malformed user id or finding id. Vendor
@@ -225,9 +219,7 @@ class DatadogClient(BasePlatformClient):
         for chunk in _chunks(list(unique), ASSIGN_CHUNK):
             data: dict[str, Any] = {
                 "type": "assignee",
-                "relationships": {
-                    "findings": {"data": [{"id": i, "type": "findings"} for i in chunk]}
-                },
+                "relationships": {"findings": {"data": [{"id": i, "type": "findings"} for i in chunk]}},
             }
             # Unassigning omits assignee_id: the schema's string is not nullable.
             if assignee is not None:
@@ -255,8 +247,7 @@ class DatadogClient(BasePlatformClient):
     def _all_failed(unique: dict[str, Target], chunk: list[str], exc: PlatformError) -> BatchResult:
         detail = _failed_detail(exc)
         return BatchResult.of(
-            ItemResult(target=unique[i], outcome=Outcome.FAILED, detail=detail, status=exc.status)
-            for i in chunk
+            ItemResult(target=unique[i], outcome=Outcome.FAILED, detail=detail, status=exc.status) for i in chunk
         )
 
     @staticmethod
@@ -269,11 +260,7 @@ class DatadogClient(BasePlatformClient):
 
         def by_finding(key: str) -> dict[str, dict[str, Any]]:
             entries = meta.get(key) or []
-            return {
-                str(e["finding_id"]): e
-                for e in entries
-                if isinstance(e, dict) and e.get("finding_id")
-            }
+            return {str(e["finding_id"]): e for e in entries if isinstance(e, dict) and e.get("finding_id")}
 
         failures, warnings = by_finding("failures"), by_finding("warnings")
         items: list[ItemResult] = []
@@ -323,9 +310,7 @@ class DatadogClient(BasePlatformClient):
         """
         unique = self._unique_targets(targets, verb=Verb.ATTACH)
         if not unique:
-            raise UsageError(
-                "Name at least one Datadog finding to attach to the case.", verb=Verb.ATTACH.value
-            )
+            raise UsageError("Name at least one Datadog finding to attach to the case.", verb=Verb.ATTACH.value)
         if len(unique) > ATTACH_MAX:
             raise UsageError(
                 f"Datadog attaches at most {ATTACH_MAX} findings to a case; "
@@ -343,8 +328,7 @@ class DatadogClient(BasePlatformClient):
                 return self._all_failed(unique, list(unique), exc)
         else:
             raise UsageError(
-                f"{reference[:60]!r} is not a Datadog case: "
-                "give its key (e.g. SEC-123) or its UUID.",
+                f"{reference[:60]!r} is not a Datadog case: give its key (e.g. SEC-123) or its UUID.",
                 verb=Verb.ATTACH.value,
             )
         ids = list(unique)
@@ -358,9 +342,7 @@ class DatadogClient(BasePlatformClient):
                         # The recorded examples send the same UUID in the path and the body.
                         "id": case_uuid,
                         "type": "cases",
-                        "relationships": {
-                            "findings": {"data": [{"id": i, "type": "findings"} for i in ids]}
-                        },
+                        "relationships": {"findings": {"data": [{"id": i, "type": "findings"} for i in ids]}},
                     }
                 },
             )
@@ -370,18 +352,14 @@ class DatadogClient(BasePlatformClient):
                 verb=Verb.ATTACH.value,
             ) from exc
         except PlatformError as exc:
-            log.warning(
-                "datadog_attach_failed", findings=len(ids), status=exc.status, reason=exc.reason
-            )
+            log.warning("datadog_attach_failed", findings=len(ids), status=exc.status, reason=exc.reason)
             return self._all_failed(unique, ids, exc)
         return self._attach_outcomes(unique, ids, response, case_key or case_uuid)
 
     async def _resolve_case_key(self, key: str) -> str:
         """The UUID of the case with this key; ``UsageError`` when Datadog has no such case."""
         try:
-            response = await self._http.request(
-                "GET", f"/api/v2/cases/{quote(key)}", operation="get_case"
-            )
+            response = await self._http.request("GET", f"/api/v2/cases/{quote(key)}", operation="get_case")
         except PlatformNotFound as exc:
             raise UsageError(f"Datadog case {key} not found.", verb=Verb.ATTACH.value) from exc
         body = json_or_none(response)
@@ -424,8 +402,7 @@ class DatadogClient(BasePlatformClient):
                         target=unique[item_id],
                         outcome=Outcome.FAILED,
                         detail=(
-                            f"Datadog answered {response.status_code} but case {case_key} "
-                            "does not list this finding"
+                            f"Datadog answered {response.status_code} but case {case_key} does not list this finding"
                         ),
                         status=response.status_code,
                     )
@@ -480,9 +457,7 @@ class DatadogClient(BasePlatformClient):
                 states.append(self._state(target, finding))
         return states
 
-    async def _search(
-        self, query: str, *, limit: int, operation: str
-    ) -> AsyncIterator[dict[str, Any]]:
+    async def _search(self, query: str, *, limit: int, operation: str) -> AsyncIterator[dict[str, Any]]:
         """Findings matching ``query``, following ``meta.page.after`` until ``limit`` or the end."""
         returned = 0
         cursor: str | None = None
@@ -611,8 +586,7 @@ class DatadogClient(BasePlatformClient):
                 return None
         raise PlatformError(
             Platform.DATADOG.value,
-            f"could not confirm user {uuid}: "
-            f"more than {USERS_PAGE * USER_SCAN_PAGES} active users to scan",
+            f"could not confirm user {uuid}: more than {USERS_PAGE * USER_SCAN_PAGES} active users to scan",
         )
 
     async def _users_page(self, params: dict[str, str], number: int) -> list[dict[str, Any]]:
@@ -644,9 +618,7 @@ class DatadogClient(BasePlatformClient):
         that permission in one request. Raises ``PlatformAuthError`` ("403 — Forbidden …")
         for refused keys and other ``PlatformError`` subclasses for other failures.
         """
-        await self._http.request(
-            "GET", "/api/v2/security/findings", operation="check", params={"page[limit]": 1}
-        )
+        await self._http.request("GET", "/api/v2/security/findings", operation="check", params={"page[limit]": 1})
         return f"Datadog ({self._site}): keys accepted, security findings readable"
 
 

@@ -90,8 +90,7 @@ class PlatformHttp:
         # A vendor error body may quote a credential back; reasons reach Slack, so the client's own
         # credentials (its auth headers and any extra secrets) are redacted from them.
         credential_values = [
-            v for k, v in (headers or {}).items()
-            if any(w in k.lower() for w in ("key", "auth", "token", "secret"))
+            v for k, v in (headers or {}).items() if any(w in k.lower() for w in ("key", "auth", "token", "secret"))
         ]
         self._redactor = Redactor([*credential_values, *(v.split(" ", 1)[-1] for v in credential_values), *secrets])
         self.policy = policy

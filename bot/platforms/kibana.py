@@ -129,9 +129,7 @@ class KibanaClient(BasePlatformClient):
 
     platform = Platform.KIBANA
 
-    def __init__(
-        self, config: KibanaConfig, *, batch_size: int = MAX_BATCH, page_size: int = 500
-    ) -> None:
+    def __init__(self, config: KibanaConfig, *, batch_size: int = MAX_BATCH, page_size: int = 500) -> None:
         """Build the HTTP clients: ``batch_size`` (≤ 1000) ids a request, ``page_size`` a page.
 
         Raises ``ConfigError`` when a configured space is not a valid Kibana space id.
@@ -189,9 +187,7 @@ class KibanaClient(BasePlatformClient):
         """Return the space id; raise ``UsageError`` unless it is lowercase a-z, 0-9, _ or -."""
         value = (space or "").strip()
         if not _SPACE_RE.match(value):
-            raise UsageError(
-                f"{value[:80]!r} is not a Kibana space id (lowercase a-z, 0-9, '_' and '-')"
-            )
+            raise UsageError(f"{value[:80]!r} is not a Kibana space id (lowercase a-z, 0-9, '_' and '-')")
         return value
 
     def _validate_uid(self, uid: str) -> str:
@@ -228,17 +224,11 @@ class KibanaClient(BasePlatformClient):
 
     # ---- reads ----------------------------------------------------------------------
 
-    async def _search(
-        self, space: str, body: dict[str, Any], *, operation: str = "search"
-    ) -> dict[str, Any]:
-        response = await self._kibana.request(
-            "POST", self._prefix(space) + SEARCH_PATH, operation=operation, json=body
-        )
+    async def _search(self, space: str, body: dict[str, Any], *, operation: str = "search") -> dict[str, Any]:
+        response = await self._kibana.request("POST", self._prefix(space) + SEARCH_PATH, operation=operation, json=body)
         data = json_or_none(response)
         if not isinstance(data, dict) or not isinstance(data.get("hits"), dict):
-            raise PlatformError(
-                self.platform.label, "search answered without hits", status=response.status_code
-            )
+            raise PlatformError(self.platform.label, "search answered without hits", status=response.status_code)
         return data
 
     def _state(self, target: Target, space: str, source: Mapping[str, Any]) -> ItemState:
@@ -335,9 +325,7 @@ class KibanaClient(BasePlatformClient):
         self, space: str, path: str, body: dict[str, Any], *, operation: str
     ) -> tuple[dict[str, Any] | None, PlatformError | None]:
         try:
-            response = await self._kibana.request(
-                "POST", self._prefix(space) + path, operation=operation, json=body
-            )
+            response = await self._kibana.request("POST", self._prefix(space) + path, operation=operation, json=body)
         except PlatformError as exc:
             log.warning(
                 "kibana_write_failed",
@@ -357,9 +345,7 @@ class KibanaClient(BasePlatformClient):
         for failure in data.get("failures") or []:
             if isinstance(failure, Mapping):
                 cause = failure.get("cause")
-                reason = (
-                    cause.get("reason") or cause.get("type") if isinstance(cause, Mapping) else None
-                )
+                reason = cause.get("reason") or cause.get("type") if isinstance(cause, Mapping) else None
                 reasons[str(failure.get("id"))] = str(reason or failure.get("status") or "failed")
         return reasons
 
@@ -397,17 +383,9 @@ class KibanaClient(BasePlatformClient):
         updated = data.get("updated")
         failures = self._failures(data)
         conflicts = data.get("version_conflicts") or 0
-        if (
-            isinstance(updated, int)
-            and updated >= len(_ids(batch))
-            and not failures
-            and not conflicts
-        ):
+        if isinstance(updated, int) and updated >= len(_ids(batch)) and not failures and not conflicts:
             return [
-                ItemResult(
-                    target=t, outcome=Outcome.DONE, detail=done, before=before[t], after=after
-                )
-                for t in batch
+                ItemResult(target=t, outcome=Outcome.DONE, detail=done, before=before[t], after=after) for t in batch
             ]
         # The vendor confirmed fewer than were sent: find out which, from the alerts themselves.
         log.warning(
@@ -427,8 +405,7 @@ class KibanaClient(BasePlatformClient):
                     target=t,
                     outcome=Outcome.FAILED,
                     status=exc.status,
-                    detail=f"Kibana updated {updated} of {len(_ids(batch))}; re-read failed: "
-                    + exc.reason,
+                    detail=f"Kibana updated {updated} of {len(_ids(batch))}; re-read failed: " + exc.reason,
                     before=before[t],
                 )
                 for t in batch
@@ -446,11 +423,7 @@ class KibanaClient(BasePlatformClient):
                     )
                 )
             elif reached(state):
-                results.append(
-                    ItemResult(
-                        target=t, outcome=Outcome.DONE, detail=done, before=before[t], after=after
-                    )
-                )
+                results.append(ItemResult(target=t, outcome=Outcome.DONE, detail=done, before=before[t], after=after))
             else:
                 reason = failures.get(t.id) or "Kibana did not update it"
                 results.append(
@@ -464,9 +437,7 @@ class KibanaClient(BasePlatformClient):
                 )
         return results
 
-    async def _reassign(
-        self, targets: Sequence[Target], add: list[str], *, skip_detail: str, done: str
-    ) -> BatchResult:
+    async def _reassign(self, targets: Sequence[Target], add: list[str], *, skip_detail: str, done: str) -> BatchResult:
         groups = self._group(targets)
         states = await self._read_all(groups)
         results: dict[Target, ItemResult] = {}
@@ -512,9 +483,7 @@ class KibanaClient(BasePlatformClient):
                     results[item.target] = item
         return BatchResult.of(results[t] for t in dict.fromkeys(targets))
 
-    async def assign(
-        self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None
-    ) -> BatchResult:
+    async def assign(self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None) -> BatchResult:
         """Make ``user_id`` the only assignee of each alert: one request per space and batch.
 
         Alerts the space does not hold are NOT_FOUND (never written); alerts already
@@ -523,18 +492,14 @@ class KibanaClient(BasePlatformClient):
         """
         uid = self._validate_uid(user_id)
         who = user_name or uid
-        return await self._reassign(
-            targets, [uid], skip_detail=f"already assigned to {uid}", done=f"assigned to {who}"
-        )
+        return await self._reassign(targets, [uid], skip_detail=f"already assigned to {uid}", done=f"assigned to {who}")
 
     async def unassign(self, targets: Sequence[Target]) -> BatchResult:
         """Remove every assignee of each alert; alerts with none are SKIPPED.
 
         Raises ``UsageError`` for bad input and ``PlatformError`` if the preliminary read fails.
         """
-        return await self._reassign(
-            targets, [], skip_detail="already unassigned", done="unassigned"
-        )
+        return await self._reassign(targets, [], skip_detail="already unassigned", done="unassigned")
 
     @staticmethod
     def normalise_reason(reason: str | None) -> str | None:
@@ -544,8 +509,7 @@ class KibanaClient(BasePlatformClient):
         value = re.sub(r"[\s-]+", "_", reason.strip().lower())
         if value not in CLOSE_REASONS:
             raise UsageError(
-                f"{reason.strip()[:60]!r} is not a Kibana close reason; use one of: "
-                + ", ".join(CLOSE_REASONS),
+                f"{reason.strip()[:60]!r} is not a Kibana close reason; use one of: " + ", ".join(CLOSE_REASONS),
                 verb="resolve",
             )
         return value
@@ -644,11 +608,7 @@ class KibanaClient(BasePlatformClient):
                 continue
             user = profile.get("user")
             found = user.get("email") if isinstance(user, Mapping) else None
-            if (
-                isinstance(found, str)
-                and found.lower() == wanted.lower()
-                and profile.get("enabled") is not False
-            ):
+            if isinstance(found, str) and found.lower() == wanted.lower() and profile.get("enabled") is not False:
                 return self._user(profile)
         return None
 
@@ -663,9 +623,7 @@ class KibanaClient(BasePlatformClient):
         if self._es is None:
             return PlatformUser(platform=Platform.KIBANA, id=uid)
         try:
-            response = await self._es.request(
-                "GET", f"/_security/profile/{uid}", operation="es.profile_get"
-            )
+            response = await self._es.request("GET", f"/_security/profile/{uid}", operation="es.profile_get")
         except PlatformNotFound:
             return None
         data = json_or_none(response)
@@ -679,9 +637,7 @@ class KibanaClient(BasePlatformClient):
 
     async def check(self) -> str:
         """Run a size-0 alert search in the default space; raise ``PlatformError`` when it fails."""
-        data = await self._search(
-            self.default_space, {"size": 0, "track_total_hits": True}, operation="check"
-        )
+        data = await self._search(self.default_space, {"size": 0, "track_total_hits": True}, operation="check")
         total = data["hits"].get("total")
         count = total.get("value") if isinstance(total, Mapping) else total
         es = " (profile look-up via Elasticsearch)" if self._es is not None else ""

@@ -137,9 +137,7 @@ class XpanseClient(BasePlatformClient):
 
     def __init__(self, config: XpanseConfig) -> None:
         self._config = config
-        auth = XpanseAuth(
-            config.api_key.get_secret_value(), config.api_key_id, advanced=config.auth == "advanced"
-        )
+        auth = XpanseAuth(config.api_key.get_secret_value(), config.api_key_id, advanced=config.auth == "advanced")
         common: dict[str, Any] = {
             "platform": Platform.XPANSE.value,
             "base_url": config.api_url.rstrip("/"),
@@ -238,11 +236,7 @@ class XpanseClient(BasePlatformClient):
         mail = incident.get("assigned_user_mail") or None
         return ItemState(
             target=target,
-            title=str(
-                incident.get("description")
-                or incident.get("incident_name")
-                or f"Incident {target.id}"
-            ).strip(),
+            title=str(incident.get("description") or incident.get("incident_name") or f"Incident {target.id}").strip(),
             severity=incident.get("manual_severity") or incident.get("severity") or None,
             status=incident.get("status") or None,
             assignees=[mail] if mail else [],
@@ -275,9 +269,7 @@ class XpanseClient(BasePlatformClient):
         wanted = email.strip().lower()
         for user in await self._users(max_age=max_age):
             if str(user.get("user_email") or "").lower() == wanted:
-                name = " ".join(
-                    str(p) for p in (user.get("user_first_name"), user.get("user_last_name")) if p
-                ).strip()
+                name = " ".join(str(p) for p in (user.get("user_first_name"), user.get("user_last_name")) if p).strip()
                 return PlatformUser(
                     platform=Platform.XPANSE,
                     id=str(user["user_email"]),
@@ -333,18 +325,14 @@ class XpanseClient(BasePlatformClient):
 
     async def check(self) -> str:
         """One get_incidents call for one incident; a short description, or ``PlatformError``."""
-        reply = await self._post(
-            GET_INCIDENTS, {"search_from": 0, "search_to": 1}, operation="get_incidents"
-        )
+        reply = await self._post(GET_INCIDENTS, {"search_from": 0, "search_to": 1}, operation="get_incidents")
         total = reply.get("total_count") if isinstance(reply, dict) else None
         suffix = f", {total} incidents visible" if isinstance(total, int) else ""
         return f"Xpanse: authenticated ({self._config.auth} key {self._config.api_key_id}){suffix}"
 
     # ---- writes -------------------------------------------------------------------------
 
-    async def _update(
-        self, incident_id: str, update_data: dict[str, Any], *, http: PlatformHttp | None = None
-    ) -> None:
+    async def _update(self, incident_id: str, update_data: dict[str, Any], *, http: PlatformHttp | None = None) -> None:
         """One update_incident; raises ``PlatformError`` or ``_NotApplied``."""
         reply = await self._post(
             UPDATE_INCIDENT,
@@ -353,17 +341,13 @@ class XpanseClient(BasePlatformClient):
             http=http,
         )
         if reply is not True:
-            reason = (
-                _envelope_reason({"reply": reply}) if isinstance(reply, dict) else f"reply: {reply}"
-            )
+            reason = _envelope_reason({"reply": reply}) if isinstance(reply, dict) else f"reply: {reply}"
             raise _NotApplied(f"Xpanse did not apply the update ({reason})")
 
     async def _write(
         self,
         targets: Sequence[Target],
-        decide: Callable[
-            [Target, dict[str, Any]], ItemResult | tuple[dict[str, Any], str | None, str | None]
-        ],
+        decide: Callable[[Target, dict[str, Any]], ItemResult | tuple[dict[str, Any], str | None, str | None]],
         *,
         done: str,
     ) -> BatchResult:
@@ -379,9 +363,7 @@ class XpanseClient(BasePlatformClient):
         async def one(target: Target) -> ItemResult:
             incident = incidents.get(target.id)
             if incident is None:
-                return ItemResult(
-                    target=target, outcome=Outcome.NOT_FOUND, detail="no such Xpanse incident"
-                )
+                return ItemResult(target=target, outcome=Outcome.NOT_FOUND, detail="no such Xpanse incident")
             decision = decide(target, incident)
             if isinstance(decision, ItemResult):
                 return decision
@@ -389,9 +371,7 @@ class XpanseClient(BasePlatformClient):
             try:
                 await self._update(target.id, update_data)
             except PlatformError as exc:
-                log.warning(
-                    "xpanse_update_failed", incident=target.id, status=exc.status, reason=exc.reason
-                )
+                log.warning("xpanse_update_failed", incident=target.id, status=exc.status, reason=exc.reason)
                 return ItemResult(
                     target=target,
                     outcome=Outcome.FAILED,
@@ -400,18 +380,12 @@ class XpanseClient(BasePlatformClient):
                     before=before,
                 )
             except _NotApplied as exc:
-                return ItemResult(
-                    target=target, outcome=Outcome.FAILED, detail=str(exc), before=before
-                )
-            return ItemResult(
-                target=target, outcome=Outcome.DONE, detail=done, before=before, after=after
-            )
+                return ItemResult(target=target, outcome=Outcome.FAILED, detail=str(exc), before=before)
+            return ItemResult(target=target, outcome=Outcome.DONE, detail=done, before=before, after=after)
 
         return BatchResult.of(await _gather(one(t) for t in wanted))
 
-    async def assign(
-        self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None
-    ) -> BatchResult:
+    async def assign(self, targets: Sequence[Target], user_id: str, *, user_name: str | None = None) -> BatchResult:
         """Assign each incident to this email (one update per incident).
 
         Missing incidents are NOT_FOUND, incidents already assigned to the email
@@ -467,9 +441,7 @@ class XpanseClient(BasePlatformClient):
         def decide(target: Target, incident: dict[str, Any]) -> Any:
             current = incident.get("assigned_user_mail") or None
             if not current:
-                return ItemResult(
-                    target=target, outcome=Outcome.SKIPPED, detail="already unassigned"
-                )
+                return ItemResult(target=target, outcome=Outcome.SKIPPED, detail="already unassigned")
             return {"assigned_user_mail": ""}, current, None
 
         return await self._write(targets, decide, done="unassigned")
@@ -487,9 +459,7 @@ class XpanseClient(BasePlatformClient):
         if candidate in RESOLVE_REASONS:
             return candidate
         short = ", ".join(r.removeprefix("resolved_-_") for r in RESOLVE_REASONS)
-        raise UsageError(
-            f"unknown Xpanse resolve reason {reason!r}; use one of: {short}", verb="resolve"
-        )
+        raise UsageError(f"unknown Xpanse resolve reason {reason!r}; use one of: {short}", verb="resolve")
 
     async def resolve(
         self, targets: Sequence[Target], *, reason: str | None = None, comment: str | None = None
@@ -561,13 +531,9 @@ class XpanseClient(BasePlatformClient):
         if not value:
             raise UsageError("the comment is empty", verb="comment")
         if len(value) > MAX_COMMENT_LENGTH:
-            raise UsageError(
-                f"the comment is longer than {MAX_COMMENT_LENGTH} characters", verb="comment"
-            )
+            raise UsageError(f"the comment is longer than {MAX_COMMENT_LENGTH} characters", verb="comment")
         if target.id not in await self._incidents([target.id]):
-            return ItemResult(
-                target=target, outcome=Outcome.NOT_FOUND, detail="no such Xpanse incident"
-            )
+            return ItemResult(target=target, outcome=Outcome.NOT_FOUND, detail="no such Xpanse incident")
         update = {"comment": {"comment_action": "add", "value": value}}
         policy = self._config.http
         try:
@@ -602,9 +568,7 @@ class XpanseClient(BasePlatformClient):
                     f"duplicate): {_without_retry_note(exc.reason)}; check the incident before "
                     "adding it again",
                 )
-            return ItemResult(
-                target=target, outcome=Outcome.FAILED, detail=exc.reason, status=exc.status
-            )
+            return ItemResult(target=target, outcome=Outcome.FAILED, detail=exc.reason, status=exc.status)
         return ItemResult(target=target, outcome=Outcome.DONE, detail="comment added", after=value)
 
 

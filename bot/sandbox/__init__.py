@@ -43,11 +43,9 @@ class Person:
 # Carol's Kibana profile has no e-mail, so the sandbox also shows how an unmapped person is
 # reported and how ``map`` fixes it.
 PEOPLE: tuple[Person, ...] = (
-    Person("U0ALICE", "alice", "Alice Analyst", "11111111-1111-4111-8111-111111111111",
-           "u_alice_sandbox_0", True),
+    Person("U0ALICE", "alice", "Alice Analyst", "11111111-1111-4111-8111-111111111111", "u_alice_sandbox_0", True),
     Person("U0BOB", "bob", "Bob Builder", "22222222-2222-4222-8222-222222222222", "u_bob_sandbox_0", True),
-    Person("U0CAROL", "carol", "Carol Contractor", "33333333-3333-4333-8333-333333333333",
-           "u_carol_sandbox_0", True),
+    Person("U0CAROL", "carol", "Carol Contractor", "33333333-3333-4333-8333-333333333333", "u_carol_sandbox_0", True),
 )
 BOB, CAROL = PEOPLE[1], PEOPLE[2]
 
@@ -111,37 +109,63 @@ class Sandbox:
                 self.xpanse.add_user(p.email, first, last)
         f = SEED.findings
         self.datadog.add_finding(f[0], title="Public S3 bucket acme-logs", severity="high")
-        self.datadog.add_finding(f[1], title="IAM access key older than 90 days", severity="medium",
-                                 assignee_id=BOB.datadog)
+        self.datadog.add_finding(
+            f[1], title="IAM access key older than 90 days", severity="medium", assignee_id=BOB.datadog
+        )
         self.datadog.add_finding(f[2], title="Security group allows SSH from 0.0.0.0/0", severity="critical")
         self.datadog.add_case(SEED.case_uuid, SEED.case_key, "Exposed storage review")
         d, s = SEED.alerts_default, SEED.alerts_secops
         self.kibana.add_alert(d[0], rule_name="Brute force login attempts", severity="high", host="vpn-1")
-        self.kibana.add_alert(d[1], rule_name="Suspicious PowerShell download", severity="medium",
-                              assignees=[BOB.kibana or ""], host="ws-042")
-        self.kibana.add_alert(s[0], space="secops", rule_name="Malware detected on host", severity="critical",
-                              host="fin-07")
-        self.kibana.add_alert(s[1], space="secops", rule_name="Unusual outbound traffic", severity="low",
-                              host="db-2")
+        self.kibana.add_alert(
+            d[1],
+            rule_name="Suspicious PowerShell download",
+            severity="medium",
+            assignees=[BOB.kibana or ""],
+            host="ws-042",
+        )
+        self.kibana.add_alert(
+            s[0], space="secops", rule_name="Malware detected on host", severity="critical", host="fin-07"
+        )
+        self.kibana.add_alert(s[1], space="secops", rule_name="Unusual outbound traffic", severity="low", host="db-2")
         i = SEED.incidents
         self.xpanse.add_incident(i[0], description="Exposed RDP on 203.0.113.10", severity="high")
-        self.xpanse.add_incident(i[1], description="Expired TLS certificate on vpn.example.com", severity="medium",
-                                 assigned_user_mail=BOB.email, assigned_user_pretty_name=BOB.real_name)
+        self.xpanse.add_incident(
+            i[1],
+            description="Expired TLS certificate on vpn.example.com",
+            severity="medium",
+            assigned_user_mail=BOB.email,
+            assigned_user_pretty_name=BOB.real_name,
+        )
         self.xpanse.add_incident(i[2], description="Open Elasticsearch on 198.51.100.7", severity="critical")
 
     def settings_overrides(self, db: str) -> dict[str, Any]:
         """Keyword arguments for ``load_settings`` that aim every client at the sandbox."""
         return {
             "_env_file": None,
-            "slack_bot_token": self.slack_token, "slack_api_url": self.slack.api_url,
-            "slack_signing_secret": None, "slack_app_token": None,
-            "dd_api_key": self.dd_api_key, "dd_app_key": self.dd_app_key, "dd_api_url": self.datadog.url,
+            "slack_bot_token": self.slack_token,
+            "slack_api_url": self.slack.api_url,
+            "slack_signing_secret": None,
+            "slack_app_token": None,
+            "dd_api_key": self.dd_api_key,
+            "dd_app_key": self.dd_app_key,
+            "dd_api_url": self.datadog.url,
             "dd_site": "datadoghq.com",
-            "kibana_url": self.kibana.url, "kibana_api_key": self.kibana_key, "kibana_space": "default",
+            "kibana_url": self.kibana.url,
+            "kibana_api_key": self.kibana_key,
+            "kibana_space": "default",
             "kibana_spaces": "default,secops",
-            "elasticsearch_url": self.elasticsearch.url, "elasticsearch_api_key": self.es_key,
-            "xpanse_api_url": self.xpanse.url, "xpanse_api_key": self.xpanse_key,
-            "xpanse_api_key_id": XPANSE_KEY_ID, "xpanse_auth": "standard", "xpanse_rate_limit": 50.0,
-            "triage_db": db, "triage_policy": None, "triage_alert_channel": CHANNEL, "triage_alert_routes": {},
-            "triage_retry_attempts": 2, "triage_retry_timeout": 5.0, "triage_http_timeout": 5.0,
+            "elasticsearch_url": self.elasticsearch.url,
+            "elasticsearch_api_key": self.es_key,
+            "xpanse_api_url": self.xpanse.url,
+            "xpanse_api_key": self.xpanse_key,
+            "xpanse_api_key_id": XPANSE_KEY_ID,
+            "xpanse_auth": "standard",
+            "xpanse_rate_limit": 50.0,
+            "triage_db": db,
+            "triage_policy": None,
+            "triage_alert_channel": CHANNEL,
+            "triage_alert_routes": {},
+            "triage_retry_attempts": 2,
+            "triage_retry_timeout": 5.0,
+            "triage_http_timeout": 5.0,
         }

@@ -26,8 +26,9 @@ _VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s()"]+)')
 
 
 def _error(status: int, title: str, detail: str) -> web.Response:
-    return json_response({"errors": [{"status": str(status), "title": title, "detail": detail}]},
-                         status=status, content_type=JSONAPI)
+    return json_response(
+        {"errors": [{"status": str(status), "title": title, "detail": detail}]}, status=status, content_type=JSONAPI
+    )
 
 
 def _unescape(value: str) -> str:
@@ -45,7 +46,7 @@ def parse_query(query: str) -> list[tuple[str, list[str]]]:
             continue
         match = _TERM.match(text, pos)
         if not match:
-            raise ValueError(f"cannot parse query near {text[pos:pos + 30]!r}")
+            raise ValueError(f"cannot parse query near {text[pos : pos + 30]!r}")
         path, raw = match.group(1), match.group(2)
         parts = re.split(r"\s+OR\s+", raw[1:-1].strip()) if raw.startswith("(") else [raw]
         values = []
@@ -82,18 +83,37 @@ class DatadogSandbox(SandboxServer):
 
     # ---- seeding ----------------------------------------------------------------------
 
-    def add_finding(self, finding_id: str, *, title: str, severity: str = "high", status: str = "open",
-                    assignee_id: str | None = None) -> None:
+    def add_finding(
+        self,
+        finding_id: str,
+        *,
+        title: str,
+        severity: str = "high",
+        status: str = "open",
+        assignee_id: str | None = None,
+    ) -> None:
         """Seed a finding; the newest added sorts first."""
         self._clock += 1000
-        self.findings[finding_id] = {"title": title, "severity": severity, "status": status,
-                                     "assignee_id": assignee_id, "case_id": None, "case_key": None,
-                                     "detection_changed_at": self._clock}
+        self.findings[finding_id] = {
+            "title": title,
+            "severity": severity,
+            "status": status,
+            "assignee_id": assignee_id,
+            "case_id": None,
+            "case_key": None,
+            "detection_changed_at": self._clock,
+        }
 
     def add_user(self, user_id: str, email: str, name: str) -> None:
         """Seed an active user."""
-        self.users[user_id] = {"email": email, "handle": email, "name": name, "status": "Active",
-                               "disabled": False, "service_account": False}
+        self.users[user_id] = {
+            "email": email,
+            "handle": email,
+            "name": name,
+            "status": "Active",
+            "disabled": False,
+            "service_account": False,
+        }
 
     def add_case(self, case_uuid: str, key: str, title: str) -> None:
         """Seed an open case, reachable by UUID or key."""
@@ -102,8 +122,10 @@ class DatadogSandbox(SandboxServer):
     # ---- routing ----------------------------------------------------------------------
 
     async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
-        if (request.headers.get("DD-API-KEY") != self.api_key
-                or request.headers.get("DD-APPLICATION-KEY") != self.app_key):
+        if (
+            request.headers.get("DD-API-KEY") != self.api_key
+            or request.headers.get("DD-APPLICATION-KEY") != self.app_key
+        ):
             return _error(403, "Forbidden", "invalid API key or application key")
         method, path, query = request.method, request.path, request.query
         body = body if isinstance(body, dict) else {}
@@ -116,8 +138,9 @@ class DatadogSandbox(SandboxServer):
             page = attrs.get("page") or {}
             return self._search(attrs.get("filter", "*"), int(page.get("limit", 10)), page.get("cursor"))
         if method == "GET" and path == "/api/v2/security/findings":
-            return self._search(query.get("filter[query]", "*"), int(query.get("page[limit]", "10")),
-                                query.get("page[cursor]"))
+            return self._search(
+                query.get("filter[query]", "*"), int(query.get("page[limit]", "10")), query.get("page[cursor]")
+            )
         if method == "GET" and path == "/api/v2/users":
             return self._users(dict(query))
         if method == "GET" and path.startswith("/api/v2/cases/"):
@@ -134,10 +157,19 @@ class DatadogSandbox(SandboxServer):
             workflow["triage"]["assignee"] = {"id": f["assignee_id"], "name": user.get("name")}
         if f["case_id"]:
             workflow["integrations"] = {"cases": {"id": f["case_id"], "key": f["case_key"]}}
-        attrs = {"finding_id": finding_id, "title": f["title"], "severity": f["severity"], "status": f["status"],
-                 "detection_changed_at": f["detection_changed_at"], "workflow": workflow}
-        return {"id": finding_id, "type": "finding",
-                "attributes": {"attributes": attrs, "tags": [], "timestamp": f["detection_changed_at"]}}
+        attrs = {
+            "finding_id": finding_id,
+            "title": f["title"],
+            "severity": f["severity"],
+            "status": f["status"],
+            "detection_changed_at": f["detection_changed_at"],
+            "workflow": workflow,
+        }
+        return {
+            "id": finding_id,
+            "type": "finding",
+            "attributes": {"attributes": attrs, "tags": [], "timestamp": f["detection_changed_at"]},
+        }
 
     def _assign(self, body: dict[str, Any]) -> web.Response:
         data = body.get("data") or {}
@@ -151,12 +183,18 @@ class DatadogSandbox(SandboxServer):
         for ref in refs:
             finding = self.findings.get(ref.get("id"))
             if finding is None:
-                failures.append({"finding_id": ref.get("id"), "status": 404, "title": "Not Found",
-                                 "detail": "finding not found"})
+                failures.append(
+                    {"finding_id": ref.get("id"), "status": 404, "title": "Not Found", "detail": "finding not found"}
+                )
             else:
                 finding["assignee_id"] = assignee
-        answer: dict[str, Any] = {"data": {"id": "00000000-0000-0000-0000-000000000001", "type": "assignee",
-                                           "attributes": {"assignee_id": assignee} if assignee else {}}}
+        answer: dict[str, Any] = {
+            "data": {
+                "id": "00000000-0000-0000-0000-000000000001",
+                "type": "assignee",
+                "attributes": {"assignee_id": assignee} if assignee else {},
+            }
+        }
         if failures:
             answer["meta"] = {"failures": failures}
         return json_response(answer, status=202, content_type=JSONAPI)
@@ -179,10 +217,17 @@ class DatadogSandbox(SandboxServer):
                 old["findings"].remove(finding_id)
             finding["case_id"], finding["case_key"] = case_uuid, case["key"]
             case["findings"].append(finding_id)
-        insights = [{"type": "SECURITY_FINDING", "ref": f"/security/findings/{f}", "resource_id": f}
-                    for f in case["findings"]]
-        attrs = {"key": case["key"], "title": case["title"], "status": "OPEN", "status_name": "Open",
-                 "type": "SECURITY", "insights": insights}
+        insights = [
+            {"type": "SECURITY_FINDING", "ref": f"/security/findings/{f}", "resource_id": f} for f in case["findings"]
+        ]
+        attrs = {
+            "key": case["key"],
+            "title": case["title"],
+            "status": "OPEN",
+            "status_name": "Open",
+            "type": "SECURITY",
+            "insights": insights,
+        }
         return json_response({"data": {"id": case_uuid, "type": "cases", "attributes": attrs}}, content_type=JSONAPI)
 
     def _search(self, query: str, limit: int, cursor: str | None) -> web.Response:
@@ -192,30 +237,39 @@ class DatadogSandbox(SandboxServer):
         except (ValueError, KeyError, TypeError) as exc:
             return json_response({"errors": [f"invalid query or cursor: {exc}"]}, status=400)
         docs = sorted((self.finding_json(f) for f in self.findings), key=lambda d: -d["attributes"]["timestamp"])
-        matched = [d for d in docs
-                   if all(str(_lookup(d["attributes"]["attributes"], p)) in values for p, values in terms)]
+        matched = [
+            d for d in docs if all(str(_lookup(d["attributes"]["attributes"], p)) in values for p, values in terms)
+        ]
         meta: dict[str, Any] = {"elapsed": 1, "status": "done", "page": {}}
         if offset + limit < len(matched):
             meta["page"]["after"] = base64.urlsafe_b64encode(json.dumps({"after": offset + limit}).encode()).decode()
-        return json_response({"data": matched[offset:offset + limit], "meta": meta}, content_type=JSONAPI)
+        return json_response({"data": matched[offset : offset + limit], "meta": meta}, content_type=JSONAPI)
 
     def _users(self, query: dict[str, str]) -> web.Response:
         size, number = int(query.get("page[size]", "10")), int(query.get("page[number]", "0"))
         text = query.get("filter", "").lower()
         statuses = {s for s in query.get("filter[status]", "").split(",") if s}
-        matched = [(uid, u) for uid, u in self.users.items()
-                   if (not text or any(text in str(u[k]).lower() for k in ("email", "handle", "name")))
-                   and (not statuses or u["status"] in statuses)]
-        data = [{"type": "users", "id": uid, "attributes": {**u, "verified": True}}
-                for uid, u in matched[number * size:(number + 1) * size]]
-        return json_response({"data": data, "meta": {"page": {"total_filtered_count": len(matched),
-                                                              "total_count": len(self.users)}}})
+        matched = [
+            (uid, u)
+            for uid, u in self.users.items()
+            if (not text or any(text in str(u[k]).lower() for k in ("email", "handle", "name")))
+            and (not statuses or u["status"] in statuses)
+        ]
+        data = [
+            {"type": "users", "id": uid, "attributes": {**u, "verified": True}}
+            for uid, u in matched[number * size : (number + 1) * size]
+        ]
+        return json_response(
+            {"data": data, "meta": {"page": {"total_filtered_count": len(matched), "total_count": len(self.users)}}}
+        )
 
     def _get_case(self, ref: str) -> web.Response:
         for case_uuid, case in self.cases.items():
             if ref == case_uuid or ref.lower() == case["key"].lower():
                 attrs = {"key": case["key"], "title": case["title"], "status": "OPEN", "status_name": "Open"}
-                return json_response({"data": {"id": case_uuid, "type": "case", "attributes": attrs}},
-                                     content_type=JSONAPI)
-        return json_response({"errors": [{"code": "resource_not_found", "title": "case not found"}]},
-                             status=404, content_type=JSONAPI)
+                return json_response(
+                    {"data": {"id": case_uuid, "type": "case", "attributes": attrs}}, content_type=JSONAPI
+                )
+        return json_response(
+            {"errors": [{"code": "resource_not_found", "title": "case not found"}]}, status=404, content_type=JSONAPI
+        )

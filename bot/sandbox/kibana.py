@@ -55,10 +55,15 @@ def matches(query: Any, source: dict[str, Any]) -> bool:
         return any(v in wanted for v in _values(source, field))
     if kind == "range":
         field, bounds = _only(spec)
-        ops = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
-               "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+        ops = {
+            "gt": lambda a, b: a > b,
+            "gte": lambda a, b: a >= b,
+            "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b,
+        }
         return any(all(ops[o](v, b) for o, b in bounds.items() if o in ops) for v in _values(source, field))
     if kind == "bool":
+
         def group(key: str) -> list[Any]:
             raw = spec.get(key) or []
             return raw if isinstance(raw, list) else [raw]
@@ -84,22 +89,38 @@ class KibanaSandbox(SandboxServer):
         self.alerts: dict[str, dict[str, dict[str, Any]]] = {}
         self._clock = 0
 
-    def add_alert(self, alert_id: str, *, space: str = "default", rule_name: str, severity: str = "medium",
-                  status: str = "open", assignees: list[str] | None = None, host: str = "host-1") -> None:
+    def add_alert(
+        self,
+        alert_id: str,
+        *,
+        space: str = "default",
+        rule_name: str,
+        severity: str = "medium",
+        status: str = "open",
+        assignees: list[str] | None = None,
+        host: str = "host-1",
+    ) -> None:
         """Seed one alert in ``space``."""
         self._clock += 1
         self.alerts.setdefault(space, {})[alert_id] = {
             "@timestamp": f"2025-01-17T08:{self._clock // 60:02d}:{self._clock % 60:02d}.000Z",
-            "kibana.alert.uuid": alert_id, "kibana.alert.rule.name": rule_name,
-            "kibana.alert.severity": severity, "kibana.alert.workflow_status": status,
-            "kibana.alert.workflow_assignee_ids": list(assignees or []), "kibana.space_ids": [space],
+            "kibana.alert.uuid": alert_id,
+            "kibana.alert.rule.name": rule_name,
+            "kibana.alert.severity": severity,
+            "kibana.alert.workflow_status": status,
+            "kibana.alert.workflow_assignee_ids": list(assignees or []),
+            "kibana.space_ids": [space],
             "host.name": host,
         }
 
     async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"ApiKey {self.api_key}":
-            return _error(401, "Unauthorized", "[security_exception] unable to authenticate with provided "
-                                               "credentials and anonymous access is not allowed for this request")
+            return _error(
+                401,
+                "Unauthorized",
+                "[security_exception] unable to authenticate with provided "
+                "credentials and anonymous access is not allowed for this request",
+            )
         if request.method != "GET" and not request.headers.get("kbn-xsrf"):
             return _error(400, "Bad Request", "Request must contain a kbn-xsrf header.")
         found = _SPACE_PATH.match(request.path)
@@ -112,8 +133,13 @@ class KibanaSandbox(SandboxServer):
             if path == "/api/detection_engine/signals/assignees":
                 add, remove = list(body["assignees"]["add"]), list(body["assignees"]["remove"])
                 if set(add) & set(remove):
-                    return json_response({"message": ["Duplicate assignees were found in the add and remove "
-                                                      "parameters."], "status_code": 400}, status=400)
+                    return json_response(
+                        {
+                            "message": ["Duplicate assignees were found in the add and remove parameters."],
+                            "status_code": 400,
+                        },
+                        status=400,
+                    )
 
                 def reassign(source: dict[str, Any]) -> bool:
                     kept = [u for u in source["kibana.alert.workflow_assignee_ids"] if u not in remove]
@@ -146,19 +172,36 @@ class KibanaSandbox(SandboxServer):
             hits.sort(key=lambda h, f=field: str((_values(h[1], f) or [""])[0]), reverse=order == "desc")
         wanted = body.get("_source")
         fields = [wanted] if isinstance(wanted, str) else wanted if isinstance(wanted, list) else None
-        docs = [{"_index": f".internal.alerts-security.alerts-{space}-000001", "_id": i, "_score": None,
-                 "_source": {k: v for k, v in s.items() if fields is None or k in fields}}
-                for i, s in hits[:int(body.get("size", 10))]]
-        return json_response({"took": 1, "timed_out": False,
-                              "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": docs}})
+        docs = [
+            {
+                "_index": f".internal.alerts-security.alerts-{space}-000001",
+                "_id": i,
+                "_score": None,
+                "_source": {k: v for k, v in s.items() if fields is None or k in fields},
+            }
+            for i, s in hits[: int(body.get("size", 10))]
+        ]
+        return json_response(
+            {"took": 1, "timed_out": False, "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": docs}}
+        )
 
     @staticmethod
     def _update(index: dict[str, dict[str, Any]], ids: list[str], change: Any) -> web.Response:
         held = [index[i] for i in dict.fromkeys(ids) if i in index]
         updated = sum(1 for source in held if change(source))
-        return json_response({"took": 1, "timed_out": False, "total": len(held), "updated": updated,
-                              "deleted": 0, "batches": 1 if held else 0, "version_conflicts": 0,
-                              "noops": len(held) - updated, "failures": []})
+        return json_response(
+            {
+                "took": 1,
+                "timed_out": False,
+                "total": len(held),
+                "updated": updated,
+                "deleted": 0,
+                "batches": 1 if held else 0,
+                "version_conflicts": 0,
+                "noops": len(held) - updated,
+                "failures": [],
+            }
+        )
 
 
 class ElasticsearchSandbox(SandboxServer):
@@ -173,21 +216,37 @@ class ElasticsearchSandbox(SandboxServer):
 
     def add_profile(self, uid: str, *, email: str | None, username: str, full_name: str) -> None:
         """Seed an enabled profile (``email`` None: a profile the e-mail look-up cannot find)."""
-        self.profiles[uid] = {"uid": uid, "enabled": True, "labels": {}, "data": {},
-                              "user": {"username": username, "email": email, "full_name": full_name,
-                                       "roles": ["analyst"], "realm_name": "native"}}
+        self.profiles[uid] = {
+            "uid": uid,
+            "enabled": True,
+            "labels": {},
+            "data": {},
+            "user": {
+                "username": username,
+                "email": email,
+                "full_name": full_name,
+                "roles": ["analyst"],
+                "realm_name": "native",
+            },
+        }
 
     async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"ApiKey {self.api_key}":
             reason = "unable to authenticate with provided credentials"
-            return json_response({"error": {"type": "security_exception", "reason": reason}, "status": 401},
-                                 status=401)
+            return json_response({"error": {"type": "security_exception", "reason": reason}, "status": 401}, status=401)
         if request.path == "/_security/profile/_suggest":
             name = str((body or {}).get("name") or "").lower()
-            found = [p for p in self.profiles.values()
-                     if name and name in " ".join(str(v or "") for v in p["user"].values()).lower()]
-            return json_response({"total": {"value": len(found), "relation": "eq"},
-                                  "profiles": found[:int((body or {}).get("size", 10))]})
+            found = [
+                p
+                for p in self.profiles.values()
+                if name and name in " ".join(str(v or "") for v in p["user"].values()).lower()
+            ]
+            return json_response(
+                {
+                    "total": {"value": len(found), "relation": "eq"},
+                    "profiles": found[: int((body or {}).get("size", 10))],
+                }
+            )
         if request.path.startswith("/_security/profile/"):
             profile = self.profiles.get(request.path.rsplit("/", 1)[1])
             return json_response({"profiles": [profile] if profile else []})

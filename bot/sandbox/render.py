@@ -14,8 +14,13 @@ from typing import Any
 Block = dict[str, Any]
 
 _EMOJI = {
-    ":white_check_mark:": "✔", ":x:": "✖", ":warning:": "⚠", ":grey_question:": "?",
-    ":fast_forward:": "»", ":hourglass_flowing_sand:": "⏳", ":no_entry_sign:": "⛔",
+    ":white_check_mark:": "✔",
+    ":x:": "✖",
+    ":warning:": "⚠",
+    ":grey_question:": "?",
+    ":fast_forward:": "»",
+    ":hourglass_flowing_sand:": "⏳",
+    ":no_entry_sign:": "⛔",
 }
 _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|([^>]*))?>")
 _LINK = re.compile(r"<((?:https?|mailto):[^|>]+)(?:\|([^>]*))?>")
@@ -58,8 +63,9 @@ def buttons(blocks: Sequence[Block]) -> list[tuple[Block, dict[str, Any]]]:
     return found
 
 
-def render_blocks(blocks: Sequence[Block], *, name_of: Callable[[str], str | None] = lambda _id: None,
-                  indent: str = "") -> list[str]:
+def render_blocks(
+    blocks: Sequence[Block], *, name_of: Callable[[str], str | None] = lambda _id: None, indent: str = ""
+) -> list[str]:
     """Lines of text for a message's blocks (no trailing newline)."""
     lines: list[str] = []
 

@@ -39,9 +39,16 @@ class SlackUser:
     real_name: str
 
     def to_json(self, team_id: str) -> Json:
-        return {"id": self.id, "team_id": team_id, "name": self.name, "real_name": self.real_name,
-                "deleted": False, "is_bot": False, "tz": "UTC",
-                "profile": {"email": self.email, "real_name": self.real_name, "display_name": self.name}}
+        return {
+            "id": self.id,
+            "team_id": team_id,
+            "name": self.name,
+            "real_name": self.real_name,
+            "deleted": False,
+            "is_bot": False,
+            "tz": "UTC",
+            "profile": {"email": self.email, "real_name": self.real_name, "display_name": self.name},
+        }
 
 
 @dataclass
@@ -99,8 +106,9 @@ class SlackSandbox(SandboxServer):
     async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
         if request.path.startswith("/webhook/"):
             payload = body if isinstance(body, dict) else {}
-            self.events.append(SlackEvent("response", text=str(payload.get("text") or ""),
-                                          blocks=list(payload.get("blocks") or [])))
+            self.events.append(
+                SlackEvent("response", text=str(payload.get("text") or ""), blocks=list(payload.get("blocks") or []))
+            )
             return web.Response(text="ok")
         if not request.path.startswith("/api/"):
             return web.Response(status=404)
@@ -133,8 +141,15 @@ class SlackSandbox(SandboxServer):
     # ---- methods ----------------------------------------------------------------------
 
     def _auth_test(self, args: Json) -> Json:
-        return {"ok": True, "team": "Sandbox", "user": "triage", "team_id": self.team_id, "user_id": "U0TRIAGEBOT",
-                "bot_id": "B0TRIAGEBOT", "url": "https://sandbox.slack.invalid/"}
+        return {
+            "ok": True,
+            "team": "Sandbox",
+            "user": "triage",
+            "team_id": self.team_id,
+            "user_id": "U0TRIAGEBOT",
+            "bot_id": "B0TRIAGEBOT",
+            "url": "https://sandbox.slack.invalid/",
+        }
 
     def _users_info(self, args: Json) -> Json:
         user = self.users.get(str(args.get("user")))
@@ -159,8 +174,13 @@ class SlackSandbox(SandboxServer):
         if not args.get("text") and not args.get("blocks"):
             return {"ok": False, "error": "no_text"}
         ts = self._ts()
-        message = {"type": "message", "ts": ts, "text": args.get("text", ""), "blocks": args.get("blocks") or [],
-                   "thread_ts": args.get("thread_ts") or None}
+        message = {
+            "type": "message",
+            "ts": ts,
+            "text": args.get("text", ""),
+            "blocks": args.get("blocks") or [],
+            "thread_ts": args.get("thread_ts") or None,
+        }
         self.messages[(channel, ts)] = message
         self.events.append(SlackEvent("post", channel, ts, message["thread_ts"], message["text"], message["blocks"]))
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -171,14 +191,25 @@ class SlackSandbox(SandboxServer):
         if message is None:
             return {"ok": False, "error": "message_not_found"}
         message.update({k: args[k] for k in ("text", "blocks") if k in args})
-        self.events.append(SlackEvent("update", key[0], key[1], message.get("thread_ts"), message.get("text", ""),
-                                      message.get("blocks") or []))
+        self.events.append(
+            SlackEvent(
+                "update", key[0], key[1], message.get("thread_ts"), message.get("text", ""), message.get("blocks") or []
+            )
+        )
         return {"ok": True, "channel": key[0], "ts": key[1], "message": message}
 
     def _chat_postEphemeral(self, args: Json) -> Json:
         ts = self._ts()
-        self.events.append(SlackEvent("ephemeral", str(args.get("channel")), ts, args.get("thread_ts"),
-                                      str(args.get("text") or ""), list(args.get("blocks") or [])))
+        self.events.append(
+            SlackEvent(
+                "ephemeral",
+                str(args.get("channel")),
+                ts,
+                args.get("thread_ts"),
+                str(args.get("text") or ""),
+                list(args.get("blocks") or []),
+            )
+        )
         return {"ok": True, "message_ts": ts}
 
     def _views_open(self, args: Json) -> Json:
@@ -186,8 +217,13 @@ class SlackSandbox(SandboxServer):
         if not isinstance(view, dict) or not args.get("trigger_id"):
             return {"ok": False, "error": "invalid_arguments"}
         view_id = f"V{next(self._seq):08d}"
-        stored = {**view, "id": view_id, "hash": f"{self._base}.{view_id}", "team_id": self.team_id,
-                  "state": {"values": {}}}
+        stored = {
+            **view,
+            "id": view_id,
+            "hash": f"{self._base}.{view_id}",
+            "team_id": self.team_id,
+            "state": {"values": {}},
+        }
         self.views[view_id] = stored
         self.events.append(SlackEvent("view", view=stored))
         return {"ok": True, "view": stored}

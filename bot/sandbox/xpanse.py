@@ -48,13 +48,21 @@ class Incident:
 
     def reply(self, host: str) -> dict[str, Any]:
         return {
-            "incident_id": self.incident_id, "incident_name": None, "description": self.description,
-            "status": self.status, "severity": self.severity, "manual_severity": self.manual_severity,
+            "incident_id": self.incident_id,
+            "incident_name": None,
+            "description": self.description,
+            "status": self.status,
+            "severity": self.severity,
+            "manual_severity": self.manual_severity,
             "assigned_user_mail": self.assigned_user_mail,
             "assigned_user_pretty_name": self.assigned_user_pretty_name,
-            "creation_time": self.creation_time, "modification_time": self.modification_time,
-            "resolve_comment": self.resolve_comment, "alert_count": 1, "incident_sources": ["ASM"],
-            "xdr_url": f"{host}/incident-view?caseId={self.incident_id}", "notes": None,
+            "creation_time": self.creation_time,
+            "modification_time": self.modification_time,
+            "resolve_comment": self.resolve_comment,
+            "alert_count": 1,
+            "incident_sources": ["ASM"],
+            "xdr_url": f"{host}/incident-view?caseId={self.incident_id}",
+            "notes": None,
         }
 
 
@@ -72,20 +80,39 @@ class XpanseSandbox(SandboxServer):
         self._nonces: set[str] = set()
         self._clock = int(time.time() * 1000) - 10_000_000
 
-    def add_incident(self, incident_id: str, *, description: str, severity: str = "high", status: str = "new",
-                     assigned_user_mail: str | None = None, assigned_user_pretty_name: str | None = None) -> None:
+    def add_incident(
+        self,
+        incident_id: str,
+        *,
+        description: str,
+        severity: str = "high",
+        status: str = "new",
+        assigned_user_mail: str | None = None,
+        assigned_user_pretty_name: str | None = None,
+    ) -> None:
         """Seed an incident; each one is newer than the one before."""
         self._clock += 1000
         self.incidents[incident_id] = Incident(
-            incident_id, description, severity, status, assigned_user_mail=assigned_user_mail,
-            assigned_user_pretty_name=assigned_user_pretty_name, creation_time=self._clock,
+            incident_id,
+            description,
+            severity,
+            status,
+            assigned_user_mail=assigned_user_mail,
+            assigned_user_pretty_name=assigned_user_pretty_name,
+            creation_time=self._clock,
             modification_time=self._clock,
         )
 
     def add_user(self, email: str, first: str, last: str) -> None:
         """Add a tenant user (update_incident accepts only these emails)."""
-        self.users[email.lower()] = {"user_email": email, "user_first_name": first, "user_last_name": last,
-                                     "role_name": "Investigator", "user_type": "Cortex", "groups": []}
+        self.users[email.lower()] = {
+            "user_email": email,
+            "user_first_name": first,
+            "user_last_name": last,
+            "role_name": "Investigator",
+            "user_type": "Cortex",
+            "groups": [],
+        }
 
     async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
         try:
@@ -104,8 +131,9 @@ class XpanseSandbox(SandboxServer):
             else:
                 raise _Refused(404, "Not found", path)
         except _Refused as exc:
-            return json_response({"reply": {"err_code": str(exc.status), "err_msg": exc.msg,
-                                            "err_extra": exc.extra}}, status=exc.status)
+            return json_response(
+                {"reply": {"err_code": str(exc.status), "err_msg": exc.msg, "err_extra": exc.extra}}, status=exc.status
+            )
         return json_response({"reply": reply})
 
     def _authenticate(self, request: web.Request) -> None:
@@ -145,8 +173,10 @@ class XpanseSandbox(SandboxServer):
         found = [i for i in self.incidents.values() if all(self._matches(i, f) for f in data.get("filters") or [])]
         sort = data.get("sort") or {}
         key = sort.get("field", "creation_time")
-        found.sort(key=lambda i: (_SEVERITY_RANK.get(i.severity, 0) if key == "severity" else getattr(i, key),
-                                  i.incident_id), reverse=str(sort.get("keyword", "desc")).lower() == "desc")
+        found.sort(
+            key=lambda i: (_SEVERITY_RANK.get(i.severity, 0) if key == "severity" else getattr(i, key), i.incident_id),
+            reverse=str(sort.get("keyword", "desc")).lower() == "desc",
+        )
         page = found[start:end]
         host = "https://sandbox.xpanse.invalid"
         return {"total_count": len(found), "result_count": len(page), "incidents": [i.reply(host) for i in page]}

@@ -329,9 +329,7 @@ def missing_card_text(target: Target, reason: str) -> str:
 # ---------------------------------------------------------------- modals
 
 
-def _modal(
-    callback_id: CallbackId, title: str, submit: str, meta: ModalMeta, blocks: list[Block]
-) -> dict[str, Any]:
+def _modal(callback_id: CallbackId, title: str, submit: str, meta: ModalMeta, blocks: list[Block]) -> dict[str, Any]:
     return {
         "type": "modal",
         "callback_id": callback_id.value,
@@ -380,9 +378,7 @@ def attach_modal(meta: ModalMeta) -> dict[str, Any]:
             "max_length": 64,
         },
     }
-    return _modal(
-        CallbackId.ATTACH_MODAL, "Attach to case", "Attach", meta, [_items_section(meta), case_input]
-    )
+    return _modal(CallbackId.ATTACH_MODAL, "Attach to case", "Attach", meta, [_items_section(meta), case_input])
 
 
 def reason_label(reason: str) -> str:
@@ -432,7 +428,10 @@ def resolve_modal(meta: ModalMeta, *, platform: Platform) -> dict[str, Any]:
     title = "Close alerts" if platform is Platform.KIBANA else "Resolve incidents"
     submit = "Close" if platform is Platform.KIBANA else "Resolve"
     return _modal(
-        CallbackId.RESOLVE_MODAL, title, submit, meta,
+        CallbackId.RESOLVE_MODAL,
+        title,
+        submit,
+        meta,
         [_items_section(meta), reason_input, comment_input],
     )
 
@@ -442,9 +441,7 @@ def resolve_modal(meta: ModalMeta, *, platform: Platform) -> dict[str, Any]:
 
 def _counts_line(result: BatchResult) -> str:
     counts = result.counts
-    parts = [
-        f"{OUTCOME_EMOJI[o]} {counts[o]} {OUTCOME_LABEL[o]}" for o in OUTCOME_ORDER if counts.get(o)
-    ]
+    parts = [f"{OUTCOME_EMOJI[o]} {counts[o]} {OUTCOME_LABEL[o]}" for o in OUTCOME_ORDER if counts.get(o)]
     return " · ".join(parts) or "no items"
 
 
@@ -488,9 +485,7 @@ def _item_lines(result: BatchResult, *, budget: int) -> list[str]:
     return lines
 
 
-def result_blocks(
-    verb: Verb, result: BatchResult, *, actor_id: str, summary: str
-) -> list[Block]:
+def result_blocks(verb: Verb, result: BatchResult, *, actor_id: str, summary: str) -> list[Block]:
     """The threaded reply to an operation: "<@actor> <summary>", the counts per outcome,
     and one line per item (emoji, key, vendor reason), grouped and truncated to stay
     within Slack's block and text limits. ``summary`` is bot-written mrkdwn."""
@@ -505,9 +500,7 @@ def result_blocks(
 
 def result_text(verb: Verb, result: BatchResult, *, actor_id: str, summary: str) -> str:
     """The fallback text of ``result_blocks``."""
-    counts = ", ".join(
-        f"{n} {OUTCOME_LABEL[o]}" for o in OUTCOME_ORDER if (n := result.counts.get(o, 0))
-    )
+    counts = ", ".join(f"{n} {OUTCOME_LABEL[o]}" for o in OUTCOME_ORDER if (n := result.counts.get(o, 0)))
     return cut(f"{mention(actor_id)} {summary} ({counts or 'no items'})", MESSAGE_TEXT_MAX)
 
 
@@ -548,59 +541,56 @@ def handoff_preview(
     blocks += [_section(chunk) for chunk in _pack(lines)]
     if unmapped:
         names = ", ".join(p.label for p in unmapped)
-        blocks.append(_section(
-            f":warning: {mention(to_user)} has no identity on {names}; those items will be "
-            "skipped. Map one with `/triage map`."
-        ))
-    blocks.append({
-        "type": "actions",
-        "elements": [
-            _button(
-                f"Hand off {_count(len(items), 'item')}",
-                ActionId.HANDOFF_CONFIRM,
-                value=ref.dumps(),
-                style="primary",
-                confirm=_confirm(
-                    "Hand off?",
-                    f"Reassign {_count(len(items), 'item')} on the platforms now.",
-                    confirm="Hand off",
+        blocks.append(
+            _section(
+                f":warning: {mention(to_user)} has no identity on {names}; those items will be "
+                "skipped. Map one with `/triage map`."
+            )
+        )
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                _button(
+                    f"Hand off {_count(len(items), 'item')}",
+                    ActionId.HANDOFF_CONFIRM,
+                    value=ref.dumps(),
+                    style="primary",
+                    confirm=_confirm(
+                        "Hand off?",
+                        f"Reassign {_count(len(items), 'item')} on the platforms now.",
+                        confirm="Hand off",
+                    ),
                 ),
-            ),
-            _button("Cancel", ActionId.HANDOFF_CANCEL, value=ref.dumps()),
-        ],
-    })
+                _button("Cancel", ActionId.HANDOFF_CANCEL, value=ref.dumps()),
+            ],
+        }
+    )
     return blocks
 
 
 def handoff_preview_text(*, from_user: str, to_user: str, items: Sequence[ItemState]) -> str:
     """The fallback text of ``handoff_preview``."""
-    return (
-        f"Handoff preview: {_count(len(items), 'open item')} of {mention(from_user)} "
-        f"to {mention(to_user)}"
-    )
+    return f"Handoff preview: {_count(len(items), 'open item')} of {mention(from_user)} to {mention(to_user)}"
 
 
-def handoff_result(
-    ref: HandoffRef, *, result: BatchResult, actor_id: str, from_user: str, to_user: str
-) -> list[Block]:
+def handoff_result(ref: HandoffRef, *, result: BatchResult, actor_id: str, from_user: str, to_user: str) -> list[Block]:
     """The outcome of a handoff (as ``result_blocks``) plus a "Retry failed" button,
     valued with ``ref``, when some items failed."""
     summary = f"handed off {mention(from_user)}'s items to {mention(to_user)}"
     blocks = result_blocks(Verb.HANDOFF, result, actor_id=actor_id, summary=summary)
     failed = result.counts.get(Outcome.FAILED, 0)
     if failed:
-        blocks.append({
-            "type": "actions",
-            "elements": [
-                _button(f"Retry {failed} failed", ActionId.RETRY_FAILED, value=ref.dumps())
-            ],
-        })
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [_button(f"Retry {failed} failed", ActionId.RETRY_FAILED, value=ref.dumps())],
+            }
+        )
     return blocks
 
 
-def handoff_result_text(
-    *, result: BatchResult, actor_id: str, from_user: str, to_user: str
-) -> str:
+def handoff_result_text(*, result: BatchResult, actor_id: str, from_user: str, to_user: str) -> str:
     """The fallback text of ``handoff_result``."""
     summary = f"handed off {mention(from_user)}'s items to {mention(to_user)}"
     return result_text(Verb.HANDOFF, result, actor_id=actor_id, summary=summary)
@@ -630,9 +620,7 @@ def _age(seconds: float) -> str:
     return "just now"  # pragma: no cover - the loop always returns for seconds >= 90
 
 
-def whoami_lines(
-    user_id: str, statuses: Sequence[IdentityStatus], *, configured: Sequence[Platform]
-) -> list[str]:
+def whoami_lines(user_id: str, statuses: Sequence[IdentityStatus], *, configured: Sequence[Platform]) -> list[str]:
     """``/triage whoami``: one mrkdwn line per platform with the identity, where it came from,
     and whether it still holds; unmapped platforms say how the mapping will be made."""
     lines = [f"*Identities of {mention(user_id)}*"]
@@ -645,8 +633,7 @@ def whoami_lines(
             example = esc(_IDENTITY_EXAMPLE[status.platform])
             hint = f"`/triage map {mention(user_id)} {status.platform.value}={example}`"
             lines.append(
-                f"• *{label}*: not mapped yet — the bot looks the Slack e-mail up on first use, "
-                f"or map it with {hint}"
+                f"• *{label}*: not mapped yet — the bot looks the Slack e-mail up on first use, or map it with {hint}"
             )
             continue
         source = _SOURCE_LABEL.get(str(status.source or ""), "mapped")

@@ -52,9 +52,7 @@ class _Packed(BaseModel):
         """The compact JSON form; raises ``ValueError`` if it is longer than ``max_chars``."""
         raw = self.model_dump_json(by_alias=True, exclude_none=True)
         if len(raw) > self.max_chars:
-            raise ValueError(
-                f"{type(self).__name__} is {len(raw)} characters; Slack allows {self.max_chars}"
-            )
+            raise ValueError(f"{type(self).__name__} is {len(raw)} characters; Slack allows {self.max_chars}")
         return raw
 
     @classmethod

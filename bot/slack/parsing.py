@@ -93,8 +93,7 @@ GRAMMAR: tuple[VerbSpec, ...] = (
         Verb.ASSIGN,
         "assign <targets…> [to] <@user | me>",
         "Assign one or more items to a person (replaces the current assignee).",
-        ("assign dd:ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw== xpanse:5471 to @alice",
-         "assign kibana:soc/8a3f2c me"),
+        ("assign dd:ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw== xpanse:5471 to @alice", "assign kibana:soc/8a3f2c me"),
     ),
     VerbSpec(
         Verb.UNASSIGN,
@@ -112,8 +111,10 @@ GRAMMAR: tuple[VerbSpec, ...] = (
         Verb.RESOLVE,
         "resolve <targets…> [reason <reason>] [-- comment]",
         "Close Kibana alerts or resolve Xpanse incidents, with an optional reason and comment.",
-        ("resolve kibana:8a3f2c reason false_positive -- scanner noise",
-         "resolve xpanse:5471 reason resolved_-_no_risk"),
+        (
+            "resolve kibana:8a3f2c reason false_positive -- scanner noise",
+            "resolve xpanse:5471 reason resolved_-_no_risk",
+        ),
     ),
     VerbSpec(
         Verb.COMMENT,
@@ -155,8 +156,10 @@ GRAMMAR: tuple[VerbSpec, ...] = (
         Verb.MAP,
         "map <@user> [datadog=<uuid>] [kibana=<uid>] [xpanse=<email>]",
         "Link a Slack user to their platform identities (looked up by email when omitted).",
-        ("map @alice xpanse=alice@example.com",
-         "map @alice datadog=f315bdaf-9ee7-4808-a9c1-99c15bf0f4d0 kibana=u_alice_0"),
+        (
+            "map @alice xpanse=alice@example.com",
+            "map @alice datadog=f315bdaf-9ee7-4808-a9c1-99c15bf0f4d0 kibana=u_alice_0",
+        ),
     ),
     VerbSpec(
         Verb.UNMAP,
@@ -198,7 +201,6 @@ _REASON_CHECKS: dict[Platform, Callable[[str], object]] = {
     Platform.KIBANA: KibanaClient.normalise_reason,
     Platform.XPANSE: XpanseClient.resolve_status,
 }
-
 
 
 _PLATFORM_WORDS: dict[str, Platform] = {
@@ -309,7 +311,7 @@ def _entity_plain(match: re.Match[str]) -> str:
             return label
         return "@" + value[1:].split("^", 1)[0]
     if value.startswith("mailto:"):
-        return label or value[len("mailto:"):]
+        return label or value[len("mailto:") :]
     if label and label != value:
         return f"{label} ({value})"
     return value
@@ -399,13 +401,12 @@ def _normal_space(space: str | None, default_space: str | None) -> str | None:
     return space
 
 
-def _make_target(platform: Platform, raw_id: str, *, space: str | None,
-                 default_space: str | None, source: str) -> Target:
+def _make_target(
+    platform: Platform, raw_id: str, *, space: str | None, default_space: str | None, source: str
+) -> Target:
     if platform is Platform.DATADOG:
         if not _DD_ID.match(raw_id):
-            raise _TargetProblem(
-                f"`{source}` is not a Datadog finding id (letters, digits and + / = ~ - _ only)"
-            )
+            raise _TargetProblem(f"`{source}` is not a Datadog finding id (letters, digits and + / = ~ - _ only)")
         return Target(platform=platform, id=raw_id)
     if platform is Platform.KIBANA:
         if space is not None and not _KIBANA_SPACE.match(space):
@@ -413,9 +414,7 @@ def _make_target(platform: Platform, raw_id: str, *, space: str | None,
                 f"`{source}`: `{space}` is not a Kibana space id (lower-case letters, digits, _ and -)"
             )
         if not _KIBANA_ID.match(raw_id):
-            raise _TargetProblem(
-                f"`{source}` is not a Kibana alert id (letters, digits, _ . : - only)"
-            )
+            raise _TargetProblem(f"`{source}` is not a Kibana alert id (letters, digits, _ . : - only)")
         return Target(platform=platform, id=raw_id, space=_normal_space(space, default_space))
     if not _XPANSE_ID.match(raw_id):
         raise _TargetProblem(f"`{source}`: Xpanse incident ids are numbers, like `xpanse:5471`")
@@ -427,14 +426,11 @@ def _target_from_word(word: str, *, default_space: str | None) -> Target:
     prefix, colon, rest = word.partition(":")
     if not colon:
         raise _TargetProblem(
-            f"`{word}` is not a target: write `dd:<id>`, `kibana:<id>` or `xpanse:<id>`, "
-            "or paste the item's link"
+            f"`{word}` is not a target: write `dd:<id>`, `kibana:<id>` or `xpanse:<id>`, or paste the item's link"
         )
     platform = _PLATFORM_WORDS.get(prefix.lower())
     if platform is None:
-        raise _TargetProblem(
-            f"`{prefix}:` is not a platform prefix: use `dd:`, `datadog:`, `kibana:` or `xpanse:`"
-        )
+        raise _TargetProblem(f"`{prefix}:` is not a platform prefix: use `dd:`, `datadog:`, `kibana:` or `xpanse:`")
     if not rest:
         raise _TargetProblem(f"`{word}` has no id after `{prefix}:`")
     space: str | None = None
@@ -488,9 +484,7 @@ def _is_datadog_host(host: str) -> bool:
 
 
 _DD_PATH = re.compile(r"/security/(?:.*/)?findings/(?P<id>[^/]+)/?$")
-_KIBANA_PATH = re.compile(
-    r"(?:/s/(?P<space>[^/]+))?/app/security/alerts(?:/redirect/(?P<id>[^/]+))?/?$"
-)
+_KIBANA_PATH = re.compile(r"(?:/s/(?P<space>[^/]+))?/app/security/alerts(?:/redirect/(?P<id>[^/]+))?/?$")
 _RISON_ID = re.compile(r"params:\((?:[^()]*?,)?(?:id|eventId):'?(?P<id>[A-Za-z0-9_.:-]+)")
 _XPANSE_PATH = re.compile(r"/(?:incident-view|incidents)/(?P<id>[0-9]+)/?$")
 
@@ -518,13 +512,12 @@ def _link(url: str, *, default_space: str | None) -> Target | None:
             finding = unquote(match.group("id")) if match else None
         if not finding:
             return None
-        return _make_target(Platform.DATADOG, finding, space=None,
-                            default_space=default_space, source=url)
+        return _make_target(Platform.DATADOG, finding, space=None, default_space=default_space, source=url)
     kibana = _KIBANA_PATH.search(parts.path)
     if kibana:
         alert_id = kibana.group("id")
-        alert_id = unquote(alert_id) if alert_id else (
-            params.get("alertId") or params.get("alert_id") or params.get("id")
+        alert_id = (
+            unquote(alert_id) if alert_id else (params.get("alertId") or params.get("alert_id") or params.get("id"))
         )
         if not alert_id and "flyout" in params:
             rison = _RISON_ID.search(params["flyout"])
@@ -533,8 +526,7 @@ def _link(url: str, *, default_space: str | None) -> Target | None:
             return None
         # No /s/<space> in a Kibana URL means the space literally named "default".
         space = unquote(kibana.group("space")) if kibana.group("space") else "default"
-        return _make_target(Platform.KIBANA, alert_id, space=space,
-                            default_space=default_space, source=url)
+        return _make_target(Platform.KIBANA, alert_id, space=space, default_space=default_space, source=url)
     incident: str | None = None
     if path.rstrip("/").endswith("/incident-view"):
         incident = params.get("caseId") or params.get("incidentId")
@@ -542,8 +534,7 @@ def _link(url: str, *, default_space: str | None) -> Target | None:
         match = _XPANSE_PATH.search(path)
         incident = match.group("id") if match else None
     if incident:
-        return _make_target(Platform.XPANSE, incident, space=None,
-                            default_space=default_space, source=url)
+        return _make_target(Platform.XPANSE, incident, space=None, default_space=default_space, source=url)
     return None
 
 
@@ -632,9 +623,7 @@ class _Ctx:
                 pieces = [p for p in tok.raw.split(",") if p]
             for piece in pieces:
                 try:
-                    found.setdefault(
-                        _target_from_text(piece, default_space=self.default_space), None
-                    )
+                    found.setdefault(_target_from_text(piece, default_space=self.default_space), None)
                 except _TargetProblem as exc:
                     raise self.error(_sentence(str(exc))) from None
         return tuple(found)
@@ -740,9 +729,7 @@ def _parse_resolve(ctx: _Ctx, toks: list[_Tok]) -> Command:
         if not after:
             raise ctx.error("Missing the reason after `reason`.")
         if len(after) > 1:
-            raise ctx.error(
-                "The reason is one word (like `false_positive`); put free text after `--`."
-            )
+            raise ctx.error("The reason is one word (like `false_positive`); put free text after `--`.")
         reason = unescape(after[0].raw).lower()
         toks = toks[:keyword]
     targets = ctx.targets(toks)
@@ -759,7 +746,8 @@ def _parse_resolve(ctx: _Ctx, toks: list[_Tok]) -> Command:
             except UsageError:
                 raise ctx.error(
                     f"`{reason}` is not a {platform.label} reason; use one of "
-                    + ", ".join(f"`{r}`" for r in allowed) + "."
+                    + ", ".join(f"`{r}`" for r in allowed)
+                    + "."
                 ) from None
     return Command(verb=Verb.RESOLVE, targets=targets, reason=reason, comment=comment)
 
@@ -767,8 +755,7 @@ def _parse_resolve(ctx: _Ctx, toks: list[_Tok]) -> Command:
 def _xpanse_only(ctx: _Ctx, target: Target) -> None:
     if target.platform is not Platform.XPANSE:
         raise ctx.error(
-            f"`{ctx.spec.verb}` works on Xpanse incidents only; `{target.key}` is a "
-            f"{target.platform.label} item."
+            f"`{ctx.spec.verb}` works on Xpanse incidents only; `{target.key}` is a {target.platform.label} item."
         )
 
 
@@ -791,14 +778,10 @@ def _parse_severity(ctx: _Ctx, toks: list[_Tok]) -> Command:
     target = ctx.target(toks[:1])
     _xpanse_only(ctx, target)
     if len(toks) != 2:
-        raise ctx.error(
-            "Missing the severity." if len(toks) < 2 else "Give one incident and one severity."
-        )
+        raise ctx.error("Missing the severity." if len(toks) < 2 else "Give one incident and one severity.")
     level = unescape(toks[1].raw).lower()
     if level not in SEVERITIES:
-        raise ctx.error(
-            f"`{level}` is not a severity; use one of " + ", ".join(f"`{s}`" for s in SEVERITIES) + "."
-        )
+        raise ctx.error(f"`{level}` is not a severity; use one of " + ", ".join(f"`{s}`" for s in SEVERITIES) + ".")
     return Command(verb=Verb.SEVERITY, targets=(target,), severity=level)
 
 

@@ -98,8 +98,12 @@ class JobItem(BaseModel):
     def result(self) -> ItemResult:
         outcome = Outcome(self.state.value) if self.state.terminal else Outcome.FAILED
         return ItemResult(
-            target=self.target, outcome=outcome, detail=self.detail, status=self.status,
-            before=self.before, after=self.after,
+            target=self.target,
+            outcome=outcome,
+            detail=self.detail,
+            status=self.status,
+            before=self.before,
+            after=self.after,
         )
 
 
@@ -163,8 +167,20 @@ class JobStore:
                 " thread_ts, response_url, source, interaction_key, params, created_at, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    job_id, verb, state.value, team_id, actor_id, channel_id, card_ts, thread_ts,
-                    response_url, source, interaction_key, params.model_dump_json(), now, now,
+                    job_id,
+                    verb,
+                    state.value,
+                    team_id,
+                    actor_id,
+                    channel_id,
+                    card_ts,
+                    thread_ts,
+                    response_url,
+                    source,
+                    interaction_key,
+                    params.model_dump_json(),
+                    now,
+                    now,
                 ),
             )
             if cur.rowcount == 0:
@@ -208,8 +224,7 @@ class JobStore:
     async def unfinished(self) -> list[Job]:
         """Jobs that still have work or reporting to do, oldest first."""
         async with self.store.conn.execute(
-            "SELECT * FROM jobs WHERE state IN (?, ?) OR (reported_at IS NULL AND state != ?)"
-            " ORDER BY created_at",
+            "SELECT * FROM jobs WHERE state IN (?, ?) OR (reported_at IS NULL AND state != ?) ORDER BY created_at",
             (JobState.QUEUED.value, JobState.RUNNING.value, JobState.CANCELLED.value),
         ) as cur:
             rows = await cur.fetchall()
@@ -238,8 +253,9 @@ class JobStore:
                 (params.model_dump_json(), time.time(), job_id),
             )
 
-    async def set_message(self, job_id: str, *, channel_id: str | None, card_ts: str | None,
-                          thread_ts: str | None) -> None:
+    async def set_message(
+        self, job_id: str, *, channel_id: str | None, card_ts: str | None, thread_ts: str | None
+    ) -> None:
         async with self.store.transaction():
             await self.store.conn.execute(
                 "UPDATE jobs SET channel_id = COALESCE(?, channel_id), card_ts = COALESCE(?, card_ts),"
@@ -249,9 +265,7 @@ class JobStore:
 
     async def mark_reported(self, job_id: str) -> None:
         async with self.store.transaction():
-            await self.store.conn.execute(
-                "UPDATE jobs SET reported_at = ? WHERE id = ?", (time.time(), job_id)
-            )
+            await self.store.conn.execute("UPDATE jobs SET reported_at = ? WHERE id = ?", (time.time(), job_id))
 
     async def reopen(self, job_id: str, *, from_state: JobState, params: JobParams) -> bool:
         """Move a waiting job back to QUEUED with new params, to be run and reported again.
@@ -260,8 +274,7 @@ class JobStore:
         """
         async with self.store.transaction():
             cur = await self.store.conn.execute(
-                "UPDATE jobs SET state = ?, params = ?, reported_at = NULL, updated_at = ?"
-                " WHERE id = ? AND state = ?",
+                "UPDATE jobs SET state = ?, params = ?, reported_at = NULL, updated_at = ? WHERE id = ? AND state = ?",
                 (JobState.QUEUED.value, params.model_dump_json(), time.time(), job_id, from_state.value),
             )
             return cur.rowcount == 1
@@ -291,14 +304,18 @@ class JobStore:
     # ---- items ---------------------------------------------------------------------------
 
     async def items(self, job_id: str) -> list[JobItem]:
-        async with self.store.conn.execute(
-            "SELECT * FROM job_items WHERE job_id = ? ORDER BY seq", (job_id,)
-        ) as cur:
+        async with self.store.conn.execute("SELECT * FROM job_items WHERE job_id = ? ORDER BY seq", (job_id,)) as cur:
             rows = await cur.fetchall()
         return [
             JobItem(
-                job_id=r["job_id"], seq=r["seq"], target=_target_from_row(r), state=ItemStatus(r["state"]),
-                detail=r["detail"], status=r["status"], before=r["before"], after=r["after"],
+                job_id=r["job_id"],
+                seq=r["seq"],
+                target=_target_from_row(r),
+                state=ItemStatus(r["state"]),
+                detail=r["detail"],
+                status=r["status"],
+                before=r["before"],
+                after=r["after"],
                 updated_at=r["updated_at"],
             )
             for r in rows
@@ -320,17 +337,26 @@ class JobStore:
             await self.store.conn.executemany(
                 "UPDATE job_items SET state = ?, detail = ?, status = ?, before = ?, after = ?, updated_at = ?"
                 " WHERE job_id = ? AND seq = ?",
-                [
-                    (r.outcome.value, r.detail, r.status, r.before, r.after, now, job.id, seq)
-                    for seq, r in results
-                ],
+                [(r.outcome.value, r.detail, r.status, r.before, r.after, now, job.id, seq) for seq, r in results],
             )
             await self.store.conn.executemany(
                 "INSERT INTO ledger (at, job_id, team_id, actor_id, verb, platform, target, before, after,"
                 " outcome, detail, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (now, job.id, job.team_id, job.actor_id, verb or job.verb, r.target.platform.value,
-                     r.target.key, r.before, r.after, r.outcome.value, r.detail, r.status)
+                    (
+                        now,
+                        job.id,
+                        job.team_id,
+                        job.actor_id,
+                        verb or job.verb,
+                        r.target.platform.value,
+                        r.target.key,
+                        r.before,
+                        r.after,
+                        r.outcome.value,
+                        r.detail,
+                        r.status,
+                    )
                     for _, r in results
                 ],
             )
@@ -353,8 +379,17 @@ class JobStore:
             await self.store.conn.execute(
                 "INSERT INTO ledger (at, job_id, team_id, actor_id, verb, platform, target, outcome, detail)"
                 " VALUES (?,?,?,?,?,?,?,?,?)",
-                (time.time(), job_id, team_id, actor_id, verb,
-                 target.platform.value if target else None, target.key if target else None, outcome, detail),
+                (
+                    time.time(),
+                    job_id,
+                    team_id,
+                    actor_id,
+                    verb,
+                    target.platform.value if target else None,
+                    target.key if target else None,
+                    outcome,
+                    detail,
+                ),
             )
 
     async def history(self, target: Target, *, limit: int = 50) -> list[LedgerEntry]:
@@ -366,9 +401,7 @@ class JobStore:
         return [LedgerEntry.model_validate(dict(r)) for r in rows]
 
     async def ledger_since(self, since: float) -> list[LedgerEntry]:
-        async with self.store.conn.execute(
-            "SELECT * FROM ledger WHERE at >= ? ORDER BY at, id", (since,)
-        ) as cur:
+        async with self.store.conn.execute("SELECT * FROM ledger WHERE at >= ? ORDER BY at, id", (since,)) as cur:
             rows = await cur.fetchall()
         return [LedgerEntry.model_validate(dict(r)) for r in rows]
 

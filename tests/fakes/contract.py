@@ -132,9 +132,7 @@ class ContractServer:
 
     def calls(self, path_part: str = "", method: str | None = None) -> list[Recorded]:
         """Requests received whose path contains ``path_part`` (and with ``method``)."""
-        return [
-            r for r in self.requests if path_part in r.path and (method is None or r.method == method.upper())
-        ]
+        return [r for r in self.requests if path_part in r.path and (method is None or r.method == method.upper())]
 
     def reset_log(self) -> None:
         self.requests.clear()

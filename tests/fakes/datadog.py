@@ -199,9 +199,7 @@ class DatadogFake(ContractServer):
         """Report ``finding_id`` in ``meta.warnings`` of the next assignment (still changed)."""
         self.pending_warnings[finding_id] = {"status": status, "title": title, "detail": detail}
 
-    def rate_limit(
-        self, match: str, *, times: int = 1, reset: str = "0", name: str = "findings"
-    ) -> None:
+    def rate_limit(self, match: str, *, times: int = 1, reset: str = "0", name: str = "findings") -> None:
         """Answer the next ``times`` matching requests 429 with Datadog's rate-limit headers."""
         self.fail(
             match,
@@ -224,13 +222,8 @@ class DatadogFake(ContractServer):
         return self.url, path
 
     async def handle(self, path: str, req: Recorded) -> web.StreamResponse:
-        if (
-            req.headers.get("dd-api-key") != self.api_key
-            or req.headers.get("dd-application-key") != self.app_key
-        ):
-            return self._json(
-                _jsonapi_error(403, "Forbidden", "invalid API key or application key"), status=403
-            )
+        if req.headers.get("dd-api-key") != self.api_key or req.headers.get("dd-application-key") != self.app_key:
+            return self._json(_jsonapi_error(403, "Forbidden", "invalid API key or application key"), status=403)
         method = req.method
         if method == "PATCH" and path == "/api/v2/security/findings/assignee":
             return self._assign(req)
@@ -242,16 +235,12 @@ class DatadogFake(ContractServer):
             return self._search(attrs.get("filter", "*"), page.get("limit", 10), page.get("cursor"))
         if method == "GET" and path == "/api/v2/security/findings":
             q = req.query
-            return self._search(
-                q.get("filter[query]", "*"), int(q.get("page[limit]", "10")), q.get("page[cursor]")
-            )
+            return self._search(q.get("filter[query]", "*"), int(q.get("page[limit]", "10")), q.get("page[cursor]"))
         if method == "GET" and path == "/api/v2/users":
             return self._list_users(req.query)
         if method == "GET" and path.startswith("/api/v2/cases/"):
             return self._get_case(path.rsplit("/", 1)[1])
-        return self._json(
-            _jsonapi_error(404, "Not Found", f"no route for {method} {path}"), status=404
-        )
+        return self._json(_jsonapi_error(404, "Not Found", f"no route for {method} {path}"), status=404)
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -350,21 +339,15 @@ class DatadogFake(ContractServer):
     def _attach(self, case_ref: str, req: Recorded) -> web.Response:
         data = req.body["data"]
         if data["id"] != case_ref:
-            return self._rule_breach(
-                req, f"path case {case_ref!r} differs from data.id {data['id']!r}"
-            )
+            return self._rule_breach(req, f"path case {case_ref!r} differs from data.id {data['id']!r}")
         refs = (data.get("relationships") or {}).get("findings", {}).get("data") or []
         if not refs:
             return self._json(_jsonapi_error(400, "Bad Request", "no finding provided"), status=400)
         # Only UUIDs are known to work here (NOTES §1.2): a key is an unknown case.
         if case_ref not in self.cases:
-            return self._json(
-                _jsonapi_error(404, "Not Found", "failed to get case: case not found"), status=404
-            )
+            return self._json(_jsonapi_error(404, "Not Found", "failed to get case: case not found"), status=404)
         case = self.cases[case_ref]
-        new = [
-            r["id"] for r in refs if r["id"] in self.findings and r["id"] not in case["findings"]
-        ]
+        new = [r["id"] for r in refs if r["id"] in self.findings and r["id"] not in case["findings"]]
         if len(case["findings"]) + len(new) > 50:
             return self._rule_breach(req, "at most 50 findings per case")
         for finding_id in new:
@@ -413,33 +396,24 @@ class DatadogFake(ContractServer):
             terms = parse_query(query)
         except QueryError as exc:
             # The spec's APIErrorResponse shape (an array of strings).
-            return self._json(
-                {"errors": [f"invalid query: {exc}"]}, status=400, content_type="application/json"
-            )
+            return self._json({"errors": [f"invalid query: {exc}"]}, status=400, content_type="application/json")
         offset = 0
         if cursor:
             try:
                 offset = int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"])
             except (ValueError, KeyError, TypeError):
-                return self._json(
-                    {"errors": ["invalid cursor"]}, status=400, content_type="application/json"
-                )
+                return self._json({"errors": ["invalid cursor"]}, status=400, content_type="application/json")
         docs = [self.finding_json(fid) for fid in self.findings]
         docs.sort(key=lambda d: -d["attributes"]["timestamp"])
         matched = [
             d
             for d in docs
-            if all(
-                str(_lookup(d["attributes"]["attributes"], path)) in values
-                for path, values in terms
-            )
+            if all(str(_lookup(d["attributes"]["attributes"], path)) in values for path, values in terms)
         ]
         page = matched[offset : offset + limit]
         meta: dict[str, Any] = {"elapsed": 12, "status": self.search_status, "page": {}}
         if offset + limit < len(matched):
-            meta["page"]["after"] = base64.urlsafe_b64encode(
-                json.dumps({"after": offset + limit}).encode()
-            ).decode()
+            meta["page"]["after"] = base64.urlsafe_b64encode(json.dumps({"after": offset + limit}).encode()).decode()
         return self._json({"data": page, "meta": meta})
 
     def _list_users(self, query: dict[str, str]) -> web.Response:
@@ -457,18 +431,13 @@ class DatadogFake(ContractServer):
         matched = [
             (uid, u)
             for uid, u in self.users.items()
-            if (
-                not text
-                or any(text in str(u.get(k) or "").lower() for k in ("email", "handle", "name"))
-            )
+            if (not text or any(text in str(u.get(k) or "").lower() for k in ("email", "handle", "name")))
             and (not statuses or u["status"] in statuses)
         ]
         page = matched[number * size : (number + 1) * size]
         return self._json(
             {
-                "meta": {
-                    "page": {"total_filtered_count": len(matched), "total_count": len(self.users)}
-                },
+                "meta": {"page": {"total_filtered_count": len(matched), "total_count": len(self.users)}},
                 "data": [
                     {
                         "type": "users",
@@ -493,9 +462,7 @@ class DatadogFake(ContractServer):
         found = self.case_by_ref(ref)
         if found is None:
             # The recorded GetCase 404 uses the {code,title} error shape.
-            return self._json(
-                {"errors": [{"code": "resource_not_found", "title": "case not found"}]}, status=404
-            )
+            return self._json({"errors": [{"code": "resource_not_found", "title": "case not found"}]}, status=404)
         case_uuid, case = found
         return self._json(
             {

@@ -89,10 +89,7 @@ def matches(query: Any, source: dict[str, Any]) -> bool:
         unknown = set(bounds) - set(ops) - {"format"}
         if unknown:
             raise UnsupportedQuery(f"range options {sorted(unknown)} not supported")
-        return any(
-            all(ops[op](v, bound) for op, bound in bounds.items() if op in ops)
-            for v in _values(source, field)
-        )
+        return any(all(ops[op](v, bound) for op, bound in bounds.items() if op in ops) for v in _values(source, field))
     if kind == "bool":
         unknown = set(spec) - {"filter", "must", "should", "must_not", "minimum_should_match"}
         if unknown:
@@ -108,9 +105,7 @@ def matches(query: Any, source: dict[str, Any]) -> bool:
             return False
         should = clauses("should")
         if should:
-            needed = spec.get(
-                "minimum_should_match", 1 if not (clauses("filter") or clauses("must")) else 0
-            )
+            needed = spec.get("minimum_should_match", 1 if not (clauses("filter") or clauses("must")) else 0)
             return sum(matches(c, source) for c in should) >= int(needed)
         return True
     raise UnsupportedQuery(f"query type {kind!r} is not implemented by the fake")
@@ -141,9 +136,7 @@ def _filter_source(source: dict[str, Any], wanted: Any) -> dict[str, Any]:
 
 
 def _error(status: int, error: str, message: str) -> web.Response:
-    return web.json_response(
-        {"statusCode": status, "error": error, "message": message}, status=status
-    )
+    return web.json_response({"statusCode": status, "error": error, "message": message}, status=status)
 
 
 class KibanaFake(ContractServer):
@@ -195,9 +188,7 @@ class KibanaFake(ContractServer):
 
     def writes(self) -> list[Recorded]:
         """The assignee and status requests received (the writes)."""
-        return [
-            r for r in self.requests if r.path.endswith(("/signals/assignees", "/signals/status"))
-        ]
+        return [r for r in self.requests if r.path.endswith(("/signals/assignees", "/signals/status"))]
 
     # ---- ContractServer hooks -------------------------------------------------------
 
@@ -259,13 +250,9 @@ class KibanaFake(ContractServer):
 
     def _unsupported(self, req_path: str, exc: UnsupportedQuery) -> web.Response:
         self.violations.append(f"POST {req_path}: {exc}")
-        return web.json_response(
-            {"message": f"[parsing_exception] {exc}", "status_code": 400}, status=400
-        )
+        return web.json_response({"message": f"[parsing_exception] {exc}", "status_code": 400}, status=400)
 
-    def _search(
-        self, space: str, index: dict[str, dict[str, Any]], body: dict[str, Any]
-    ) -> web.Response:
+    def _search(self, space: str, index: dict[str, dict[str, Any]], body: dict[str, Any]) -> web.Response:
         try:
             hits = [(i, s) for i, s in index.items() if matches(body.get("query"), s)]
             for field, desc in reversed(_sort_keys(body.get("sort"))):
@@ -316,8 +303,7 @@ class KibanaFake(ContractServer):
                         "id": alert_id,
                         "cause": {
                             "type": "version_conflict_engine_exception",
-                            "reason": f"[{alert_id}]: version conflict, required seqNo [4], "
-                            "primary term [1]",
+                            "reason": f"[{alert_id}]: version conflict, required seqNo [4], primary term [1]",
                         },
                         "status": 409,
                     }
@@ -345,9 +331,7 @@ class KibanaFake(ContractServer):
             }
         )
 
-    def _assignees(
-        self, space: str, index: dict[str, dict[str, Any]], body: dict[str, Any]
-    ) -> web.Response:
+    def _assignees(self, space: str, index: dict[str, dict[str, Any]], body: dict[str, Any]) -> web.Response:
         add = list(body["assignees"]["add"])
         remove = list(body["assignees"]["remove"])
         duplicates = [uid for uid in add if uid in remove]
@@ -355,8 +339,7 @@ class KibanaFake(ContractServer):
             return web.json_response(
                 {
                     "message": [
-                        f"Duplicate assignees {json.dumps(duplicates)} were found in the add and "
-                        "remove parameters."
+                        f"Duplicate assignees {json.dumps(duplicates)} were found in the add and remove parameters."
                     ],
                     "status_code": 400,
                 },
@@ -364,9 +347,7 @@ class KibanaFake(ContractServer):
             )
 
         def change(source: dict[str, Any]) -> bool:
-            current = [
-                u for u in source.get("kibana.alert.workflow_assignee_ids") or [] if u not in remove
-            ]
+            current = [u for u in source.get("kibana.alert.workflow_assignee_ids") or [] if u not in remove]
             current += [u for u in add if u not in current]
             source["kibana.alert.workflow_assignee_ids"] = current
             # The painless script never sets ctx.op = 'noop': every match is reindexed.
@@ -374,9 +355,7 @@ class KibanaFake(ContractServer):
 
         return self._update_by_query(space, index, list(body["ids"]), change)
 
-    def _status(
-        self, space: str, index: dict[str, dict[str, Any]], body: dict[str, Any]
-    ) -> web.Response:
+    def _status(self, space: str, index: dict[str, dict[str, Any]], body: dict[str, Any]) -> web.Response:
         if "signal_ids" not in body:
             return web.json_response(
                 {"message": "the fake supports status by signal_ids only", "status_code": 400},
@@ -490,9 +469,7 @@ class ElasticsearchFake:
             if request.method not in ("GET", "POST"):
                 return self._violation(request, "SuggestUserProfiles takes GET or POST")
             if set(request.query) - {"data"}:
-                return self._violation(
-                    request, f"unknown query parameters {sorted(set(request.query) - {'data'})}"
-                )
+                return self._violation(request, f"unknown query parameters {sorted(set(request.query) - {'data'})}")
             if body is not None and not isinstance(body, dict):
                 return self._violation(request, "body must be a JSON object")
             extra = set(body or {}) - self.SUGGEST_KEYS
@@ -549,9 +526,7 @@ class ElasticsearchFake:
         scored: list[tuple[int, int, dict[str, Any]]] = []
         for order, profile in enumerate(self.profiles.values()):
             user = profile["user"]
-            text = " ".join(
-                str(user.get(k) or "") for k in ("username", "full_name", "email")
-            ).lower()
+            text = " ".join(str(user.get(k) or "") for k in ("username", "full_name", "email")).lower()
             score = sum(1 for t in tokens if t in text) + (1 if name and name in text else 0)
             if score:
                 scored.append((-score, order, profile))
@@ -562,9 +537,7 @@ class ElasticsearchFake:
             {
                 "took": 2,
                 "total": {"value": len(found), "relation": "eq"},
-                "profiles": [
-                    {k: v for k, v in p.items() if k != "last_synchronized"} for p in found
-                ],
+                "profiles": [{k: v for k, v in p.items() if k != "last_synchronized"} for p in found],
             }
         )
 
@@ -626,13 +599,9 @@ async def elasticsearch_fake() -> AsyncIterator[ElasticsearchFake]:
 
 
 @pytest.fixture
-async def kibana_client(
-    kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake
-) -> AsyncIterator[KibanaClient]:
+async def kibana_client(kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake) -> AsyncIterator[KibanaClient]:
     """A ``KibanaClient`` on both fakes, searching the spaces "default" and "secops"."""
-    client = KibanaClient(
-        make_kibana_config(kibana_fake, elasticsearch_fake, spaces=["default", "secops"])
-    )
+    client = KibanaClient(make_kibana_config(kibana_fake, elasticsearch_fake, spaces=["default", "secops"]))
     try:
         yield client
     finally:

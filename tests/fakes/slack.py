@@ -360,7 +360,9 @@ class SlackFake:
     async def wait_for_ack(self, envelope_id: str, timeout: float = 5) -> Json:
         """Wait until the app acked ``envelope_id`` over the socket; return the ack."""
         acks = await self._wait(
-            lambda: [a for a in self.socket_acks if a.get("envelope_id") == envelope_id], 1, timeout,
+            lambda: [a for a in self.socket_acks if a.get("envelope_id") == envelope_id],
+            1,
+            timeout,
             what=f"socket ack {envelope_id}",
         )
         return acks[0]

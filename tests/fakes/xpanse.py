@@ -80,9 +80,7 @@ class FakeIncident:
             "creation_time": self.creation_time,
             "modification_time": self.modification_time,
             "resolve_comment": self.resolve_comment,
-            "resolved_timestamp": self.modification_time
-            if self.status.startswith("resolved")
-            else None,
+            "resolved_timestamp": self.modification_time if self.status.startswith("resolved") else None,
             "alert_count": 1,
             "incident_sources": ["ASM"],
             "tags": [],
@@ -270,11 +268,7 @@ class XpanseFake(ContractServer):
         descending = str(sort.get("keyword", "desc")).lower() == "desc"
 
         def key(i: FakeIncident) -> tuple[int, str]:
-            rank = (
-                _SEVERITY_RANK.get(i.severity, 0)
-                if sort_field == "severity"
-                else getattr(i, sort_field)
-            )
+            rank = _SEVERITY_RANK.get(i.severity, 0) if sort_field == "severity" else getattr(i, sort_field)
             return rank, i.incident_id
 
         found.sort(key=key, reverse=descending)
@@ -299,13 +293,9 @@ class XpanseFake(ContractServer):
             if mail is not None and mail.lower() not in self.users:
                 raise _Refused(500, GENERIC_ERROR, f"User {mail} does not exist in this tenant")
             changes["assigned_user_mail"] = mail
-            changes["assigned_user_pretty_name"] = (
-                update.get("assigned_user_pretty_name") if mail else None
-            )
+            changes["assigned_user_pretty_name"] = update.get("assigned_user_pretty_name") if mail else None
         elif "assigned_user_pretty_name" in update:
-            raise _Refused(
-                500, GENERIC_ERROR, "assigned_user_pretty_name requires assigned_user_mail"
-            )
+            raise _Refused(500, GENERIC_ERROR, "assigned_user_pretty_name requires assigned_user_mail")
         if "manual_severity" in update:
             severity = update["manual_severity"] or None
             if severity is not None and severity not in _SEVERITIES:
@@ -316,9 +306,7 @@ class XpanseFake(ContractServer):
             changes["status"] = status
         if "resolve_comment" in update:
             if not status.startswith("resolved"):
-                raise _Refused(
-                    500, GENERIC_ERROR, "resolve_comment can be set only for resolved incidents"
-                )
+                raise _Refused(500, GENERIC_ERROR, "resolve_comment can be set only for resolved incidents")
             changes["resolve_comment"] = update["resolve_comment"]
         comment = update.get("comment")
         for name, value in changes.items():

@@ -91,9 +91,7 @@ def test_app_host_follows_the_site_table() -> None:
 # ---- validation before any call ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "   ", "abc def", "abc\tdef", "abc$", "<script>", "a" * 600, "ZGVm;DROP"]
-)
+@pytest.mark.parametrize("bad", ["", "   ", "abc def", "abc\tdef", "abc$", "<script>", "a" * 600, "ZGVm;DROP"])
 def test_validate_id_refuses_malformed_ids(datadog_client: DatadogClient, bad: str) -> None:
     """Empty, spaced, over-long or non-base64 ids are refused with a UsageError."""
     with pytest.raises(UsageError):
@@ -176,9 +174,7 @@ async def test_unassign_omits_the_assignee_and_clears_it(
     assert datadog_fake.findings[REAL_ID]["assignee_id"] is None
 
 
-async def test_assign_deduplicates_targets(
-    datadog_client: DatadogClient, datadog_fake: DatadogFake
-) -> None:
+async def test_assign_deduplicates_targets(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:
     """The same finding named twice is sent once and reported once."""
     datadog_fake.add_user(ANN, "ann@example.com")
     targets = seed(datadog_fake, 2)
@@ -197,9 +193,7 @@ async def test_assign_reports_per_finding_failures_and_warnings_of_a_202(
     """A 202 with meta.failures/warnings gives FAILED, WARNING and DONE items per finding."""
     datadog_fake.add_user(ANN, "ann@example.com")
     targets = seed(datadog_fake, 3)
-    datadog_fake.fail_finding(
-        fid(0), 500, title="Internal Server Error", detail="failed to update finding assignee"
-    )
+    datadog_fake.fail_finding(fid(0), 500, title="Internal Server Error", detail="failed to update finding assignee")
     datadog_fake.warn_finding(fid(1), 200, title="Partial", detail="notification not sent")
     missing = dd(fid(99))
     result = await datadog_client.assign([*targets, missing], ANN)
@@ -246,9 +240,7 @@ async def test_a_failed_chunk_fails_only_its_findings_and_the_rest_carry_on(
     """A 400 on the first chunk marks its 100 findings FAILED; the second chunk still runs."""
     datadog_fake.add_user(ANN, "ann@example.com")
     targets = seed(datadog_fake, 150)
-    datadog_fake.fail(
-        "/assignee", 400, body={"errors": ["Bad Request", "assignee_id is malformed"]}
-    )
+    datadog_fake.fail("/assignee", 400, body={"errors": ["Bad Request", "assignee_id is malformed"]})
     result = await datadog_client.assign(targets, ANN)
     assert len(datadog_fake.calls("/assignee")) == 2
     first, second = result.items[:100], result.items[100:]
@@ -281,9 +273,7 @@ async def test_client_errors_fail_the_items_without_retry(
     datadog_fake.fail("/assignee", status, body=body)
     result = await datadog_client.assign(targets, ANN)
     assert len(datadog_fake.calls("/assignee")) == 1
-    assert [(i.outcome, i.status, i.detail) for i in result.items] == [
-        (Outcome.FAILED, status, detail)
-    ] * 2
+    assert [(i.outcome, i.status, i.detail) for i in result.items] == [(Outcome.FAILED, status, detail)] * 2
 
 
 async def test_unknown_assignee_is_a_whole_request_404(
@@ -366,9 +356,7 @@ async def test_always_slow_answers_fail_the_items_as_unavailable(
     assert "timeout" in item.detail
 
 
-async def test_a_dropped_connection_is_retried(
-    datadog_client: DatadogClient, datadog_fake: DatadogFake
-) -> None:
+async def test_a_dropped_connection_is_retried(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:
     """A connection closed without an answer is retried and the assignment succeeds."""
     datadog_fake.add_user(ANN, "ann@example.com")
     targets = seed(datadog_fake, 1)
@@ -396,15 +384,11 @@ async def test_attach_resolves_a_case_key_then_patches_the_uuid(
             "id": CASE_UUID,
             "type": "cases",
             "relationships": {
-                "findings": {
-                    "data": [{"id": fid(0), "type": "findings"}, {"id": fid(1), "type": "findings"}]
-                }
+                "findings": {"data": [{"id": fid(0), "type": "findings"}, {"id": fid(1), "type": "findings"}]}
             },
         }
     }
-    assert [(i.outcome, i.status, i.after) for i in result.items] == [
-        (Outcome.DONE, 200, "SEC-123")
-    ] * 2
+    assert [(i.outcome, i.status, i.after) for i in result.items] == [(Outcome.DONE, 200, "SEC-123")] * 2
     assert datadog_fake.cases[CASE_UUID]["findings"] == [fid(0), fid(1)]
     assert datadog_fake.findings[fid(0)]["case_key"] == "SEC-123"
 
@@ -478,15 +462,11 @@ async def test_attach_reports_a_finding_missing_from_the_case_insights_as_failed
     assert "does not list this finding" in missing.detail
 
 
-async def test_attach_server_failure_fails_the_items(
-    datadog_client: DatadogClient, datadog_fake: DatadogFake
-) -> None:
+async def test_attach_server_failure_fails_the_items(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:
     """5xx on every attempt of the PATCH gives FAILED items rather than an exception."""
     datadog_fake.add_case(CASE_UUID, "SEC-5")
     targets = seed(datadog_fake, 2)
-    datadog_fake.fail(
-        "/security/findings/cases/", 503, times=10, body={"errors": ["Service Unavailable"]}
-    )
+    datadog_fake.fail("/security/findings/cases/", 503, times=10, body={"errors": ["Service Unavailable"]})
     result = await datadog_client.attach_case(targets, CASE_UUID)
     assert {(i.outcome, i.status) for i in result.items} == {(Outcome.FAILED, 503)}
     assert "Service Unavailable" in result.items[0].detail
@@ -501,9 +481,7 @@ async def test_fetch_returns_state_and_omits_missing_findings(
     """fetch maps each found finding to its title, severity, status, assignee, case and link."""
     datadog_fake.add_user(ANN, "ann@example.com", name="Ann Analyst")
     datadog_fake.add_case(CASE_UUID, "SEC-9")
-    datadog_fake.add_finding(
-        REAL_ID, title="S3 bucket is public", severity="critical", assignee_id=ANN
-    )
+    datadog_fake.add_finding(REAL_ID, title="S3 bucket is public", severity="critical", assignee_id=ANN)
     datadog_fake.add_finding(fid(1), title="Other", severity="low", status="resolved")
     await datadog_client.attach_case([dd(REAL_ID)], CASE_UUID)
     states = await datadog_client.fetch([dd(REAL_ID), dd(fid(1)), dd(fid(2))])
@@ -553,18 +531,13 @@ async def test_list_assigned_follows_the_cursor_across_pages(
     assert "cursor" in searches[1].body["data"]["attributes"]["page"]
 
 
-async def test_list_assigned_stops_at_the_limit(
-    datadog_client: DatadogClient, datadog_fake: DatadogFake
-) -> None:
+async def test_list_assigned_stops_at_the_limit(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:
     """With limit=150 only two pages (100 + 50) are requested."""
     datadog_fake.add_user(ANN, "ann@example.com")
     seed(datadog_fake, 250, assignee_id=ANN)
     states = await datadog_client.list_assigned(ANN, limit=150)
     assert len(states) == 150
-    pages = [
-        c.body["data"]["attributes"]["page"]["limit"]
-        for c in datadog_fake.calls("/findings/search")
-    ]
+    pages = [c.body["data"]["attributes"]["page"]["limit"] for c in datadog_fake.calls("/findings/search")]
     assert pages == [100, 50]
 
 
@@ -588,12 +561,8 @@ async def test_find_user_by_email_matches_exactly_among_substring_decoys(
     datadog_client: DatadogClient, datadog_fake: DatadogFake
 ) -> None:
     """Only the exact (case-insensitive) email wins over substring matches the filter returns."""
-    datadog_fake.add_user(
-        "11111111-1111-4111-8111-111111111111", "joann@example.com", name="Jo Ann"
-    )
-    datadog_fake.add_user(
-        "22222222-2222-4222-8222-222222222222", "ann@example.com.au", name="Ann AU"
-    )
+    datadog_fake.add_user("11111111-1111-4111-8111-111111111111", "joann@example.com", name="Jo Ann")
+    datadog_fake.add_user("22222222-2222-4222-8222-222222222222", "ann@example.com.au", name="Ann AU")
     datadog_fake.add_user(ANN, "Ann@Example.com", name="Ann")
     user = await datadog_client.find_user_by_email("ann@example.COM")
     assert user is not None
@@ -612,22 +581,16 @@ async def test_find_user_by_email_skips_disabled_and_service_accounts(
     datadog_client: DatadogClient, datadog_fake: DatadogFake
 ) -> None:
     """Disabled, service and pending accounts with the exact email are not returned."""
-    datadog_fake.add_user(
-        "33333333-3333-4333-8333-333333333333", "svc@example.com", service_account=True
-    )
+    datadog_fake.add_user("33333333-3333-4333-8333-333333333333", "svc@example.com", service_account=True)
     datadog_fake.add_user("44444444-4444-4444-8444-444444444444", "gone@example.com", disabled=True)
-    datadog_fake.add_user(
-        "55555555-5555-4555-8555-555555555555", "new@example.com", status="Pending"
-    )
+    datadog_fake.add_user("55555555-5555-4555-8555-555555555555", "new@example.com", status="Pending")
     assert await datadog_client.find_user_by_email("svc@example.com") is None
     assert await datadog_client.find_user_by_email("gone@example.com") is None
     assert await datadog_client.find_user_by_email("new@example.com") is None
     assert await datadog_client.find_user_by_email("nobody@example.com") is None
 
 
-async def test_get_user_rechecks_an_id_across_pages(
-    datadog_client: DatadogClient, datadog_fake: DatadogFake
-) -> None:
+async def test_get_user_rechecks_an_id_across_pages(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:
     """get_user finds an active user on a later page; None for a disabled or unknown id."""
     for n in range(150):
         datadog_fake.add_user(f"00000000-0000-4000-8000-{n:012d}", f"user{n}@example.com")
@@ -643,9 +606,7 @@ async def test_get_user_rechecks_an_id_across_pages(
 # ---- check and errors -----------------------------------------------------------------
 
 
-async def test_check_succeeds_with_the_right_keys(
-    datadog_client: DatadogClient, datadog_fake: DatadogFake
-) -> None:
+async def test_check_succeeds_with_the_right_keys(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:
     """check makes one small findings read and returns a short description."""
     text = await datadog_client.check()
     assert "keys accepted" in text
@@ -661,9 +622,7 @@ async def test_check_with_wrong_keys_raises_a_readable_auth_error(
     datadog_fake: DatadogFake,
 ) -> None:
     """Refused keys raise PlatformAuthError "403 — Forbidden …" that never shows the key."""
-    config = make_datadog_config(datadog_fake).model_copy(
-        update={"api_key": make_datadog_config(datadog_fake).app_key}
-    )
+    config = make_datadog_config(datadog_fake).model_copy(update={"api_key": make_datadog_config(datadog_fake).app_key})
     client = DatadogClient(config)
     try:
         with pytest.raises(PlatformAuthError) as info:
@@ -671,15 +630,11 @@ async def test_check_with_wrong_keys_raises_a_readable_auth_error(
     finally:
         await client.aclose()
     assert "403 — Forbidden" in str(info.value)
-    assert datadog_fake.api_key not in str(info.value) and datadog_fake.app_key not in str(
-        info.value
-    )
+    assert datadog_fake.api_key not in str(info.value) and datadog_fake.app_key not in str(info.value)
     assert info.value.status == 403 and info.value.platform == Platform.DATADOG
 
 
-async def test_reads_raise_platform_errors(
-    datadog_client: DatadogClient, datadog_fake: DatadogFake
-) -> None:
+async def test_reads_raise_platform_errors(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:
     """A read that keeps failing raises the PlatformError instead of returning partial data."""
     datadog_fake.fail("/findings/search", 500, times=10, body={"errors": ["boom"]})
     with pytest.raises(PlatformError, match="boom"):
@@ -737,20 +692,12 @@ async def test_the_fake_rejects_requests_the_contract_forbids() -> None:
                 }
             }
             r1 = await http.patch("/api/v2/security/findings/assignee", json=singular)
-            untyped = {
-                "data": {
-                    "relationships": {"findings": {"data": [{"id": REAL_ID, "type": "findings"}]}}
-                }
-            }
+            untyped = {"data": {"relationships": {"findings": {"data": [{"id": REAL_ID, "type": "findings"}]}}}}
             r2 = await http.patch("/api/v2/security/findings/assignee", json=untyped)
             too_many = {
                 "data": {
                     "type": "assignee",
-                    "relationships": {
-                        "findings": {
-                            "data": [{"id": fid(n), "type": "findings"} for n in range(101)]
-                        }
-                    },
+                    "relationships": {"findings": {"data": [{"id": fid(n), "type": "findings"} for n in range(101)]}},
                 }
             }
             r3 = await http.patch("/api/v2/security/findings/assignee", json=too_many)

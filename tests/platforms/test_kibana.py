@@ -87,9 +87,7 @@ async def test_fetch_parses_alerts_per_space_and_omits_absent(
     kibana_fake.add_alert("a1", rule_name="Malware", severity="high", assignees=["u_1", "u_2"])
     kibana_fake.add_alert("s1", space="secops", status="acknowledged")
     kibana_fake.add_alert("s2", space="secops")  # exists only in secops
-    states = await kibana_client.fetch(
-        [kt("a1"), kt("s1", "secops"), kt("zz"), kt("s2", "default")]
-    )
+    states = await kibana_client.fetch([kt("a1"), kt("s1", "secops"), kt("zz"), kt("s2", "default")])
     assert set(states) == {kt("a1"), kt("s1", "secops")}
     a1 = states[kt("a1")]
     assert (a1.title, a1.severity, a1.status, a1.assignees) == (
@@ -98,14 +96,11 @@ async def test_fetch_parses_alerts_per_space_and_omits_absent(
         "open",
         ["u_1", "u_2"],
     )
-    assert a1.link == (
-        f"{kibana_fake.url}/app/security/alerts/redirect/a1?index=.alerts-security.alerts-default"
-    )
+    assert a1.link == (f"{kibana_fake.url}/app/security/alerts/redirect/a1?index=.alerts-security.alerts-default")
     s1 = states[kt("s1", "secops")]
     assert s1.status == "acknowledged" and s1.assignees == []
     assert s1.link == (
-        f"{kibana_fake.url}/s/secops/app/security/alerts/redirect/s1"
-        "?index=.alerts-security.alerts-secops"
+        f"{kibana_fake.url}/s/secops/app/security/alerts/redirect/s1?index=.alerts-security.alerts-secops"
     )
     searches = kibana_fake.calls("/signals/search")
     assert sorted(r.path for r in searches) == [
@@ -126,9 +121,7 @@ async def test_fetch_batches_large_id_lists(kibana_fake: KibanaFake) -> None:
     finally:
         await client.aclose()
     assert len(states) == 5
-    assert [
-        len(r.body["query"]["ids"]["values"]) for r in kibana_fake.calls("/signals/search")
-    ] == [
+    assert [len(r.body["query"]["ids"]["values"]) for r in kibana_fake.calls("/signals/search")] == [
         2,
         2,
         1,
@@ -150,9 +143,7 @@ async def test_default_space_other_than_default_gets_prefix(kibana_fake: KibanaF
 # ---- assign / unassign ---------------------------------------------------------------------
 
 
-async def test_assign_is_one_reassignment_request(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_assign_is_one_reassignment_request(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """Assign adds the uid and removes every other assignee in one request, uid never in both."""
     kibana_fake.add_alert("a1", assignees=["u_old"])
     kibana_fake.add_alert("a2", assignees=["u_other", UID])
@@ -200,9 +191,7 @@ async def test_assign_id_from_another_space_is_not_found_and_never_written(
     assert kibana_fake.assignees("s1", "secops") == ["u_old"]
 
 
-async def test_assign_mixed_spaces_one_request_per_space(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_assign_mixed_spaces_one_request_per_space(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """Targets in two spaces lead to exactly one write per space, each at its own path."""
     for i in range(2):
         kibana_fake.add_alert(f"d{i}", assignees=["u_x"])
@@ -284,9 +273,7 @@ async def test_unassign_removes_everyone_and_skips_unassigned(
 # ---- resolve -------------------------------------------------------------------------------
 
 
-async def test_resolve_without_reason_sends_no_reason(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_resolve_without_reason_sends_no_reason(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """Closing without a reason sends signal_ids and status only."""
     kibana_fake.add_alert("a1", status="acknowledged")
     result = await kibana_client.resolve([kt("a1")])
@@ -298,9 +285,7 @@ async def test_resolve_without_reason_sends_no_reason(
     assert kibana_fake.status("a1") == "closed"
 
 
-async def test_resolve_with_reason_in_secops(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_resolve_with_reason_in_secops(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """A reason (case and spaces forgiven) is sent as the contract's enum value, in its space."""
     source = kibana_fake.add_alert("s1", space="secops")
     result = await kibana_client.resolve([kt("s1", "secops")], reason="False Positive")
@@ -323,9 +308,7 @@ async def test_resolve_invalid_reason_refused_with_zero_requests(
     assert kibana_fake.requests == []
 
 
-async def test_resolve_already_closed_is_skipped(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_resolve_already_closed_is_skipped(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """A closed alert is SKIPPED "already closed" and not written; missing ones are NOT_FOUND."""
     kibana_fake.add_alert("a1", status="closed")
     result = await kibana_client.resolve([kt("a1"), kt("gone")])
@@ -336,9 +319,7 @@ async def test_resolve_already_closed_is_skipped(
     assert kibana_fake.writes() == []
 
 
-async def test_resolve_comment_is_kept_in_slack_only(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_resolve_comment_is_kept_in_slack_only(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """A comment is never sent to Kibana and every result says it was kept in Slack only."""
     kibana_fake.add_alert("a1")
     kibana_fake.add_alert("a2", status="closed")
@@ -347,9 +328,7 @@ async def test_resolve_comment_is_kept_in_slack_only(
     assert "benign" not in str(kibana_fake.writes()[0].body)
 
 
-async def test_resolve_partial_update_rereads(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_resolve_partial_update_rereads(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """A status write that updates fewer than sent is checked alert by alert."""
     kibana_fake.add_alert("a1")
     kibana_fake.add_alert("a2")
@@ -396,21 +375,15 @@ async def test_403_on_write_fails_items_with_platform_message(
     """A 403 PlatformErrorResponse on the status write fails each item with its message."""
     kibana_fake.add_alert("a1")
     message = "API [POST /api/detection_engine/signals/status] is unauthorized for the current user"
-    kibana_fake.fail(
-        "/signals/status", 403, body={"statusCode": 403, "error": "Forbidden", "message": message}
-    )
+    kibana_fake.fail("/signals/status", 403, body={"statusCode": 403, "error": "Forbidden", "message": message})
     (item,) = (await kibana_client.resolve([kt("a1")])).items
     assert (item.outcome, item.status, item.detail) == (Outcome.FAILED, 403, message)
     assert kibana_fake.status("a1") == "open"
 
 
-async def test_400_on_search_raises_rejected(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_400_on_search_raises_rejected(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """A 400 on a read is raised as PlatformRejected carrying the message."""
-    kibana_fake.fail(
-        "/signals/search", 400, body={"statusCode": 400, "error": "Bad Request", "message": "bad q"}
-    )
+    kibana_fake.fail("/signals/search", 400, body={"statusCode": 400, "error": "Bad Request", "message": "bad q"})
     with pytest.raises(PlatformRejected, match="bad q"):
         await kibana_client.fetch([kt("a1")])
 
@@ -469,9 +442,7 @@ async def test_429_then_success(kibana_client: KibanaClient, kibana_fake: Kibana
     assert kibana_client.call_counts()["search"] == 2
 
 
-async def test_dropped_connection_on_write_is_retried(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_dropped_connection_on_write_is_retried(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """A connection dropped mid-write is retried (the write is idempotent) and confirmed."""
     kibana_fake.add_alert("a1", assignees=["u_old"])
     kibana_fake.fail("/signals/assignees", drop=True)
@@ -493,11 +464,7 @@ async def test_dropped_connection_on_write_is_retried(
 )
 def test_parse_error_shapes(body: object, expected: str) -> None:
     """Both Kibana error shapes (string or array message), ES errors and text bodies are read."""
-    response = (
-        httpx.Response(400, json=body)
-        if isinstance(body, dict)
-        else httpx.Response(502, text=str(body))
-    )
+    response = httpx.Response(400, json=body) if isinstance(body, dict) else httpx.Response(502, text=str(body))
     assert parse_error(response) == expected
 
 
@@ -509,9 +476,7 @@ async def test_list_assigned_across_spaces_and_pages(
 ) -> None:
     """Open/acknowledged alerts of the uid are listed from every space, page by page."""
     for i in range(3):
-        kibana_fake.add_alert(
-            f"d{i}", assignees=[UID, "u_x"], status=("open", "acknowledged")[i % 2]
-        )
+        kibana_fake.add_alert(f"d{i}", assignees=[UID, "u_x"], status=("open", "acknowledged")[i % 2])
     kibana_fake.add_alert("d-closed", assignees=[UID], status="closed")
     kibana_fake.add_alert("d-other", assignees=["u_x"])
     kibana_fake.add_alert("s0", space="secops", assignees=[UID])
@@ -541,9 +506,7 @@ async def test_list_assigned_across_spaces_and_pages(
     assert len(limited) == 3 and len(searches) == 6
 
 
-async def test_list_assigned_invalid_uid(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_list_assigned_invalid_uid(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """A malformed uid is refused before any search."""
     with pytest.raises(UsageError):
         await kibana_client.list_assigned("bad uid!")
@@ -557,13 +520,9 @@ async def test_find_user_by_email_exact_match_among_decoys(
     kibana_client: KibanaClient, elasticsearch_fake: ElasticsearchFake
 ) -> None:
     """Only the enabled profile whose email equals the address (any case) is returned."""
-    elasticsearch_fake.add_profile(
-        "u_decoy1", email="bigjack@example.com", username="jack@example.com"
-    )
+    elasticsearch_fake.add_profile("u_decoy1", email="bigjack@example.com", username="jack@example.com")
     elasticsearch_fake.add_profile("u_decoy2", email="jack@example.com.evil", username="jack2")
-    elasticsearch_fake.add_profile(
-        "u_jack", email="Jack@Example.com", username="jack", full_name="Jack N"
-    )
+    elasticsearch_fake.add_profile("u_jack", email="Jack@Example.com", username="jack", full_name="Jack N")
     user = await kibana_client.find_user_by_email("jack@example.com")
     assert user is not None
     assert (user.platform, user.id, user.name, user.active) == (
@@ -635,9 +594,7 @@ async def test_elasticsearch_auth_failure_raises(
 # ---- check, fake behaviour -----------------------------------------------------------------
 
 
-async def test_check_reports_alert_count(
-    kibana_client: KibanaClient, kibana_fake: KibanaFake
-) -> None:
+async def test_check_reports_alert_count(kibana_client: KibanaClient, kibana_fake: KibanaFake) -> None:
     """check() runs a size-0 search in the default space and reports the count."""
     kibana_fake.add_alert("a1")
     kibana_fake.add_alert("a2")
@@ -657,18 +614,14 @@ async def _raw_post(fake: KibanaFake, path: str, body: object, **headers: str) -
 async def test_fake_rejects_post_without_kbn_xsrf(kibana_fake: KibanaFake) -> None:
     """The fake answers a POST without kbn-xsrf with Kibana's own 400 and records the violation."""
     kibana_fake.add_alert("a1")
-    response = await _raw_post(
-        kibana_fake, "/api/detection_engine/signals/search", {"size": 1}, **{"kbn-xsrf": ""}
-    )
+    response = await _raw_post(kibana_fake, "/api/detection_engine/signals/search", {"size": 1}, **{"kbn-xsrf": ""})
     assert response.status_code == 400
     assert response.json() == {
         "statusCode": 400,
         "error": "Bad Request",
         "message": "Request must contain a kbn-xsrf header.",
     }
-    assert kibana_fake.violations == [
-        "POST /api/detection_engine/signals/search: missing kbn-xsrf header"
-    ]
+    assert kibana_fake.violations == ["POST /api/detection_engine/signals/search: missing kbn-xsrf header"]
     kibana_fake.violations.clear()
 
 

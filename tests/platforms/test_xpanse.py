@@ -44,9 +44,7 @@ def tenant(xpanse_fake: XpanseFake) -> XpanseFake:
     """The fake with two users and a few incidents."""
     xpanse_fake.add_user(ANA, "Ana", "Lyst")
     xpanse_fake.add_user(BOB, "Bob", "Ops")
-    xpanse_fake.add_incident(
-        "5471", description="Angular on suppliers.example.com:443", severity="low"
-    )
+    xpanse_fake.add_incident("5471", description="Angular on suppliers.example.com:443", severity="low")
     xpanse_fake.add_incident("5472", assigned_user_mail=BOB, assigned_user_pretty_name="Bob Ops")
     xpanse_fake.add_incident("5473", status="resolved_-_no_risk")
     return xpanse_fake
@@ -61,9 +59,7 @@ async def test_client_satisfies_protocol(xpanse_client: XpanseClient) -> None:
     assert xpanse_client.platform is Platform.XPANSE
 
 
-async def test_standard_key_headers_and_fetch(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_standard_key_headers_and_fetch(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """A standard key sends the raw key and key id; fetch maps incidents and omits absent ids."""
     states = await xpanse_client.fetch([t("5471"), t("5472"), t("9999")])
     assert set(states) == {t("5471"), t("5472")}
@@ -84,9 +80,7 @@ async def test_standard_key_headers_and_fetch(
     }
 
 
-async def test_manual_severity_wins_over_computed(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_manual_severity_wins_over_computed(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """The card shows the analyst's manual severity when one is set."""
     tenant.incidents["5471"].manual_severity = "high"
     states = await xpanse_client.fetch([t("5471")])
@@ -156,17 +150,13 @@ async def test_reused_nonce_is_rejected(tenant: XpanseFake) -> None:
         replay = await raw.post("/public_api/v1/rbac/get_users/", json=body)
     assert first.status_code == 200
     assert replay.status_code == 401
-    assert (
-        parse_error(replay) == "Public API request unauthorized: nonce was already used (code 401)"
-    )
+    assert parse_error(replay) == "Public API request unauthorized: nonce was already used (code 401)"
 
 
 # ---- assign / unassign --------------------------------------------------------------------
 
 
-async def test_assign_reports_each_incident(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_assign_reports_each_incident(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """assign: DONE with before/after and pretty name, NOT_FOUND, SKIPPED (any case)."""
     tenant.add_incident("5474", assigned_user_mail=ANA.upper())
     result = await xpanse_client.assign([t("5471"), t("5472"), t("9999"), t("5474")], ANA)
@@ -183,9 +173,7 @@ async def test_assign_reports_each_incident(
     assert xpanse_client.call_counts()["update_incident"] == 2
 
 
-async def test_assign_uses_given_display_name(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_assign_uses_given_display_name(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """user_name is sent as assigned_user_pretty_name together with the mail."""
     await xpanse_client.assign([t("5471")], ANA, user_name="Ana (SOC)")
     (call,) = tenant.calls("/update_incident/")
@@ -193,9 +181,7 @@ async def test_assign_uses_given_display_name(
     assert update == {"assigned_user_mail": ANA, "assigned_user_pretty_name": "Ana (SOC)"}
 
 
-async def test_assign_to_unknown_email_fails_without_writes(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_assign_to_unknown_email_fails_without_writes(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """An email that is not a tenant user fails every incident and sends no update."""
     result = await xpanse_client.assign([t("5471"), t("5472")], "ghost@example.com")
     assert [r.outcome for r in result.items] == [Outcome.FAILED, Outcome.FAILED]
@@ -203,9 +189,7 @@ async def test_assign_to_unknown_email_fails_without_writes(
     assert updates(tenant) == 0
 
 
-async def test_server_rejection_fails_only_that_incident(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_server_rejection_fails_only_that_incident(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """A tenant 500 envelope or reply:false fails one incident; the others still complete."""
     tenant.add_incident("5475")
     assert await xpanse_client.find_user_by_email(ANA) is not None  # warm the user cache
@@ -223,14 +207,10 @@ async def test_server_rejection_fails_only_that_incident(
     assert tenant.incidents["5475"].assigned_user_mail == BOB
 
 
-async def test_forbidden_write_is_per_incident(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_forbidden_write_is_per_incident(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """A 403 on one update is that incident's FAILED with the vendor reason; the rest go on."""
     tenant.add_incident("5475")
-    tenant.fail(
-        "/update_incident/", 403, body=envelope(403, "Forbidden", "missing Incidents edit"), times=1
-    )
+    tenant.fail("/update_incident/", 403, body=envelope(403, "Forbidden", "missing Incidents edit"), times=1)
     result = await xpanse_client.unassign([t("5472"), t("5475")])
     assert result.counts == {Outcome.FAILED: 1, Outcome.SKIPPED: 1}
     tenant.incidents["5475"].assigned_user_mail = ANA
@@ -255,13 +235,9 @@ async def test_unassign(tenant: XpanseFake, xpanse_client: XpanseClient) -> None
 # ---- resolve / severity -------------------------------------------------------------------
 
 
-async def test_resolve_with_reason_and_comment(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_resolve_with_reason_and_comment(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """resolve maps a short reason to the enum, sends the resolve comment, skips resolved."""
-    result = await xpanse_client.resolve(
-        [t("5471"), t("5473")], reason="no risk", comment="lab host"
-    )
+    result = await xpanse_client.resolve([t("5471"), t("5473")], reason="no risk", comment="lab host")
     by_id = {r.target.id: r for r in result.items}
     assert by_id["5471"].outcome is Outcome.DONE
     assert (by_id["5471"].before, by_id["5471"].after) == ("new", "resolved_-_no_risk")
@@ -270,24 +246,17 @@ async def test_resolve_with_reason_and_comment(
     assert incident.status == "resolved_-_no_risk" and incident.resolve_comment == "lab host"
 
 
-async def test_resolve_plain_and_full_enum_reason(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_resolve_plain_and_full_enum_reason(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """No reason resolves as "resolved"; the contract's enum value is accepted as is."""
     tenant.add_incident("5475")
     await xpanse_client.resolve([t("5471")])
     await xpanse_client.resolve([t("5475")], reason="resolved_-_risk_accepted")
     assert tenant.incidents["5471"].status == "resolved"
     assert tenant.incidents["5475"].status == "resolved_-_risk_accepted"
-    assert (
-        "resolve_comment"
-        not in tenant.calls("/update_incident/")[0].body["request_data"]["update_data"]
-    )
+    assert "resolve_comment" not in tenant.calls("/update_incident/")[0].body["request_data"]["update_data"]
 
 
-async def test_unknown_resolve_reason_refused_before_any_call(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_unknown_resolve_reason_refused_before_any_call(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """An unknown reason is a UsageError listing the valid ones; nothing is sent."""
     with pytest.raises(UsageError) as info:
         await xpanse_client.resolve([t("5471")], reason="false_positive")
@@ -333,9 +302,7 @@ async def test_comment_on_missing_incident(tenant: XpanseFake, xpanse_client: Xp
 
 
 @pytest.mark.parametrize("text", ["", "   ", "x" * 10_001])
-async def test_bad_comment_text_refused(
-    tenant: XpanseFake, xpanse_client: XpanseClient, text: str
-) -> None:
+async def test_bad_comment_text_refused(tenant: XpanseFake, xpanse_client: XpanseClient, text: str) -> None:
     """Empty or over-long comments are UsageErrors before any call."""
     with pytest.raises(UsageError):
         await xpanse_client.comment(t("5471"), text)
@@ -352,9 +319,7 @@ async def test_comment_not_retried_on_500(tenant: XpanseFake, xpanse_client: Xpa
     assert updates(tenant) == 1
 
 
-async def test_comment_not_retried_on_dropped_connection(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_comment_not_retried_on_dropped_connection(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """A dropped connection on a comment is sent once and reported as uncertain."""
     tenant.fail("/update_incident/", drop=True, times=5)
     result = await xpanse_client.comment(t("5471"), "note")
@@ -436,9 +401,7 @@ async def test_fake_throttles_and_client_reports_rate_limited(tenant: XpanseFake
     tenant.rate_limit = 3
     client = XpanseClient(make_xpanse_config(tenant, rate_limit=500.0, retry_attempts=1))
     try:
-        outcomes = await asyncio.gather(
-            *(client.fetch([t("5471")]) for _ in range(6)), return_exceptions=True
-        )
+        outcomes = await asyncio.gather(*(client.fetch([t("5471")]) for _ in range(6)), return_exceptions=True)
     finally:
         await client.aclose()
     limited = [o for o in outcomes if isinstance(o, PlatformRateLimited)]
@@ -488,9 +451,7 @@ async def test_list_assigned_pages_and_filters_client_side(
     assert len(xpanse_fake.calls("/get_incidents/")) == 1
 
 
-async def test_users_looked_up_exactly_and_cached(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_users_looked_up_exactly_and_cached(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """Users match the whole email in any case; a burst of look-ups is one get_users call."""
     tenant.add_user("ana.lyst@example.com.evil", "Eve", "Il")
     user = await xpanse_client.find_user_by_email("ANA.LYST@example.com")
@@ -520,9 +481,7 @@ async def test_fetch_chunks_of_100(xpanse_fake: XpanseFake, xpanse_client: Xpans
 
 
 @pytest.mark.parametrize("bad", ["abc", "12a", "-5", "5471 OR 1=1", ""])
-async def test_bad_ids_refused_before_any_call(
-    xpanse_fake: XpanseFake, xpanse_client: XpanseClient, bad: str
-) -> None:
+async def test_bad_ids_refused_before_any_call(xpanse_fake: XpanseFake, xpanse_client: XpanseClient, bad: str) -> None:
     """Non-numeric ids are UsageErrors for every operation, with nothing sent."""
     with pytest.raises(UsageError, match="numbers"):
         xpanse_client.validate_id(bad)
@@ -577,21 +536,14 @@ async def test_fake_refuses_pretty_name_without_mail(xpanse_fake: XpanseFake) ->
     """The fake enforces the documented pairing of pretty name and mail with the error envelope."""
     xpanse_fake.add_incident("5471")
     headers = {"Authorization": STANDARD_KEY, "x-xdr-auth-id": STANDARD_KEY_ID}
-    body = {
-        "request_data": {"incident_id": "5471", "update_data": {"assigned_user_pretty_name": "A"}}
-    }
+    body = {"request_data": {"incident_id": "5471", "update_data": {"assigned_user_pretty_name": "A"}}}
     async with httpx.AsyncClient(base_url=xpanse_fake.url, headers=headers) as raw:
         response = await raw.post("/public_api/v1/incidents/update_incident/", json=body)
     assert response.status_code == 500
-    assert (
-        response.json()["reply"]["err_extra"]
-        == "assigned_user_pretty_name requires assigned_user_mail"
-    )
+    assert response.json()["reply"]["err_extra"] == "assigned_user_pretty_name requires assigned_user_mail"
 
 
-async def test_assign_without_user_list_permission(
-    tenant: XpanseFake, xpanse_client: XpanseClient
-) -> None:
+async def test_assign_without_user_list_permission(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
     """A key that may not list users (403) still assigns; the tenant validates the email."""
     tenant.fail("/get_users/", 403, body=envelope(403, "Forbidden"), times=2)
     result = await xpanse_client.assign([t("5471")], ANA)

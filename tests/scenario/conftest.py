@@ -43,8 +43,13 @@ def seed_people(slack: SlackFake, dd: DatadogFake, es: ElasticsearchFake, xp: Xp
 
 @pytest_asyncio.fixture
 async def make_bot(
-    request: pytest.FixtureRequest, tmp_path: Path, slack_fake: SlackFake, datadog_fake: DatadogFake,
-    kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake, xpanse_fake: XpanseFake,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
+    xpanse_fake: XpanseFake,
 ) -> AsyncIterator[MakeBot]:
     """A factory of running bots: ``await make_bot(kibana=False, triage_alert_routes={...})``.
 
@@ -55,12 +60,15 @@ async def make_bot(
     seed_people(slack_fake, datadog_fake, elasticsearch_fake, xpanse_fake)
     started: list[BotHarness] = []
 
-    async def make(*, datadog: bool = True, kibana: bool = True, xpanse: bool = True,
-                   **extra: Any) -> BotHarness:
+    async def make(*, datadog: bool = True, kibana: bool = True, xpanse: bool = True, **extra: Any) -> BotHarness:
         settings = fake_settings(
-            db=str(tmp_path / f"triage{len(started)}.db"), slack=slack_fake,
-            datadog=datadog_fake if datadog else None, kibana=kibana_fake if kibana else None,
-            es=elasticsearch_fake if kibana else None, xpanse=xpanse_fake if xpanse else None, **extra,
+            db=str(tmp_path / f"triage{len(started)}.db"),
+            slack=slack_fake,
+            datadog=datadog_fake if datadog else None,
+            kibana=kibana_fake if kibana else None,
+            es=elasticsearch_fake if kibana else None,
+            xpanse=xpanse_fake if xpanse else None,
+            **extra,
         )
         harness = await BotHarness(settings, slack_fake).start()
         started.append(harness)

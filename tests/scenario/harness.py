@@ -86,18 +86,28 @@ def fake_settings(
     }
     if datadog is not None:
         cfg = make_datadog_config(datadog)
-        env |= {"dd_api_url": datadog.url, "dd_api_key": cfg.api_key.get_secret_value(),
-                "dd_app_key": cfg.app_key.get_secret_value()}
+        env |= {
+            "dd_api_url": datadog.url,
+            "dd_api_key": cfg.api_key.get_secret_value(),
+            "dd_app_key": cfg.app_key.get_secret_value(),
+        }
     if kibana is not None:
         kcfg = make_kibana_config(kibana, es)
-        env |= {"kibana_url": kibana.url, "kibana_api_key": kcfg.api_key.get_secret_value(),
-                "kibana_spaces": "default,secops"}
+        env |= {
+            "kibana_url": kibana.url,
+            "kibana_api_key": kcfg.api_key.get_secret_value(),
+            "kibana_spaces": "default,secops",
+        }
         if es is not None and kcfg.es_api_key is not None:
             env |= {"elasticsearch_url": es.url, "elasticsearch_api_key": kcfg.es_api_key.get_secret_value()}
     if xpanse is not None:
         xcfg = make_xpanse_config(xpanse)
-        env |= {"xpanse_api_url": xpanse.url, "xpanse_api_key": xcfg.api_key.get_secret_value(),
-                "xpanse_api_key_id": xcfg.api_key_id, "xpanse_rate_limit": 50.0}
+        env |= {
+            "xpanse_api_url": xpanse.url,
+            "xpanse_api_key": xcfg.api_key.get_secret_value(),
+            "xpanse_api_key_id": xcfg.api_key_id,
+            "xpanse_rate_limit": 50.0,
+        }
     env |= extra
     return load_settings(**env)
 
@@ -172,36 +182,57 @@ class BotHarness:
         self._n += 1
         return f"{self._n}"
 
-    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
-                      **sign: Any) -> httpx.Response:
+    async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL, **sign: Any) -> httpx.Response:
         """Send ``/triage <text>`` as a signed form post, like Slack does."""
         fields = payload("slash_command.json")
-        fields.update({
-            "command": "/triage", "text": text, "user_id": user, "channel_id": channel, "team_id": TEAM,
-            "is_enterprise_install": "false", "enterprise_id": "", "enterprise_name": "",
-            "response_url": self.slack.webhook_url(f"cmd{self._next()}"),
-            "trigger_id": f"trigger.{self._n}.{time.monotonic_ns()}",
-        })
+        fields.update(
+            {
+                "command": "/triage",
+                "text": text,
+                "user_id": user,
+                "channel_id": channel,
+                "team_id": TEAM,
+                "is_enterprise_install": "false",
+                "enterprise_id": "",
+                "enterprise_name": "",
+                "response_url": self.slack.webhook_url(f"cmd{self._next()}"),
+                "trigger_id": f"trigger.{self._n}.{time.monotonic_ns()}",
+            }
+        )
         return await self.post_raw(urllib.parse.urlencode(fields), **sign)
 
     async def interactive(self, body: dict[str, Any], **sign: Any) -> httpx.Response:
         raw = "payload=" + urllib.parse.quote(json.dumps(body))
         return await self.post_raw(raw, **sign)
 
-    async def click(self, action_id: str, value: str, *, user: str = "U0ALICE", channel: str = CHANNEL,
-                    message_ts: str, message: dict[str, Any] | None = None) -> httpx.Response:
+    async def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "U0ALICE",
+        channel: str = CHANNEL,
+        message_ts: str,
+        message: dict[str, Any] | None = None,
+    ) -> httpx.Response:
         """Click a button on the message ``message_ts`` in ``channel``."""
         body = payload("block_actions.message.json")
         body["user"] = {"id": user, "team_id": TEAM}
         body["team"] = {"id": TEAM}
-        body["container"] = {"type": "message", "message_ts": message_ts, "channel_id": channel,
-                             "is_ephemeral": False}
+        body["container"] = {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False}
         body["channel"] = {"id": channel}
         body["message"] = message or {"ts": message_ts, "type": "message", "blocks": []}
         body["response_url"] = self.slack.webhook_url(f"btn{self._next()}")
         body["trigger_id"] = f"trigger.{self._n}"
-        body["actions"] = [{"action_id": action_id, "block_id": "b", "value": value, "type": "button",
-                            "action_ts": f"{time.time():.6f}.{self._n}"}]
+        body["actions"] = [
+            {
+                "action_id": action_id,
+                "block_id": "b",
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}.{self._n}",
+            }
+        ]
         return await self.interactive(body)
 
     async def click_on_card(self, action_id: str, *, channel: str, ts: str, user: str = "U0ALICE") -> httpx.Response:
@@ -211,22 +242,30 @@ class BotHarness:
         for block in message.get("blocks", []):
             for element in block.get("elements", []) + ([block["accessory"]] if "accessory" in block else []):
                 if element.get("action_id") == action_id:
-                    return await self.click(action_id, element.get("value", ""), user=user, channel=channel,
-                                            message_ts=ts, message=message)
+                    return await self.click(
+                        action_id, element.get("value", ""), user=user, channel=channel, message_ts=ts, message=message
+                    )
         raise AssertionError(f"no {action_id} button on the card {ts}")
 
-    async def submit_view(self, view: dict[str, Any], values: dict[str, dict[str, Any]],
-                          *, user: str = "U0ALICE") -> httpx.Response:
+    async def submit_view(
+        self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str = "U0ALICE"
+    ) -> httpx.Response:
         """Submit a modal the bot opened, with ``values`` as view.state.values."""
         body = payload("view_submission.json")
         body["team"] = {"id": TEAM}
         body["user"] = {"id": user, "team_id": TEAM}
-        body["view"] = {**body["view"], **view, "state": {"values": values}, "id": f"V{self._next()}",
-                        "hash": f"h{self._n}"}
+        body["view"] = {
+            **body["view"],
+            **view,
+            "state": {"values": values},
+            "id": f"V{self._next()}",
+            "hash": f"h{self._n}",
+        }
         return await self.interactive(body)
 
-    async def shortcut(self, message: dict[str, Any], *, user: str = "U0ALICE",
-                       channel: str = CHANNEL) -> httpx.Response:
+    async def shortcut(
+        self, message: dict[str, Any], *, user: str = "U0ALICE", channel: str = CHANNEL
+    ) -> httpx.Response:
         """Run the "Triage this" message shortcut on ``message`` in ``channel``."""
         body = payload("message_action.json")
         body["callback_id"] = CallbackId.TRIAGE_MESSAGE.value
@@ -245,10 +284,14 @@ class BotHarness:
 
     def cards(self, channel: str = CHANNEL) -> list[dict[str, Any]]:
         """Messages in ``channel`` that are alert cards (they carry action buttons with a CardRef)."""
-        return [m for m in self.slack.messages_in(channel)
-                if any(b.get("type") == "actions" and any(e.get("action_id") == "refresh"
-                                                           for e in b.get("elements", []))
-                       for b in m.get("blocks") or [])]
+        return [
+            m
+            for m in self.slack.messages_in(channel)
+            if any(
+                b.get("type") == "actions" and any(e.get("action_id") == "refresh" for e in b.get("elements", []))
+                for b in m.get("blocks") or []
+            )
+        ]
 
     def replies(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
         """Messages the bot posted in the thread of ``thread_ts``."""

@@ -37,8 +37,14 @@ def free_port() -> int:
 
 
 def bot_env(
-    *, db: str, slack: SlackFake, datadog: DatadogFake | None = None, kibana: KibanaFake | None = None,
-    es: ElasticsearchFake | None = None, xpanse: XpanseFake | None = None, **extra: str,
+    *,
+    db: str,
+    slack: SlackFake,
+    datadog: DatadogFake | None = None,
+    kibana: KibanaFake | None = None,
+    es: ElasticsearchFake | None = None,
+    xpanse: XpanseFake | None = None,
+    **extra: str,
 ) -> dict[str, str]:
     """The environment variables that point a bot process at the fakes (names as in the README)."""
     env = {
@@ -57,18 +63,27 @@ def bot_env(
     }
     if datadog is not None:
         cfg = make_datadog_config(datadog)
-        env |= {"DD_API_URL": datadog.url, "DD_API_KEY": cfg.api_key.get_secret_value(),
-                "DD_APP_KEY": cfg.app_key.get_secret_value()}
+        env |= {
+            "DD_API_URL": datadog.url,
+            "DD_API_KEY": cfg.api_key.get_secret_value(),
+            "DD_APP_KEY": cfg.app_key.get_secret_value(),
+        }
     if kibana is not None:
         kcfg = make_kibana_config(kibana, es)
-        env |= {"KIBANA_URL": kibana.url, "KIBANA_API_KEY": kcfg.api_key.get_secret_value(),
-                "KIBANA_SPACES": "default,secops"}
+        env |= {
+            "KIBANA_URL": kibana.url,
+            "KIBANA_API_KEY": kcfg.api_key.get_secret_value(),
+            "KIBANA_SPACES": "default,secops",
+        }
         if es is not None and kcfg.es_api_key is not None:
             env |= {"ELASTICSEARCH_URL": es.url, "ELASTICSEARCH_API_KEY": kcfg.es_api_key.get_secret_value()}
     if xpanse is not None:
         xcfg = make_xpanse_config(xpanse)
-        env |= {"XPANSE_API_URL": xpanse.url, "XPANSE_API_KEY": xcfg.api_key.get_secret_value(),
-                "XPANSE_API_KEY_ID": xcfg.api_key_id}
+        env |= {
+            "XPANSE_API_URL": xpanse.url,
+            "XPANSE_API_KEY": xcfg.api_key.get_secret_value(),
+            "XPANSE_API_KEY_ID": xcfg.api_key_id,
+        }
     env |= extra
     return env
 
@@ -87,7 +102,10 @@ class BotProcess:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(  # noqa: ASYNC220 - started once, waited on with bounded polls
             [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -106,8 +124,9 @@ class BotProcess:
 
     def harness(self, **settings: Any) -> BotHarness:
         """A harness (not started: no in-process bot) that sends signed payloads to the child."""
-        base = fake_settings(db=self.env["TRIAGE_DB"], slack=self.slack, datadog=None, kibana=None,
-                             es=None, xpanse=None, **settings)
+        base = fake_settings(
+            db=self.env["TRIAGE_DB"], slack=self.slack, datadog=None, kibana=None, es=None, xpanse=None, **settings
+        )
         harness = BotHarness(base, self.slack)
         harness.port = self.port
         return harness

@@ -32,8 +32,7 @@ async def show(bot: BotHarness, target: str) -> str:
 
 def buttons(message: dict[str, Any]) -> list[str]:
     """The action_ids of the buttons on a card."""
-    return [e["action_id"] for b in message.get("blocks", []) if b.get("type") == "actions"
-            for e in b["elements"]]
+    return [e["action_id"] for b in message.get("blocks", []) if b.get("type") == "actions" for e in b["elements"]]
 
 
 def field(message: dict[str, Any], name: str) -> str:
@@ -62,8 +61,9 @@ async def open_modal(bot: BotHarness, slack: SlackFake, action_id: str, ts: str)
     return view
 
 
-async def test_show_posts_a_card_with_every_button(bot: BotHarness, slack_fake: SlackFake,
-                                                  datadog_fake: DatadogFake) -> None:
+async def test_show_posts_a_card_with_every_button(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
     """`/triage show dd:…` posts the platform's state as a card with all six Datadog buttons."""
     datadog_fake.add_finding(FINDING, title="Public S3 bucket", severity="critical")
     ts = await show(bot, f"dd:{FINDING}")
@@ -76,9 +76,11 @@ async def test_show_posts_a_card_with_every_button(bot: BotHarness, slack_fake: 
 
 
 async def test_assign_to_me_threads_the_outcome_and_redraws_the_card(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
 ) -> None:
-    """"Assign to me" assigns on Datadog, replies in the card's thread, and shows the assignee as a mention."""
+    """ "Assign to me" assigns on Datadog, replies in the card's thread, and shows the assignee as a mention."""
     datadog_fake.add_finding(FINDING, title="Public S3 bucket")
     ts = await show(bot, f"dd:{FINDING}")
     resp = await bot.click_on_card("assign_me", channel=CHANNEL, ts=ts, user=ALICE)
@@ -93,9 +95,10 @@ async def test_assign_to_me_threads_the_outcome_and_redraws_the_card(
     assert "updated" in str(update["blocks"]) and f"by <@{ALICE}>" in str(update["blocks"])
 
 
-async def test_unassign_button_clears_the_assignee(bot: BotHarness, slack_fake: SlackFake,
-                                                   kibana_fake: KibanaFake) -> None:
-    """"Unassign" empties a Kibana alert's assignees and the card says unassigned."""
+async def test_unassign_button_clears_the_assignee(
+    bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
+) -> None:
+    """ "Unassign" empties a Kibana alert's assignees and the card says unassigned."""
     kibana_fake.add_alert("k1", space="secops", rule_name="Brute force", assignees=[KB_BOB])
     ts = await show(bot, "kibana:secops/k1")
     card = slack_fake.message(CHANNEL, ts)
@@ -110,9 +113,8 @@ async def test_unassign_button_clears_the_assignee(bot: BotHarness, slack_fake: 
     assert field(update, "Assignee") == "_unassigned_"
 
 
-async def test_refresh_rereads_the_platform(bot: BotHarness, slack_fake: SlackFake,
-                                            xpanse_fake: XpanseFake) -> None:
-    """"Refresh" re-reads the incident and chat.update's the card with what changed on the platform."""
+async def test_refresh_rereads_the_platform(bot: BotHarness, slack_fake: SlackFake, xpanse_fake: XpanseFake) -> None:
+    """ "Refresh" re-reads the incident and chat.update's the card with what changed on the platform."""
     incident = xpanse_fake.add_incident("5471", description="Exposed RDP", severity="low")
     ts = await show(bot, "xpanse:5471")
     card = slack_fake.message(CHANNEL, ts)
@@ -129,15 +131,16 @@ async def test_refresh_rereads_the_platform(bot: BotHarness, slack_fake: SlackFa
 
 
 async def test_assign_modal_picks_a_user(bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake) -> None:
-    """"Assign…" opens a users_select modal; submitting it with Bob assigns him and threads the outcome."""
+    """ "Assign…" opens a users_select modal; submitting it with Bob assigns him and threads the outcome."""
     kibana_fake.add_alert("k2", rule_name="Malware")
     ts = await show(bot, "kibana:k2")
     view = await open_modal(bot, slack_fake, "assign_open", ts)
     assert view["callback_id"] == "assign_modal"
     elements = [b["element"] for b in view["blocks"] if b["type"] == "input"]
     assert [e["type"] for e in elements] == ["users_select"]
-    resp = await bot.submit_view(view, {"assign_user": {"assign_user": {
-        "type": "users_select", "selected_user": BOB}}}, user=ALICE)
+    resp = await bot.submit_view(
+        view, {"assign_user": {"assign_user": {"type": "users_select", "selected_user": BOB}}}, user=ALICE
+    )
     assert resp.status_code == 200 and resp.text == ""  # the modal closes
     await bot.settle()
     assert kibana_fake.assignees("k2") == [KB_BOB]
@@ -147,29 +150,33 @@ async def test_assign_modal_picks_a_user(bot: BotHarness, slack_fake: SlackFake,
     assert field(update, "Assignee") == f"<@{BOB}>"
 
 
-async def test_assign_modal_without_a_pick_shows_an_error(bot: BotHarness, slack_fake: SlackFake,
-                                                          kibana_fake: KibanaFake) -> None:
+async def test_assign_modal_without_a_pick_shows_an_error(
+    bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
+) -> None:
     """Submitting the assign modal with nobody picked keeps it open with an error and changes nothing."""
     kibana_fake.add_alert("k3")
     ts = await show(bot, "kibana:k3")
     view = await open_modal(bot, slack_fake, "assign_open", ts)
-    resp = await bot.submit_view(view, {"assign_user": {"assign_user": {"type": "users_select",
-                                                                         "selected_user": None}}})
+    resp = await bot.submit_view(
+        view, {"assign_user": {"assign_user": {"type": "users_select", "selected_user": None}}}
+    )
     assert resp.json() == {"response_action": "errors", "errors": {"assign_user": "Pick a person"}}
     await bot.settle()
     assert kibana_fake.writes() == []
 
 
-async def test_attach_modal_attaches_to_a_case_by_key(bot: BotHarness, slack_fake: SlackFake,
-                                                      datadog_fake: DatadogFake) -> None:
-    """"Attach to case…" opens a case modal; submitting a key attaches the finding and the card shows the case."""
+async def test_attach_modal_attaches_to_a_case_by_key(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
+    """ "Attach to case…" opens a case modal; submitting a key attaches the finding and the card shows the case."""
     datadog_fake.add_finding(FINDING)
     datadog_fake.add_case(CASE_UUID, "SEC-7")
     ts = await show(bot, f"dd:{FINDING}")
     view = await open_modal(bot, slack_fake, "attach_open", ts)
     assert view["callback_id"] == "attach_modal"
-    await bot.submit_view(view, {"attach_case": {"attach_case": {"type": "plain_text_input",
-                                                                 "value": " SEC-7 "}}}, user=BOB)
+    await bot.submit_view(
+        view, {"attach_case": {"attach_case": {"type": "plain_text_input", "value": " SEC-7 "}}}, user=BOB
+    )
     await bot.settle()
     assert datadog_fake.findings[FINDING]["case_id"] == CASE_UUID
     (reply,) = bot.replies(CHANNEL, ts)
@@ -178,18 +185,30 @@ async def test_attach_modal_attaches_to_a_case_by_key(bot: BotHarness, slack_fak
     assert "SEC-7" in field(update, "Case")
 
 
-async def test_resolve_modal_resolves_with_reason_and_comment(bot: BotHarness, slack_fake: SlackFake,
-                                                              xpanse_fake: XpanseFake) -> None:
-    """"Resolve…" opens a reason/comment modal; submitting it resolves the incident with both."""
+async def test_resolve_modal_resolves_with_reason_and_comment(
+    bot: BotHarness, slack_fake: SlackFake, xpanse_fake: XpanseFake
+) -> None:
+    """ "Resolve…" opens a reason/comment modal; submitting it resolves the incident with both."""
     xpanse_fake.add_incident("7001", description="Open Elasticsearch")
     ts = await show(bot, "xpanse:7001")
     view = await open_modal(bot, slack_fake, "resolve_open", ts)
     assert view["callback_id"] == "resolve_modal"
-    await bot.submit_view(view, {
-        "resolve_reason": {"resolve_reason": {"type": "static_select", "selected_option": {
-            "text": {"type": "plain_text", "text": "Resolved – no risk"}, "value": "resolved_-_no_risk"}}},
-        "resolve_comment": {"resolve_comment": {"type": "plain_text_input", "value": "test host, firewalled"}},
-    }, user=ALICE)
+    await bot.submit_view(
+        view,
+        {
+            "resolve_reason": {
+                "resolve_reason": {
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": "Resolved – no risk"},
+                        "value": "resolved_-_no_risk",
+                    },
+                }
+            },
+            "resolve_comment": {"resolve_comment": {"type": "plain_text_input", "value": "test host, firewalled"}},
+        },
+        user=ALICE,
+    )
     await bot.settle()
     incident = xpanse_fake.incidents["7001"]
     assert incident.status == "resolved_-_no_risk"
@@ -201,17 +220,28 @@ async def test_resolve_modal_resolves_with_reason_and_comment(bot: BotHarness, s
     assert "resolve_open" not in buttons(update)  # nothing left to resolve
 
 
-async def test_kibana_resolve_modal_closes_with_reason(bot: BotHarness, slack_fake: SlackFake,
-                                                       kibana_fake: KibanaFake) -> None:
+async def test_kibana_resolve_modal_closes_with_reason(
+    bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
+) -> None:
     """The Kibana resolve modal closes the alert with the chosen reason and says the comment stays in Slack."""
     kibana_fake.add_alert("k4", space="secops")
     ts = await show(bot, "kibana:secops/k4")
     view = await open_modal(bot, slack_fake, "resolve_open", ts)
-    await bot.submit_view(view, {
-        "resolve_reason": {"resolve_reason": {"type": "static_select", "selected_option": {
-            "text": {"type": "plain_text", "text": "False positive"}, "value": "false_positive"}}},
-        "resolve_comment": {"resolve_comment": {"type": "plain_text_input", "value": "scanner"}},
-    })
+    await bot.submit_view(
+        view,
+        {
+            "resolve_reason": {
+                "resolve_reason": {
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": "False positive"},
+                        "value": "false_positive",
+                    },
+                }
+            },
+            "resolve_comment": {"resolve_comment": {"type": "plain_text_input", "value": "scanner"}},
+        },
+    )
     await bot.settle()
     assert kibana_fake.status("k4", space="secops") == "closed"
     (write,) = [w for w in kibana_fake.writes() if w.path.endswith("/signals/status")]
@@ -222,8 +252,9 @@ async def test_kibana_resolve_modal_closes_with_reason(bot: BotHarness, slack_fa
     assert field(update, "Status") == "closed"
 
 
-async def test_card_in_a_thread_replies_in_that_thread(bot: BotHarness, slack_fake: SlackFake,
-                                                       datadog_fake: DatadogFake) -> None:
+async def test_card_in_a_thread_replies_in_that_thread(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
     """A button on a card that itself sits in a thread replies in that same thread, not a new one."""
     datadog_fake.add_finding(FINDING)
     root = await slack_fake.client().chat_postMessage(channel=CHANNEL, text=f"look at dd:{FINDING}")
@@ -237,21 +268,34 @@ async def test_card_in_a_thread_replies_in_that_thread(bot: BotHarness, slack_fa
     assert updates_of(slack_fake, card["ts"])
 
 
-async def test_button_with_bad_signature_runs_nothing(bot: BotHarness, slack_fake: SlackFake,
-                                                      datadog_fake: DatadogFake) -> None:
+async def test_button_with_bad_signature_runs_nothing(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
     """A button click signed with the wrong secret is refused 401 and makes no platform call."""
     datadog_fake.add_finding(FINDING)
     ts = await show(bot, f"dd:{FINDING}")
     datadog_fake.reset_log()
     card = slack_fake.message(CHANNEL, ts) or {}
-    value = next(e["value"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
-                 if e["action_id"] == "assign_me")
-    body = {"type": "block_actions", "user": {"id": ALICE}, "team": {"id": "T111"},
-            "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
-            "channel": {"id": CHANNEL}, "message": card, "trigger_id": "t.1",
-            "response_url": slack_fake.webhook_url("bad"), "api_app_id": "A111", "token": "x",
-            "actions": [{"action_id": "assign_me", "block_id": "b", "value": value, "type": "button",
-                         "action_ts": "1.2"}]}
+    value = next(
+        e["value"]
+        for b in card["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "assign_me"
+    )
+    body = {
+        "type": "block_actions",
+        "user": {"id": ALICE},
+        "team": {"id": "T111"},
+        "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL},
+        "channel": {"id": CHANNEL},
+        "message": card,
+        "trigger_id": "t.1",
+        "response_url": slack_fake.webhook_url("bad"),
+        "api_app_id": "A111",
+        "token": "x",
+        "actions": [{"action_id": "assign_me", "block_id": "b", "value": value, "type": "button", "action_ts": "1.2"}],
+    }
     resp = await bot.interactive(body, secret="wrong-secret")
     assert resp.status_code == 401
     # A stale timestamp (replay) is refused the same way.
@@ -263,14 +307,27 @@ async def test_button_with_bad_signature_runs_nothing(bot: BotHarness, slack_fak
 
 
 async def test_failing_platform_is_reported_per_item_without_a_stack_trace(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
 ) -> None:
     """A Datadog that answers 403 to the write yields a failed item with Datadog's reason in the thread."""
     datadog_fake.add_finding(FINDING)
     ts = await show(bot, f"dd:{FINDING}")
-    datadog_fake.fail("/findings/assignee", 403, times=10, body={"errors": [
-        {"status": "403", "title": "Forbidden",
-         "detail": "<!channel> Missing permission security_monitoring_findings_write for <@U0BOB>"}]})
+    datadog_fake.fail(
+        "/findings/assignee",
+        403,
+        times=10,
+        body={
+            "errors": [
+                {
+                    "status": "403",
+                    "title": "Forbidden",
+                    "detail": "<!channel> Missing permission security_monitoring_findings_write for <@U0BOB>",
+                }
+            ]
+        },
+    )
     await bot.click_on_card("assign_me", channel=CHANNEL, ts=ts)
     await bot.settle()
     (reply,) = bot.replies(CHANNEL, ts)

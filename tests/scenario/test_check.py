@@ -27,17 +27,31 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def fake_env(
-    monkeypatch: pytest.MonkeyPatch, *, slack: SlackFake, dd: DatadogFake, kb: KibanaFake, es: ElasticsearchFake,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    slack: SlackFake,
+    dd: DatadogFake,
+    kb: KibanaFake,
+    es: ElasticsearchFake,
     xp: XpanseFake,
 ) -> dict[str, str]:
     """Point every platform at its fake with the keys the fakes accept; returns the secrets set."""
     secrets = {
-        "SLACK_BOT_TOKEN": slack.token, "DD_API_KEY": dd.api_key, "DD_APP_KEY": dd.app_key,
-        "KIBANA_API_KEY": kb.api_key, "ELASTICSEARCH_API_KEY": es.api_key, "XPANSE_API_KEY": STANDARD_KEY,
+        "SLACK_BOT_TOKEN": slack.token,
+        "DD_API_KEY": dd.api_key,
+        "DD_APP_KEY": dd.app_key,
+        "KIBANA_API_KEY": kb.api_key,
+        "ELASTICSEARCH_API_KEY": es.api_key,
+        "XPANSE_API_KEY": STANDARD_KEY,
     }
     env = {
-        **secrets, "SLACK_API_URL": slack.api_url, "DD_API_URL": dd.url, "KIBANA_URL": kb.url,
-        "ELASTICSEARCH_URL": es.url, "XPANSE_API_URL": xp.url, "XPANSE_API_KEY_ID": STANDARD_KEY_ID,
+        **secrets,
+        "SLACK_API_URL": slack.api_url,
+        "DD_API_URL": dd.url,
+        "KIBANA_URL": kb.url,
+        "ELASTICSEARCH_URL": es.url,
+        "XPANSE_API_URL": xp.url,
+        "XPANSE_API_KEY_ID": STANDARD_KEY_ID,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -50,14 +64,20 @@ async def run_cli(*argv: str) -> int:
 
 
 async def test_check_passes_with_good_keys_and_prints_no_secret(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], slack_fake: SlackFake,
-    datadog_fake: DatadogFake, kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """Every configured platform and Slack answer: one "ok" line each, exit 0, no secret printed."""
     clean_env(monkeypatch, tmp_path)
-    secrets = fake_env(monkeypatch, slack=slack_fake, dd=datadog_fake, kb=kibana_fake, es=elasticsearch_fake,
-                       xp=xpanse_fake)
+    secrets = fake_env(
+        monkeypatch, slack=slack_fake, dd=datadog_fake, kb=kibana_fake, es=elasticsearch_fake, xp=xpanse_fake
+    )
     assert await run_cli("check") == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -68,8 +88,13 @@ async def test_check_passes_with_good_keys_and_prints_no_secret(
 
 
 async def test_wrong_datadog_key_fails_with_a_readable_line(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], slack_fake: SlackFake,
-    datadog_fake: DatadogFake, kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """A refused application key gives exit 1, the status, the vendor's reason and the permission hint."""
@@ -87,15 +112,23 @@ async def test_wrong_datadog_key_fails_with_a_readable_line(
 
 
 async def test_wrong_elasticsearch_and_xpanse_keys_and_slack_token_each_fail(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], slack_fake: SlackFake,
-    datadog_fake: DatadogFake, kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """Each refused credential fails its own line (401 for ES and Xpanse, invalid_auth for Slack)."""
     clean_env(monkeypatch, tmp_path)
     fake_env(monkeypatch, slack=slack_fake, dd=datadog_fake, kb=kibana_fake, es=elasticsearch_fake, xp=xpanse_fake)
-    bad = {"ELASTICSEARCH_API_KEY": "bm90LXRoZS1lcy1rZXk6bm9wZQ==", "XPANSE_API_KEY": "not-the-xpanse-key-42",
-           "SLACK_BOT_TOKEN": "xoxb-not-the-token-42"}
+    bad = {
+        "ELASTICSEARCH_API_KEY": "bm90LXRoZS1lcy1rZXk6bm9wZQ==",
+        "XPANSE_API_KEY": "not-the-xpanse-key-42",
+        "SLACK_BOT_TOKEN": "xoxb-not-the-token-42",
+    }
     for key, value in bad.items():
         monkeypatch.setenv(key, value)
     assert await run_cli("check") == 1
@@ -111,7 +144,9 @@ async def test_wrong_elasticsearch_and_xpanse_keys_and_slack_token_each_fail(
 
 
 async def test_missing_slack_scope_and_unreachable_platform_fail(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A token without users:read.email and a platform nobody listens on both fail; the rest say not configured."""
     clean_env(monkeypatch, tmp_path)
@@ -120,8 +155,13 @@ async def test_missing_slack_scope_and_unreachable_platform_fail(
         sock.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        for key, value in {"SLACK_BOT_TOKEN": slack.token, "SLACK_API_URL": slack.api_url, "DD_API_URL": dead,
-                           "DD_API_KEY": "a" * 32, "DD_APP_KEY": "b" * 40}.items():
+        for key, value in {
+            "SLACK_BOT_TOKEN": slack.token,
+            "SLACK_API_URL": slack.api_url,
+            "DD_API_URL": dead,
+            "DD_API_KEY": "a" * 32,
+            "DD_APP_KEY": "b" * 40,
+        }.items():
             monkeypatch.setenv(key, value)
         assert await run_cli("check") == 1
     finally:

@@ -41,7 +41,10 @@ def blocks_text(args: dict[str, Any]) -> str:
 
 
 async def test_assign_mixed_platforms_by_slash_command(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """`/triage assign dd:… kibana:secops/… xpanse:… to @bob` assigns on all three and threads the outcome."""
@@ -102,8 +105,9 @@ async def test_unassign(bot: BotHarness, slack_fake: SlackFake, xpanse_fake: Xpa
     assert parent.args["text"].startswith(f"<@{ALICE}> unassigned 1 item")
 
 
-async def test_attach_by_case_key_resolves_the_uuid(bot: BotHarness, slack_fake: SlackFake,
-                                                    datadog_fake: DatadogFake) -> None:
+async def test_attach_by_case_key_resolves_the_uuid(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
     """`/triage attach dd:… to case SEC-123` looks the key up and attaches by the case's UUID."""
     datadog_fake.add_finding(FINDING)
     datadog_fake.add_finding(FINDING2)
@@ -112,7 +116,9 @@ async def test_attach_by_case_key_resolves_the_uuid(bot: BotHarness, slack_fake:
     assert resp.text == "On it: attach 2 items."
     await bot.settle()
     assert [r.path for r in datadog_fake.calls("/cases")] == [
-        "/api/v2/cases/SEC-123", f"/api/v2/security/findings/cases/{CASE_UUID}"]
+        "/api/v2/cases/SEC-123",
+        f"/api/v2/security/findings/cases/{CASE_UUID}",
+    ]
     assert datadog_fake.findings[FINDING]["case_id"] == CASE_UUID
     assert datadog_fake.findings[FINDING2]["case_id"] == CASE_UUID
     parent, _ = outcome_posts(slack_fake)
@@ -262,14 +268,28 @@ async def test_help_lists_every_verb(bot: BotHarness) -> None:
     """`/triage help` answers with the grammar of every verb, escaped for mrkdwn."""
     resp = await bot.command("help")
     body = resp.json()
-    for verb in ("assign", "unassign", "attach", "resolve", "comment", "severity", "show", "handoff",
-                 "history", "mine", "map", "unmap", "whoami"):
+    for verb in (
+        "assign",
+        "unassign",
+        "attach",
+        "resolve",
+        "comment",
+        "severity",
+        "show",
+        "handoff",
+        "history",
+        "mine",
+        "map",
+        "unmap",
+        "whoami",
+    ):
         assert f"/triage {verb}" in str(body["blocks"])
     assert "&lt;targets…&gt;" in str(body["blocks"])
 
 
-async def test_usage_error_is_ephemeral_and_changes_nothing(bot: BotHarness, slack_fake: SlackFake,
-                                                            datadog_fake: DatadogFake) -> None:
+async def test_usage_error_is_ephemeral_and_changes_nothing(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
     """A malformed command gets the verb's usage in the ack and makes no platform call."""
     resp = await bot.command("assign dd:abc")
     assert resp.status_code == 200
@@ -292,8 +312,9 @@ async def test_bad_signature_is_refused_and_nothing_runs(bot: BotHarness, datado
     assert datadog_fake.requests == []
 
 
-async def test_unmapped_user_gets_actionable_message(bot: BotHarness, slack_fake: SlackFake,
-                                                     kibana_fake: KibanaFake) -> None:
+async def test_unmapped_user_gets_actionable_message(
+    bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
+) -> None:
     """Assigning to someone with no Kibana profile reports how to map them, per item, in the thread."""
     kibana_fake.add_alert("a2", rule_name="Malware")
     await bot.command(f"assign kibana:a2 to <@{CAROL}>")
@@ -306,8 +327,9 @@ async def test_unmapped_user_gets_actionable_message(bot: BotHarness, slack_fake
     assert kibana_fake.assignees("a2") == []
 
 
-async def test_platform_not_configured(make_bot: MakeBot, slack_fake: SlackFake, datadog_fake: DatadogFake,
-                                       kibana_fake: KibanaFake) -> None:
+async def test_platform_not_configured(
+    make_bot: MakeBot, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake
+) -> None:
     """With Kibana unconfigured, a Kibana-only command says so at once; a mixed one skips Kibana per item."""
     bot = await make_bot(kibana=False)
     datadog_fake.add_finding(FINDING)
@@ -324,8 +346,9 @@ async def test_platform_not_configured(make_bot: MakeBot, slack_fake: SlackFake,
     assert kibana_fake.requests == []
 
 
-async def test_platform_down_is_reported_per_item(bot: BotHarness, slack_fake: SlackFake,
-                                                  datadog_fake: DatadogFake, xpanse_fake: XpanseFake) -> None:
+async def test_platform_down_is_reported_per_item(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, xpanse_fake: XpanseFake
+) -> None:
     """Datadog answering 500 to every retry fails only its item, with the status, never a stack trace."""
     datadog_fake.add_finding(FINDING)
     xpanse_fake.add_incident("5490")
@@ -340,8 +363,9 @@ async def test_platform_down_is_reported_per_item(bot: BotHarness, slack_fake: S
     assert len(datadog_fake.calls("/findings/assignee")) == 3  # TRIAGE_RETRY_ATTEMPTS in the harness
 
 
-async def test_ack_returns_before_any_platform_call(bot: BotHarness, slack_fake: SlackFake,
-                                                    datadog_fake: DatadogFake) -> None:
+async def test_ack_returns_before_any_platform_call(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
     """The slash command is acknowledged while every Datadog call is held open: the ack waits on none."""
     datadog_fake.add_finding(FINDING)
     gate = asyncio.Event()  # Datadog answers nothing until the test opens it
@@ -377,10 +401,19 @@ async def test_duplicate_delivery_runs_once(bot: BotHarness, slack_fake: SlackFa
     import urllib.parse
 
     from tests.scenario.harness import TEAM, payload
+
     fields = payload("slash_command.json")
-    fields.update({"command": "/triage", "text": "comment xpanse:5495 once only", "user_id": ALICE,
-                   "channel_id": CHANNEL, "team_id": TEAM, "response_url": slack_fake.webhook_url("dup"),
-                   "trigger_id": f"trigger.dup.{time.monotonic_ns()}"})
+    fields.update(
+        {
+            "command": "/triage",
+            "text": "comment xpanse:5495 once only",
+            "user_id": ALICE,
+            "channel_id": CHANNEL,
+            "team_id": TEAM,
+            "response_url": slack_fake.webhook_url("dup"),
+            "trigger_id": f"trigger.dup.{time.monotonic_ns()}",
+        }
+    )
     body = urllib.parse.urlencode(fields)
     first = await bot.post_raw(body)
     second = await bot.post_raw(body)

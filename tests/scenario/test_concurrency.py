@@ -19,8 +19,9 @@ FINDING = "ZGVmLTAwcC1jb25jdXJyZW5jeS0wMDAwMDAwMDAx"
 
 async def post_card(bot: BotHarness, platform: str, alert: dict[str, Any]) -> str:
     """Ingest one alert through the webhook; returns the ts of the card the bot posted."""
-    resp = await bot.http.post(f"{bot.url}/alerts/{platform}", json=alert,
-                               headers={"Authorization": "Bearer hook-token-123456"})
+    resp = await bot.http.post(
+        f"{bot.url}/alerts/{platform}", json=alert, headers={"Authorization": "Bearer hook-token-123456"}
+    )
     assert resp.status_code == 201, resp.text
     return str(resp.json()["posted"][0]["ts"])
 
@@ -33,8 +34,9 @@ def ephemeral_texts(slack: SlackFake) -> list[str]:
     return [str(r.get("text", "")) for r in slack.responses]
 
 
-async def test_double_click_by_one_user_writes_once(bot: BotHarness, datadog_fake: DatadogFake,
-                                                    slack_fake: SlackFake) -> None:
+async def test_double_click_by_one_user_writes_once(
+    bot: BotHarness, datadog_fake: DatadogFake, slack_fake: SlackFake
+) -> None:
     """Two "Assign me" clicks by the same person at once: one Datadog write, the second told it is in hand."""
     datadog_fake.add_finding(FINDING, title="Open port")
     ts = await post_card(bot, "datadog", {"id": FINDING, "title": "Open port", "severity": "high"})
@@ -51,8 +53,9 @@ async def test_double_click_by_one_user_writes_once(bot: BotHarness, datadog_fak
     assert f"<@{ALICE}>" in told[0]
 
 
-async def test_two_people_click_assign_me_first_wins(bot: BotHarness, datadog_fake: DatadogFake,
-                                                     slack_fake: SlackFake) -> None:
+async def test_two_people_click_assign_me_first_wins(
+    bot: BotHarness, datadog_fake: DatadogFake, slack_fake: SlackFake
+) -> None:
     """Alice and Bob click "Assign me" together: exactly one write; the loser learns who got it, by whom."""
     datadog_fake.add_finding(FINDING, title="Open port")
     ts = await post_card(bot, "datadog", {"id": FINDING, "title": "Open port"})
@@ -94,15 +97,29 @@ async def test_repeated_delivery_of_one_interaction_runs_once_silently(
     ts = await post_card(bot, "datadog", {"id": FINDING, "title": "Open port"})
     message = slack_fake.message(CHANNEL, ts)
     assert message is not None
-    value = next(e["value"] for b in message["blocks"] for e in b.get("elements", [])
-                 if e.get("action_id") == ActionId.ASSIGN_ME)
+    value = next(
+        e["value"] for b in message["blocks"] for e in b.get("elements", []) if e.get("action_id") == ActionId.ASSIGN_ME
+    )
     body = {
-        "type": "block_actions", "team": {"id": "T111"}, "user": {"id": ALICE, "team_id": "T111"},
-        "api_app_id": "A1", "token": "x", "trigger_id": "t.1",
+        "type": "block_actions",
+        "team": {"id": "T111"},
+        "user": {"id": ALICE, "team_id": "T111"},
+        "api_app_id": "A1",
+        "token": "x",
+        "trigger_id": "t.1",
         "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL, "is_ephemeral": False},
-        "channel": {"id": CHANNEL}, "message": message, "response_url": slack_fake.webhook_url("redeliver"),
-        "actions": [{"action_id": ActionId.ASSIGN_ME.value, "block_id": "b", "value": value, "type": "button",
-                     "action_ts": "1700000000.000001"}],
+        "channel": {"id": CHANNEL},
+        "message": message,
+        "response_url": slack_fake.webhook_url("redeliver"),
+        "actions": [
+            {
+                "action_id": ActionId.ASSIGN_ME.value,
+                "block_id": "b",
+                "value": value,
+                "type": "button",
+                "action_ts": "1700000000.000001",
+            }
+        ],
     }
     raw = "payload=" + urllib.parse.quote(json.dumps(body))
     await asyncio.gather(bot.post_raw(raw), bot.post_raw(raw))

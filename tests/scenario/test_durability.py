@@ -35,13 +35,19 @@ def rows(db: str, sql: str) -> list[sqlite3.Row]:
 
 
 def assign_updates(xp: XpanseFake) -> list[str]:
-    return [r.body["request_data"]["incident_id"] for r in xp.calls("/update_incident/")
-            if "assigned_user_mail" in r.body["request_data"]["update_data"]]
+    return [
+        r.body["request_data"]["incident_id"]
+        for r in xp.calls("/update_incident/")
+        if "assigned_user_mail" in r.body["request_data"]["update_data"]
+    ]
 
 
 def comment_updates(xp: XpanseFake) -> list[str]:
-    return [r.body["request_data"]["incident_id"] for r in xp.calls("/update_incident/")
-            if "comment" in r.body["request_data"]["update_data"]]
+    return [
+        r.body["request_data"]["incident_id"]
+        for r in xp.calls("/update_incident/")
+        if "comment" in r.body["request_data"]["update_data"]
+    ]
 
 
 def seed(slack: SlackFake, dd: DatadogFake, es: ElasticsearchFake, xp: XpanseFake) -> str:
@@ -66,14 +72,18 @@ def assert_all_finished(db: str) -> None:
 
 
 async def test_sigkill_mid_job_then_restart_finishes_every_item_and_never_resends_a_comment(
-    tmp_path: Path, slack_fake: SlackFake, datadog_fake: DatadogFake, elasticsearch_fake: ElasticsearchFake,
+    tmp_path: Path,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """SIGKILL while a large assign job and a comment are on the wire; a restart completes both; comment sent once."""
     db = str(tmp_path / "triage.db")
     command = seed(slack_fake, datadog_fake, elasticsearch_fake, xpanse_fake)
-    env = bot_env(db=db, slack=slack_fake, datadog=datadog_fake, es=elasticsearch_fake, xpanse=xpanse_fake,
-                  XPANSE_RATE_LIMIT="10")
+    env = bot_env(
+        db=db, slack=slack_fake, datadog=datadog_fake, es=elasticsearch_fake, xpanse=xpanse_fake, XPANSE_RATE_LIMIT="10"
+    )
     first = await BotProcess(env, slack=slack_fake, log_dir=tmp_path, name="first").start()
     try:
         bot = first.harness()
@@ -99,8 +109,11 @@ async def test_sigkill_mid_job_then_restart_finishes_every_item_and_never_resend
 
     second = await BotProcess(env, slack=slack_fake, log_dir=tmp_path, name="second").start()
     try:
-        await wait_until(lambda: len(rows(db, "SELECT id FROM jobs WHERE reported_at IS NOT NULL")) == 2,
-                         timeout=40, what="both jobs to be reported")
+        await wait_until(
+            lambda: len(rows(db, "SELECT id FROM jobs WHERE reported_at IS NOT NULL")) == 2,
+            timeout=40,
+            what="both jobs to be reported",
+        )
         second.terminate()
         assert await second.wait_exit(20) == 0, second.log()
     finally:
@@ -115,8 +128,9 @@ async def test_sigkill_mid_job_then_restart_finishes_every_item_and_never_resend
     # The comment reached the tenant exactly once and the bot says it may be uncertain, not "done" twice.
     assert comment_updates(xpanse_fake) == [COMMENTED]
     assert len(xpanse_fake.incidents[COMMENTED].comments) <= 1
-    comment_item = rows(db, "SELECT i.state, i.detail FROM job_items i JOIN jobs j ON j.id = i.job_id"
-                            " WHERE j.verb = 'comment'")
+    comment_item = rows(
+        db, "SELECT i.state, i.detail FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE j.verb = 'comment'"
+    )
     assert [r["state"] for r in comment_item] == ["failed"]
     assert "uncertain" in comment_item[0]["detail"]
     posts = json.dumps([c.args for c in slack_fake.calls_to("chat.postMessage")])
@@ -125,15 +139,25 @@ async def test_sigkill_mid_job_then_restart_finishes_every_item_and_never_resend
 
 
 async def test_sigterm_stops_within_bound_parks_items_and_restart_resumes(
-    tmp_path: Path, slack_fake: SlackFake, datadog_fake: DatadogFake, elasticsearch_fake: ElasticsearchFake,
+    tmp_path: Path,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """SIGTERM mid-job exits cleanly within the shutdown timeout, parks in-flight items, and a restart finishes them."""
     db = str(tmp_path / "triage.db")
     seed(slack_fake, datadog_fake, elasticsearch_fake, xpanse_fake)
     command = f"assign {' '.join(f'xpanse:{1000 + n}' for n in range(N_XP))} to <@{BOB}|bob>"
-    env = bot_env(db=db, slack=slack_fake, datadog=datadog_fake, es=elasticsearch_fake, xpanse=xpanse_fake,
-                  XPANSE_RATE_LIMIT="2", TRIAGE_SHUTDOWN_TIMEOUT="1")
+    env = bot_env(
+        db=db,
+        slack=slack_fake,
+        datadog=datadog_fake,
+        es=elasticsearch_fake,
+        xpanse=xpanse_fake,
+        XPANSE_RATE_LIMIT="2",
+        TRIAGE_SHUTDOWN_TIMEOUT="1",
+    )
     first = await BotProcess(env, slack=slack_fake, log_dir=tmp_path, name="first").start()
     try:
         bot = first.harness()
@@ -163,8 +187,11 @@ async def test_sigterm_stops_within_bound_parks_items_and_restart_resumes(
     env |= {"XPANSE_RATE_LIMIT": "50"}
     second = await BotProcess(env, slack=slack_fake, log_dir=tmp_path, name="second").start()
     try:
-        await wait_until(lambda: bool(rows(db, "SELECT id FROM jobs WHERE reported_at IS NOT NULL")),
-                         timeout=40, what="the job to be reported")
+        await wait_until(
+            lambda: bool(rows(db, "SELECT id FROM jobs WHERE reported_at IS NOT NULL")),
+            timeout=40,
+            what="the job to be reported",
+        )
         second.terminate()
         assert await second.wait_exit(20) == 0
     finally:

@@ -59,8 +59,9 @@ def button_message(slack: SlackFake, action_id: str) -> dict[str, Any] | None:
     return None
 
 
-async def start_handoff(bot: BotHarness, slack: SlackFake, text: str = f"handoff to <@{BOB}|bob>",
-                        user: str = ALICE) -> str:
+async def start_handoff(
+    bot: BotHarness, slack: SlackFake, text: str = f"handoff to <@{BOB}|bob>", user: str = ALICE
+) -> str:
     """Run the handoff command and return the ts of the preview with its Confirm button."""
     resp = await bot.command(text, user=user)
     assert resp.status_code == 200
@@ -81,7 +82,10 @@ def all_with(dd: DatadogFake, kb: KibanaFake, xp: XpanseFake) -> set[str]:
 
 
 async def test_preview_then_cancel_changes_nothing(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """The preview counts every platform's items; Cancel leaves every platform untouched and Confirm is then refused."""
@@ -96,12 +100,10 @@ async def test_preview_then_cancel_changes_nothing(
     ref = _ref(preview)
     await bot.click_on_card(ActionId.HANDOFF_CANCEL, channel=CHANNEL, ts=ts, user=ALICE)
     await bot.settle()
-    await bot.click(ActionId.HANDOFF_CONFIRM, json.dumps({"id": ref}), user=ALICE,
-                    channel=CHANNEL, message_ts=ts)
+    await bot.click(ActionId.HANDOFF_CONFIRM, json.dumps({"id": ref}), user=ALICE, channel=CHANNEL, message_ts=ts)
     await bot.settle()
     assert writes(datadog_fake, kibana_fake, xpanse_fake) == (0, 0, 0)
-    assert all_with(datadog_fake, kibana_fake, xpanse_fake) == {
-        DD_ALICE, str((KB_ALICE,)), "alice@example.com"}
+    assert all_with(datadog_fake, kibana_fake, xpanse_fake) == {DD_ALICE, str((KB_ALICE,)), "alice@example.com"}
     assert any("cancelled" in str(r.get("text")) for r in slack_fake.responses), slack_fake.responses
 
 
@@ -114,7 +116,10 @@ def _ref(message: dict[str, Any]) -> str:
 
 
 async def test_double_confirm_reassigns_everything_with_minimum_writes_and_dms(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """Two Confirms make one job: all to Bob with ⌈N/100⌉ Datadog, one per Kibana space, one per incident."""
@@ -144,7 +149,10 @@ async def test_double_confirm_reassigns_everything_with_minimum_writes_and_dms(
 
 
 async def test_partial_failure_then_retry_only_failed_items(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """Failed items are listed with reasons; "Retry failed" rewrites only those, and then everything is Bob's."""
@@ -173,7 +181,10 @@ async def test_partial_failure_then_retry_only_failed_items(
 
 
 async def test_rate_limit_storm_and_5xx_bursts_lose_nothing(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """429 storms and 5xx bursts on every platform during a handoff: each item ends done or reported failed."""
@@ -201,7 +212,10 @@ async def test_rate_limit_storm_and_5xx_bursts_lose_nothing(
 
 
 async def test_handoff_of_someone_else_needs_an_admin(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """`/triage handoff @alice to @bob` by a non-admin is refused, recorded in the ledger, and collects nothing."""

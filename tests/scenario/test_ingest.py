@@ -19,8 +19,9 @@ SECRET = "hook-secret-abcdef"
 FINDING = "ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw=="
 
 
-async def post_alert(bot: BotHarness, platform: str, body: Any, *, token: str | None = TOKEN,
-                     headers: dict[str, str] | None = None) -> httpx.Response:
+async def post_alert(
+    bot: BotHarness, platform: str, body: Any, *, token: str | None = TOKEN, headers: dict[str, str] | None = None
+) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     sent = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
@@ -34,8 +35,16 @@ def card_refs(message: dict[str, Any]) -> list[str]:
 
 async def test_bearer_token_posts_a_card_in_the_default_channel(bot: BotHarness, slack_fake: SlackFake) -> None:
     """A Datadog alert with the bearer token becomes a card in TRIAGE_ALERT_CHANNEL; 201 says where."""
-    resp = await post_alert(bot, "datadog", {"id": FINDING, "title": "Public S3 bucket", "severity": "high",
-                                             "link": f"https://app.datadoghq.com/security/findings/{FINDING}"})
+    resp = await post_alert(
+        bot,
+        "datadog",
+        {
+            "id": FINDING,
+            "title": "Public S3 bucket",
+            "severity": "high",
+            "link": f"https://app.datadoghq.com/security/findings/{FINDING}",
+        },
+    )
     assert resp.status_code == 201, resp.text
     (posted,) = resp.json()["posted"]
     assert posted["channel"] == CHANNEL and posted["id"] == FINDING
@@ -45,13 +54,19 @@ async def test_bearer_token_posts_a_card_in_the_default_channel(bot: BotHarness,
     assert any(e.get("url", "").endswith(FINDING) for b in card["blocks"] for e in [b.get("accessory") or {}])
 
 
-async def test_hmac_signature_and_kibana_space(make_bot: MakeBot, slack_fake: SlackFake,
-                                               kibana_fake: KibanaFake) -> None:
+async def test_hmac_signature_and_kibana_space(
+    make_bot: MakeBot, slack_fake: SlackFake, kibana_fake: KibanaFake
+) -> None:
     """A signed Kibana alert in its rule's own field names lands with its space, and its buttons act there."""
     bot = await make_bot(triage_webhook_secret=SECRET)
     kibana_fake.add_alert("k-9", space="secops", rule_name="Brute force")
-    raw = json.dumps({"_id": "k-9", "kibana": {"alert": {"rule": {"name": "Brute force"}, "severity": "high"}},
-                      "kibana.space_ids": ["secops"]}).encode()
+    raw = json.dumps(
+        {
+            "_id": "k-9",
+            "kibana": {"alert": {"rule": {"name": "Brute force"}, "severity": "high"}},
+            "kibana.space_ids": ["secops"],
+        }
+    ).encode()
     sig = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
     resp = await post_alert(bot, "kibana", raw, token=None, headers={"X-Triage-Signature": f"sha256={sig}"})
     assert resp.status_code == 201, resp.text
@@ -61,8 +76,9 @@ async def test_hmac_signature_and_kibana_space(make_bot: MakeBot, slack_fake: Sl
     # The card works: "Assign…" to Bob writes in the secops space.
     await bot.click_on_card("assign_open", channel=CHANNEL, ts=card["ts"])
     (opened,) = await slack_fake.wait_for("views.open")
-    await bot.submit_view(opened.args["view"], {"assign_user": {"assign_user": {
-        "type": "users_select", "selected_user": BOB}}})
+    await bot.submit_view(
+        opened.args["view"], {"assign_user": {"assign_user": {"type": "users_select", "selected_user": BOB}}}
+    )
     await bot.settle()
     assert kibana_fake.assignees("k-9", space="secops") == [KB_BOB]
 
@@ -70,10 +86,16 @@ async def test_hmac_signature_and_kibana_space(make_bot: MakeBot, slack_fake: Sl
 async def test_routes_by_platform_and_severity(make_bot: MakeBot, slack_fake: SlackFake) -> None:
     """TRIAGE_ALERT_ROUTES sends platform:severity, then platform, then the default channel."""
     bot = await make_bot(triage_alert_routes={"xpanse": "CXP", "xpanse:critical": "CCRIT"})
-    resp = await post_alert(bot, "xpanse", {"alerts": [
-        {"incident_id": "1", "description": "Exposed RDP", "severity": "Critical"},
-        {"incident_id": "2", "description": "Old TLS", "severity": "low"},
-    ]})
+    resp = await post_alert(
+        bot,
+        "xpanse",
+        {
+            "alerts": [
+                {"incident_id": "1", "description": "Exposed RDP", "severity": "Critical"},
+                {"incident_id": "2", "description": "Old TLS", "severity": "low"},
+            ]
+        },
+    )
     assert resp.status_code == 201, resp.text
     assert [(p["id"], p["channel"]) for p in resp.json()["posted"]] == [("1", "CCRIT"), ("2", "CXP")]
     resp = await post_alert(bot, "kibana", [{"id": "k1", "title": "Malware"}])
@@ -129,12 +151,15 @@ async def test_too_large_body_is_413(make_bot: MakeBot, slack_fake: SlackFake) -
     big = json.dumps({"id": "1", "title": "x" * 4000}).encode()
     resp = await post_alert(bot, "xpanse", big)
     assert resp.status_code == 413
+
     # Chunked, so the server cannot trust a Content-Length.
     async def chunks() -> Any:
         for start in range(0, len(big), 500):
-            yield big[start:start + 500]
-    resp = await bot.http.post(f"{bot.url}/alerts/xpanse", content=chunks(),
-                               headers={"Authorization": f"Bearer {TOKEN}"})
+            yield big[start : start + 500]
+
+    resp = await bot.http.post(
+        f"{bot.url}/alerts/xpanse", content=chunks(), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert resp.status_code == 413
     assert slack_fake.calls_to("chat.postMessage") == []
 
@@ -146,11 +171,14 @@ async def test_chunked_body_under_the_limit_is_read_whole(make_bot: MakeBot, sla
 
     async def chunks() -> Any:
         import asyncio
+
         for start in range(0, len(raw), 300):
-            yield raw[start:start + 300]
+            yield raw[start : start + 300]
             await asyncio.sleep(0.01)  # let each piece arrive on its own
-    resp = await bot.http.post(f"{bot.url}/alerts/xpanse", content=chunks(),
-                               headers={"Authorization": f"Bearer {TOKEN}"})
+
+    resp = await bot.http.post(
+        f"{bot.url}/alerts/xpanse", content=chunks(), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert resp.status_code == 201, resp.text
     (card,) = bot.cards(CHANNEL)
     assert "Slow sender" in card["text"]

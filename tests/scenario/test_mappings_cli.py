@@ -18,8 +18,13 @@ KB_ALICE = "u_alice0000000000000000000000000000000000000_0"
 
 
 async def test_import_export_verify_round_trip(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], slack_fake: SlackFake,
-    datadog_fake: DatadogFake, kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """import (by user id and by email) → export shows them → verify is clean, then reports a disabled user."""
@@ -57,8 +62,13 @@ async def test_import_export_verify_round_trip(
 
 
 async def test_bad_rows_apply_nothing_and_name_their_lines(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], slack_fake: SlackFake,
-    datadog_fake: DatadogFake, kibana_fake: KibanaFake, elasticsearch_fake: ElasticsearchFake,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """A file with a bad row exits 1, names the line, and leaves the store empty."""

@@ -13,7 +13,10 @@ FINDING = "bWluZS1maW5kaW5nLTE="
 
 
 async def test_mine_lists_what_a_person_holds_on_every_platform(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """After the bot assigns items to Bob, `/triage mine @bob` names each of them, per platform."""
@@ -29,8 +32,7 @@ async def test_mine_lists_what_a_person_holds_on_every_platform(
     assert f"dd:{FINDING}" in reply and "kibana:secops/m1" in reply and "xpanse:7001" in reply
 
 
-async def test_slack_rate_limit_is_waited_out(bot: BotHarness, slack_fake: SlackFake,
-                                              xpanse_fake: XpanseFake) -> None:
+async def test_slack_rate_limit_is_waited_out(bot: BotHarness, slack_fake: SlackFake, xpanse_fake: XpanseFake) -> None:
     """A 429 from chat.postMessage is retried after Retry-After; the outcome still reaches the channel."""
     xpanse_fake.add_incident("7002", description="Expired certificate")
     slack_fake.rate_limit("chat.postMessage", times=1, retry_after=1)

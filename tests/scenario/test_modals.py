@@ -20,8 +20,9 @@ def inputs(view: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
 
 
-async def test_resolve_modal_offers_each_platforms_reasons(bot: BotHarness, slack_fake: SlackFake,
-                                                           kibana_fake: KibanaFake, xpanse_fake: XpanseFake) -> None:
+async def test_resolve_modal_offers_each_platforms_reasons(
+    bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake, xpanse_fake: XpanseFake
+) -> None:
     """Kibana's modal offers Kibana's close reasons (optional); Xpanse's its resolved_* statuses (required)."""
     kibana_fake.add_alert("k1")
     xpanse_fake.add_incident("5471")
@@ -36,30 +37,32 @@ async def test_resolve_modal_offers_each_platforms_reasons(bot: BotHarness, slac
     assert kibana_view["title"]["text"] == "Close alerts" and xpanse_view["title"]["text"] == "Resolve incidents"
 
 
-async def test_kibana_resolve_without_a_reason(bot: BotHarness, slack_fake: SlackFake,
-                                               kibana_fake: KibanaFake) -> None:
+async def test_kibana_resolve_without_a_reason(bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake) -> None:
     """Submitting the Kibana form with no reason and no comment closes the alert without a reason."""
     kibana_fake.add_alert("k2")
     ts = await show(bot, "kibana:k2")
     view = await open_modal(bot, slack_fake, "resolve_open", ts)
-    await bot.submit_view(view, {"resolve_reason": {"resolve_reason": {"type": "static_select",
-                                                                       "selected_option": None}},
-                                 "resolve_comment": {"resolve_comment": {"type": "plain_text_input",
-                                                                         "value": None}}})
+    await bot.submit_view(
+        view,
+        {
+            "resolve_reason": {"resolve_reason": {"type": "static_select", "selected_option": None}},
+            "resolve_comment": {"resolve_comment": {"type": "plain_text_input", "value": None}},
+        },
+    )
     await bot.settle()
     assert kibana_fake.status("k2") == "closed"
     (write,) = kibana_fake.writes()
     assert "reason" not in write.body
 
 
-async def test_attach_modal_with_an_empty_case_stays_open(bot: BotHarness, slack_fake: SlackFake,
-                                                          datadog_fake: DatadogFake) -> None:
+async def test_attach_modal_with_an_empty_case_stays_open(
+    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
+) -> None:
     """An empty case field is answered with an error on that field and nothing is queued."""
     datadog_fake.add_finding(FINDING)
     view = await open_modal(bot, slack_fake, "attach_open", await show(bot, f"dd:{FINDING}"))
     datadog_fake.reset_log()
-    resp = await bot.submit_view(view, {"attach_case": {"attach_case": {"type": "plain_text_input",
-                                                                        "value": "   "}}})
+    resp = await bot.submit_view(view, {"attach_case": {"attach_case": {"type": "plain_text_input", "value": "   "}}})
     assert resp.json() == {"response_action": "errors", "errors": {"attach_case": "Give a case key or id"}}
     await bot.settle()
     assert datadog_fake.requests == []
@@ -72,8 +75,9 @@ async def test_attach_modal_with_an_unknown_case_reports_datadogs_reason(
     datadog_fake.add_finding(FINDING)
     ts = await show(bot, f"dd:{FINDING}")
     view = await open_modal(bot, slack_fake, "attach_open", ts)
-    resp = await bot.submit_view(view, {"attach_case": {"attach_case": {"type": "plain_text_input",
-                                                                        "value": "SEC-404"}}})
+    resp = await bot.submit_view(
+        view, {"attach_case": {"attach_case": {"type": "plain_text_input", "value": "SEC-404"}}}
+    )
     assert resp.text == ""  # the form closes; the outcome goes to the thread
     await bot.settle()
     (reply,) = bot.replies(CHANNEL, ts)
@@ -101,8 +105,9 @@ async def test_repeating_an_assignment_in_a_modal_is_answered_in_the_form(
     assert len(datadog_fake.calls("/findings/assignee")) == writes
 
 
-async def test_views_open_failure_tells_the_clicker(bot: BotHarness, slack_fake: SlackFake,
-                                                    xpanse_fake: XpanseFake) -> None:
+async def test_views_open_failure_tells_the_clicker(
+    bot: BotHarness, slack_fake: SlackFake, xpanse_fake: XpanseFake
+) -> None:
     """If Slack refuses to open the form (an expired trigger), the clicker is told ephemerally to retry."""
     xpanse_fake.add_incident("5471")
     ts = await show(bot, "xpanse:5471")

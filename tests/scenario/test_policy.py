@@ -30,8 +30,12 @@ verbs:
 
 @pytest_asyncio.fixture
 async def guarded(
-    tmp_path: Path, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
-    elasticsearch_fake: ElasticsearchFake, xpanse_fake: XpanseFake,
+    tmp_path: Path,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
+    xpanse_fake: XpanseFake,
 ) -> AsyncIterator[BotHarness]:
     """The bot with a policy naming a user, a user group and a channel; Alice is in the group, Bob is not."""
     seed_people(slack_fake, datadog_fake, elasticsearch_fake, xpanse_fake)
@@ -40,8 +44,13 @@ async def guarded(
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     settings = fake_settings(
-        db=str(tmp_path / "triage.db"), slack=slack_fake, datadog=datadog_fake, kibana=kibana_fake,
-        es=elasticsearch_fake, xpanse=xpanse_fake, triage_policy=str(policy),
+        db=str(tmp_path / "triage.db"),
+        slack=slack_fake,
+        datadog=datadog_fake,
+        kibana=kibana_fake,
+        es=elasticsearch_fake,
+        xpanse=xpanse_fake,
+        triage_policy=str(policy),
     )
     harness = await BotHarness(settings, slack_fake).start()
     try:
@@ -54,9 +63,7 @@ async def refusals(bot: BotHarness) -> list[tuple[str, str, str | None]]:
     return [(e.actor_id, e.verb, e.target) for e in await bot.svc.jobs.ledger_since(0) if e.outcome == "refused"]
 
 
-async def test_user_rule_allows_the_named_user_and_refuses_others(
-    guarded: BotHarness, kibana_fake: KibanaFake
-) -> None:
+async def test_user_rule_allows_the_named_user_and_refuses_others(guarded: BotHarness, kibana_fake: KibanaFake) -> None:
     """`resolve: {users: [alice]}`: Bob is told who may, nothing written, refusal in the ledger; Alice resolves."""
     kibana_fake.add_alert("r1")
     resp = await guarded.command("resolve kibana:r1", user=BOB)
@@ -151,13 +158,19 @@ async def test_refusals_and_changes_appear_in_the_audit_export(
     for fmt in ("jsonl", "csv"):
         proc = subprocess.run(  # noqa: ASYNC221 - a short, bounded CLI run
             [sys.executable, "-m", "bot", "audit", "export", "--since", "1d", "--format", fmt],
-            cwd=REPO, env=env, capture_output=True, timeout=60, check=False,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr.decode()
         out[fmt] = proc.stdout.decode()
     lines = [json.loads(line) for line in out["jsonl"].splitlines()]
     assert [(e["actor_id"], e["verb"], e["outcome"]) for e in lines] == [
-        (BOB, "resolve", "refused"), (ALICE, "resolve", "done")]
+        (BOB, "resolve", "refused"),
+        (ALICE, "resolve", "done"),
+    ]
     assert lines[1]["before"] == "open" and lines[1]["after"] == "closed" and lines[1]["job_id"]
     rows = list(csv.DictReader(io.StringIO(out["csv"])))
     assert [r["outcome"] for r in rows] == ["refused", "done"]

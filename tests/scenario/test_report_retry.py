@@ -24,7 +24,9 @@ async def test_failed_report_is_retried_until_slack_takes_it(
     assert job is not None
     stored = await bot.svc.jobs.get(job.id)
     assert stored is not None and stored.reported_at is not None
-    assert any("severity" in str(c.args.get("text", "")) or c.args.get("thread_ts")
-               for c in slack_fake.calls_to("chat.postMessage")[-2:])
+    assert any(
+        "severity" in str(c.args.get("text", "")) or c.args.get("thread_ts")
+        for c in slack_fake.calls_to("chat.postMessage")[-2:]
+    )
     # The platform was written once: reporting again did not re-run the action.
     assert len(xpanse_fake.calls("update_incident")) == 1

@@ -59,9 +59,16 @@ async def rig(tmp_path) -> AsyncIterator[Rig]:  # type: ignore[no-untyped-def]
     xp.keys[STANDARD_KEY_ID] = ("standard", SECRETS["xpanse_api_key"])
     seed_people(slack, dd, es, xp)
     settings = fake_settings(
-        db=str(tmp_path / "triage.db"), slack=slack, datadog=dd, kibana=kb, es=es, xpanse=xp,
-        slack_signing_secret=SECRETS["slack_signing_secret"], triage_webhook_token=SECRETS["triage_webhook_token"],
-        triage_webhook_secret=SECRETS["triage_webhook_secret"], log_level="debug",
+        db=str(tmp_path / "triage.db"),
+        slack=slack,
+        datadog=dd,
+        kibana=kb,
+        es=es,
+        xpanse=xp,
+        slack_signing_secret=SECRETS["slack_signing_secret"],
+        triage_webhook_token=SECRETS["triage_webhook_token"],
+        triage_webhook_secret=SECRETS["triage_webhook_secret"],
+        log_level="debug",
     )
     configured = secret_values(settings)
     assert sorted(configured) == sorted(SECRETS.values())  # every secret setting is a SecretStr
@@ -105,9 +112,16 @@ async def test_commands_webhooks_and_failures_log_no_secret(rig: Rig) -> None:
 
     # Platforms refusing the keys, with their real 401 bodies.
     rig.dd.fail("/findings/search", 401, times=5, body={"errors": [{"status": "401", "title": "Unauthorized"}]})
-    rig.kb.fail("/signals/search", 401, times=5, body={
-        "statusCode": 401, "error": "Unauthorized",
-        "message": "[security_exception] unable to authenticate with provided credentials"})
+    rig.kb.fail(
+        "/signals/search",
+        401,
+        times=5,
+        body={
+            "statusCode": 401,
+            "error": "Unauthorized",
+            "message": "[security_exception] unable to authenticate with provided credentials",
+        },
+    )
     await rig.bot.command(f"show dd:{FINDING}", **sign)
     await rig.bot.command("show kibana:secops/a1", **sign)
     await rig.bot.settle()
@@ -141,8 +155,12 @@ async def test_a_secret_logged_by_mistake_is_redacted(rig: Rig) -> None:
     try:
         raise RuntimeError(f"boom with {SECRETS['xpanse_api_key']}")
     except RuntimeError:
-        log.exception("oops", **{name: value for name, value in SECRETS.items()},
-                      headers={"DD-API-KEY": SECRETS["dd_api_key"]}, nested=[list(SECRETS.values())])
+        log.exception(
+            "oops",
+            **{name: value for name, value in SECRETS.items()},
+            headers={"DD-API-KEY": SECRETS["dd_api_key"]},
+            nested=[list(SECRETS.values())],
+        )
     import logging
 
     logging.getLogger("httpx").debug("HTTP Request with %s", SECRETS["kibana_api_key"])
@@ -153,8 +171,12 @@ async def test_a_secret_logged_by_mistake_is_redacted(rig: Rig) -> None:
 async def test_a_vendor_echoing_the_key_does_not_leak_it_into_slack(rig: Rig) -> None:
     """A 401 whose body quotes the API key back is reported without the key, in logs and in Slack."""
     rig.dd.add_finding(FINDING, title="Public bucket")
-    rig.dd.fail("/findings/search", 401, times=5,
-                body={"errors": [f"Unauthorized: DD-API-KEY {SECRETS['dd_api_key']} is not valid"]})
+    rig.dd.fail(
+        "/findings/search",
+        401,
+        times=5,
+        body={"errors": [f"Unauthorized: DD-API-KEY {SECRETS['dd_api_key']} is not valid"]},
+    )
     await rig.bot.command(f"show dd:{FINDING}", secret=SECRETS["slack_signing_secret"])
     await rig.bot.settle()
     assert any("401" in c.args.get("text", "") for c in rig.slack.calls_to("chat.postMessage"))

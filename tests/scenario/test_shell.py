@@ -122,8 +122,13 @@ async def test_xpanse_sandbox_uses_the_reply_envelope(sandbox: Tenants) -> None:
     assert (await xp.set_severity([incident], "low")).items[0].outcome is Outcome.DONE
     assert (await xp.resolve([incident], reason="resolved_-_no_risk", comment="ok")).items[0].outcome is Outcome.DONE
     stored = tenants.xpanse.incidents[incident.id]
-    assert (stored.assigned_user_mail, stored.comments, stored.manual_severity, stored.status,
-            stored.resolve_comment) == (ALICE_S.email, ["checked"], "low", "resolved_-_no_risk", "ok")
+    assert (
+        stored.assigned_user_mail,
+        stored.comments,
+        stored.manual_severity,
+        stored.status,
+        stored.resolve_comment,
+    ) == (ALICE_S.email, ["checked"], "low", "resolved_-_no_risk", "ok")
     tenants.xpanse.keys["7"] = ("standard", "rotated-key-the-client-does-not-have")
     with pytest.raises(PlatformAuthError) as exc:
         await xp.check()
@@ -134,18 +139,38 @@ def test_block_kit_renders_as_readable_text() -> None:
     """Header, section text and fields, link accessory, context and buttons become plain lines."""
     blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": "Datadog: Public bucket"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": "Datadog `dd:abc` for <@U0BOB|bob>"},
-         "fields": [{"type": "mrkdwn", "text": "*Severity*\nhigh"},
-                    {"type": "mrkdwn", "text": "*Assignee*\n_unassigned_"}],
-         "accessory": {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": "https://x.test/1",
-                       "action_id": "open_link"}},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "Datadog `dd:abc` for <@U0BOB|bob>"},
+            "fields": [
+                {"type": "mrkdwn", "text": "*Severity*\nhigh"},
+                {"type": "mrkdwn", "text": "*Assignee*\n_unassigned_"},
+            ],
+            "accessory": {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open"},
+                "url": "https://x.test/1",
+                "action_id": "open_link",
+            },
+        },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": ":white_check_mark: by <@U0ALICE> &amp; co"}]},
-        {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Assign…"},
-                                          "action_id": "assign_open"}]},
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Assign…"}, "action_id": "assign_open"}
+            ],
+        },
     ]
     lines = render_blocks(blocks, name_of=lambda u: {"U0ALICE": "alice"}.get(u))
-    assert lines == ["DATADOG: PUBLIC BUCKET", "Datadog `dd:abc` for @bob", "  Severity: high",
-                     "  Assignee: unassigned", "  ↗ Open: https://x.test/1", "  · ✔ by @alice & co", "[Assign…]"]
+    assert lines == [
+        "DATADOG: PUBLIC BUCKET",
+        "Datadog `dd:abc` for @bob",
+        "  Severity: high",
+        "  Assignee: unassigned",
+        "  ↗ Open: https://x.test/1",
+        "  · ✔ by @alice & co",
+        "[Assign…]",
+    ]
     assert mrkdwn("<https://a.test|the doc> <!date^1|Jan 1> <!here>") == "the doc (https://a.test) Jan 1 @here"
 
 
@@ -196,8 +221,10 @@ async def test_every_verb_works_in_a_scripted_sandbox_session(monkeypatch: pytes
     # Every card shown carries the SANDBOX label.
     assert all("[SANDBOX]" in line for line in out.splitlines() if line.startswith("┌ card #"))
     sections = out.split("triage(@")
+
     def after(command: str) -> str:
         return next(s for s in sections if s.split("> ", 1)[-1].startswith(command))
+
     assert "/triage` commands" in after("/triage help")
     assert "Assignee: @alice" in after('press "Assign to me" 1')
     modal = after("press assign 2")
@@ -251,8 +278,16 @@ async def test_piped_shell_runs_as_a_script_and_exits_on_eof(tmp_path: Path) -> 
     env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
     env["PYTHONPATH"] = str(ROOT)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "shell", "--sandbox", cwd=tmp_path, env=env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot",
+        "shell",
+        "--sandbox",
+        cwd=tmp_path,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(f"/triage help\n/triage show dd:{F1}\n".encode()), 60)
@@ -267,17 +302,28 @@ async def test_piped_shell_runs_as_a_script_and_exits_on_eof(tmp_path: Path) -> 
 
 
 async def test_shell_acts_on_configured_platforms(
-    tmp_path: Path, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
-    elasticsearch_fake: ElasticsearchFake, xpanse_fake: XpanseFake,
+    tmp_path: Path,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
+    xpanse_fake: XpanseFake,
 ) -> None:
     """With credentials configured the shell uses those platforms and the workspace's user look-ups."""
     seed_people(slack_fake, datadog_fake, elasticsearch_fake, xpanse_fake)
     finding = "ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw=="
     datadog_fake.add_finding(finding, title="Real-mode finding")
-    settings = fake_settings(db=str(tmp_path / "triage.db"), slack=slack_fake, datadog=datadog_fake,
-                             kibana=kibana_fake, es=elasticsearch_fake, xpanse=xpanse_fake)
-    out = await shell_session(f"show dd:{finding}\npress 'assign to me' 1\nquit\n", sandbox=False,
-                              settings=settings, user=ALICE)
+    settings = fake_settings(
+        db=str(tmp_path / "triage.db"),
+        slack=slack_fake,
+        datadog=datadog_fake,
+        kibana=kibana_fake,
+        es=elasticsearch_fake,
+        xpanse=xpanse_fake,
+    )
+    out = await shell_session(
+        f"show dd:{finding}\npress 'assign to me' 1\nquit\n", sandbox=False, settings=settings, user=ALICE
+    )
     assert "REAL platforms: Datadog, Kibana, Xpanse" in out and "SANDBOX" not in out
     assert "REAL-MODE FINDING" in out
     assert datadog_fake.findings[finding]["assignee_id"] == DD_ALICE

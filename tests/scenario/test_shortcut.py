@@ -24,18 +24,24 @@ async def human_message(slack: SlackFake, text: str, *, blocks: list[dict[str, A
 
 
 async def test_shortcut_posts_a_card_per_target_in_the_thread(
-    bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake, kibana_fake: KibanaFake,
+    bot: BotHarness,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
     xpanse_fake: XpanseFake,
 ) -> None:
     """Links and ids of all three platforms in one message become three cards in its thread."""
     datadog_fake.add_finding(FINDING, title="Public S3 bucket")
     kibana_fake.add_alert("k1", space="secops", rule_name="Brute force")
     xpanse_fake.add_incident("5471", description="Exposed RDP")
-    message = await human_message(slack_fake, (
-        f"Seen <https://app.datadoghq.com/security/findings/{FINDING}|this finding>, "
-        "and https://kibana.example.com/s/secops/app/security/alerts/redirect/k1 "
-        "plus xpanse:5471 — can someone look?"
-    ))
+    message = await human_message(
+        slack_fake,
+        (
+            f"Seen <https://app.datadoghq.com/security/findings/{FINDING}|this finding>, "
+            "and https://kibana.example.com/s/secops/app/security/alerts/redirect/k1 "
+            "plus xpanse:5471 — can someone look?"
+        ),
+    )
     slack_fake.calls.clear()
     resp = await bot.shortcut(message)
     assert resp.status_code == 200 and resp.text == ""
@@ -52,8 +58,11 @@ async def test_shortcut_posts_a_card_per_target_in_the_thread(
 async def test_shortcut_reads_ids_in_blocks(bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake) -> None:
     """An id that appears only in the message's blocks (e.g. an alert bot's attachment text) is found."""
     kibana_fake.add_alert("k7", rule_name="Ransomware note")
-    message = await human_message(slack_fake, "new alert", blocks=[
-        {"type": "section", "text": {"type": "mrkdwn", "text": "Alert `kibana:k7` fired"}}])
+    message = await human_message(
+        slack_fake,
+        "new alert",
+        blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "Alert `kibana:k7` fired"}}],
+    )
     await bot.shortcut(message)
     await bot.settle()
     (card,) = bot.replies(CHANNEL, message["ts"])
@@ -73,8 +82,9 @@ async def test_shortcut_on_a_message_without_alerts_says_so(bot: BotHarness, sla
     assert len(slack_fake.calls_to("chat.postMessage")) == posted
 
 
-async def test_shortcut_reports_a_missing_alert_in_its_card(bot: BotHarness, slack_fake: SlackFake,
-                                                           xpanse_fake: XpanseFake) -> None:
+async def test_shortcut_reports_a_missing_alert_in_its_card(
+    bot: BotHarness, slack_fake: SlackFake, xpanse_fake: XpanseFake
+) -> None:
     """A target the platform does not hold becomes a "not found" card, the others real cards."""
     xpanse_fake.add_incident("5471")
     message = await human_message(slack_fake, "xpanse:5471 and xpanse:9999")

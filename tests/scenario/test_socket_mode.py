@@ -23,13 +23,24 @@ async def test_slash_command_over_socket_mode(tmp_path, slack_fake: SlackFake, d
     slack_fake.add_user("U0BOB", email="bob@example.com")
     datadog_fake.add_user(BOB_DD, "bob@example.com")
     datadog_fake.add_finding(FINDING, title="Open port")
-    settings = fake_settings(db=str(tmp_path / "t.db"), slack=slack_fake, datadog=datadog_fake, kibana=None,
-                             es=None, xpanse=None, slack_app_token=slack_fake.app_token, slack_signing_secret=None)
+    settings = fake_settings(
+        db=str(tmp_path / "t.db"),
+        slack=slack_fake,
+        datadog=datadog_fake,
+        kibana=None,
+        es=None,
+        xpanse=None,
+        slack_app_token=slack_fake.app_token,
+        slack_signing_secret=None,
+    )
     services = await build_services(settings)
     app = build_app(settings, services)
     await services.workers.start()
-    handler = AsyncSocketModeHandler(app, app_token=settings.slack_app_token.get_secret_value(),  # type: ignore[union-attr]
-                                     web_client=services.slack)
+    handler = AsyncSocketModeHandler(
+        app,
+        app_token=settings.slack_app_token.get_secret_value(),  # type: ignore[union-attr]
+        web_client=services.slack,
+    )
 
     async def connected() -> bool:
         return bool(await handler.client.is_connected())
@@ -42,9 +53,17 @@ async def test_slash_command_over_socket_mode(tmp_path, slack_fake: SlackFake, d
     try:
         await handler.connect_async()
         command = payload("slash_command.json")
-        command.update({"command": "/triage", "text": f"assign dd:{FINDING} to <@U0BOB|bob>", "user_id": "U0BOB",
-                        "team_id": "T111", "is_enterprise_install": "false", "enterprise_id": "",
-                        "response_url": slack_fake.webhook_url("socket")})
+        command.update(
+            {
+                "command": "/triage",
+                "text": f"assign dd:{FINDING} to <@U0BOB|bob>",
+                "user_id": "U0BOB",
+                "team_id": "T111",
+                "is_enterprise_install": "false",
+                "enterprise_id": "",
+                "response_url": slack_fake.webhook_url("socket"),
+            }
+        )
         envelope_id = await slack_fake.push_envelope("slash_commands", command)
         ack = await slack_fake.wait_for_ack(envelope_id)
         assert "On it" in json.dumps(ack.get("payload", {}))

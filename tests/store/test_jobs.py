@@ -26,10 +26,23 @@ async def jobs(tmp_path: Path) -> AsyncIterator[JobStore]:
         await store.close()
 
 
-async def new_job(jobs: JobStore, *, verb: str = "assign", key: str | None = None,
-                  targets: list[Target] | None = None, assignee: str | None = "U0BOB") -> str:
-    job = await jobs.create(verb=verb, team_id="T1", actor_id="U0ALICE", targets=targets or [X1, X2],
-                            params=JobParams(assignee=assignee), source="slash", interaction_key=key)
+async def new_job(
+    jobs: JobStore,
+    *,
+    verb: str = "assign",
+    key: str | None = None,
+    targets: list[Target] | None = None,
+    assignee: str | None = "U0BOB",
+) -> str:
+    job = await jobs.create(
+        verb=verb,
+        team_id="T1",
+        actor_id="U0ALICE",
+        targets=targets or [X1, X2],
+        params=JobParams(assignee=assignee),
+        source="slash",
+        interaction_key=key,
+    )
     assert job is not None
     return job.id
 
@@ -39,8 +52,18 @@ async def test_job_and_items_are_stored_pending_and_a_repeated_interaction_is_re
     job_id = await new_job(jobs, key="trigger.1")
     items = await jobs.items(job_id)
     assert [(i.seq, i.target, i.state) for i in items] == [(0, X1, ItemStatus.PENDING), (1, X2, ItemStatus.PENDING)]
-    assert await jobs.create(verb="assign", team_id="T1", actor_id="U0ALICE", targets=[X1],
-                             params=JobParams(), source="slash", interaction_key="trigger.1") is None
+    assert (
+        await jobs.create(
+            verb="assign",
+            team_id="T1",
+            actor_id="U0ALICE",
+            targets=[X1],
+            params=JobParams(),
+            source="slash",
+            interaction_key="trigger.1",
+        )
+        is None
+    )
     found = await jobs.by_interaction_key("trigger.1")
     assert found is not None and found.id == job_id
 
@@ -65,8 +88,9 @@ async def test_transition_is_won_once_under_concurrency(jobs: JobStore) -> None:
     job_id = await new_job(jobs)
     await jobs.set_state(job_id, JobState.AWAITING_CONFIRM)
     params = JobParams(extra={"phase": "apply"})
-    won = await asyncio.gather(*(jobs.reopen(job_id, from_state=JobState.AWAITING_CONFIRM, params=params)
-                                 for _ in range(5)))
+    won = await asyncio.gather(
+        *(jobs.reopen(job_id, from_state=JobState.AWAITING_CONFIRM, params=params) for _ in range(5))
+    )
     assert sorted(won) == [False, False, False, False, True]
     job = await jobs.get(job_id)
     assert job is not None and job.state is JobState.QUEUED
@@ -77,15 +101,20 @@ async def test_results_go_to_items_and_ledger_in_one_step(jobs: JobStore) -> Non
     job_id = await new_job(jobs)
     job = await jobs.get(job_id)
     assert job is not None
-    await jobs.record_results(job, [
-        (0, ItemResult(target=X1, outcome=Outcome.DONE, before="a@x", after="b@x")),
-        (1, ItemResult(target=X2, outcome=Outcome.FAILED, detail="boom", status=500)),
-    ])
+    await jobs.record_results(
+        job,
+        [
+            (0, ItemResult(target=X1, outcome=Outcome.DONE, before="a@x", after="b@x")),
+            (1, ItemResult(target=X2, outcome=Outcome.FAILED, detail="boom", status=500)),
+        ],
+    )
     items = await jobs.items(job_id)
     assert [i.state for i in items] == [ItemStatus.DONE, ItemStatus.FAILED]
     ledger = await jobs.ledger_since(0)
     assert [(e.job_id, e.target, e.before, e.after, e.outcome, e.status) for e in ledger] == [
-        (job_id, "xpanse:1", "a@x", "b@x", "done", None), (job_id, "xpanse:2", None, None, "failed", 500)]
+        (job_id, "xpanse:1", "a@x", "b@x", "done", None),
+        (job_id, "xpanse:2", None, None, "failed", 500),
+    ]
 
 
 async def test_park_returns_running_items_to_pending(jobs: JobStore) -> None:
@@ -100,7 +129,7 @@ async def test_park_returns_running_items_to_pending(jobs: JobStore) -> None:
 
 
 async def test_latest_change_and_held_by_follow_the_newest_assignment(jobs: JobStore) -> None:
-    """"assign, unassign" is not a recent assign; held_by forgets an item once it was unassigned."""
+    """ "assign, unassign" is not a recent assign; held_by forgets an item once it was unassigned."""
     assign = await new_job(jobs, targets=[X1])
     job = await jobs.get(assign)
     assert job is not None

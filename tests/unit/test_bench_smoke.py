@@ -17,7 +17,10 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=90,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())

@@ -119,8 +119,12 @@ def test_helper_rejects_bad_views() -> None:
 def test_alert_card_for_every_platform(platform: Platform) -> None:
     """A card is valid and its buttons carry a CardRef naming the item and its place."""
     blocks = alert_card(
-        state(platform), assignee_mentions=["U1"], actor_note=updated_note("U2", datetime.now(UTC)),
-        channel="C1", ts="1.2", thread_ts="1.0",
+        state(platform),
+        assignee_mentions=["U1"],
+        actor_note=updated_note("U2", datetime.now(UTC)),
+        channel="C1",
+        ts="1.2",
+        thread_ts="1.0",
     )
     assert_valid_message(blocks, alert_card_text(state(platform)))
     assert blocks[0]["type"] == "header"
@@ -142,8 +146,14 @@ def test_alert_card_for_every_platform(platform: Platform) -> None:
 def test_alert_card_long_and_hostile_title() -> None:
     """A 5,000-character title with markup is truncated and escaped, and stays valid."""
     title = "<!channel> & " + "é" * 5000
-    card_state = state(Platform.DATADOG, title=title, severity="&" * 3000, status="<b>" * 900,
-                       case="SEC-1", link="https://example.com/" + "a" * 3000)
+    card_state = state(
+        Platform.DATADOG,
+        title=title,
+        severity="&" * 3000,
+        status="<b>" * 900,
+        case="SEC-1",
+        link="https://example.com/" + "a" * 3000,
+    )
     blocks = alert_card(card_state, assignee_mentions=[])
     assert_valid_message(blocks, alert_card_text(card_state))
     assert blocks[0]["text"]["text"].endswith("…") and len(blocks[0]["text"]["text"]) <= 150
@@ -154,6 +164,7 @@ def test_alert_card_long_and_hostile_title() -> None:
 
 def test_alert_card_assignee_fallbacks() -> None:
     """Mentions win, then the platform's name, then its ids, else "unassigned"."""
+
     def assignee(**fields: Any) -> str:
         blocks = alert_card(state(Platform.KIBANA, **fields), assignee_mentions=fields.pop("m", []))
         assert_valid_message(blocks)
@@ -201,8 +212,7 @@ def test_assign_modal() -> None:
     assert_valid_view(view)
     assert view["callback_id"] == CallbackId.ASSIGN_MODAL
     picker = next(b for b in view["blocks"] if b.get("block_id") == BlockId.ASSIGN_USER)
-    assert picker["element"] == {**picker["element"], "type": "users_select",
-                                 "action_id": ActionId.ASSIGN_USER}
+    assert picker["element"] == {**picker["element"], "type": "users_select", "action_id": ActionId.ASSIGN_USER}
     assert ModalMeta.loads(view["private_metadata"]) == meta(Verb.ASSIGN, *Platform)
 
 
@@ -253,8 +263,7 @@ def test_modals_with_many_targets() -> None:
 
 def item(i: int, outcome: Outcome, detail: str = "") -> ItemResult:
     status = 500 if outcome is Outcome.FAILED else None
-    return ItemResult(target=Target(platform=Platform.XPANSE, id=str(i)), outcome=outcome,
-                      detail=detail, status=status)
+    return ItemResult(target=Target(platform=Platform.XPANSE, id=str(i)), outcome=outcome, detail=detail, status=status)
 
 
 def test_result_shows_every_outcome_and_vendor_reason() -> None:
@@ -323,8 +332,9 @@ def test_handoff_preview() -> None:
 
 def test_handoff_preview_many_and_none() -> None:
     """300 items stay within limits; no items means no buttons."""
-    items = [state(Platform.XPANSE, target=Target(platform=Platform.XPANSE, id=str(i)), title="t" * 200)
-             for i in range(300)]
+    items = [
+        state(Platform.XPANSE, target=Target(platform=Platform.XPANSE, id=str(i)), title="t" * 200) for i in range(300)
+    ]
     blocks = handoff_preview(HandoffRef(id="j"), from_user="U1", to_user="U2", items=items)
     assert_valid_message(blocks)
     assert "more" in all_text(blocks)

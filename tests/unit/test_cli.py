@@ -39,8 +39,9 @@ def test_parser_knows_every_command() -> None:
     assert audit.format == "csv" and audit.since == 0.0
 
 
-@pytest.mark.parametrize("argv", [[], ["bogus"], ["mappings"], ["audit", "export", "--format", "xml"],
-                                  ["serve", "--port", "http"]])
+@pytest.mark.parametrize(
+    "argv", [[], ["bogus"], ["mappings"], ["audit", "export", "--format", "xml"], ["serve", "--port", "http"]]
+)
 def test_bad_arguments_exit_2_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """A missing or unknown command or option value is argparse's exit 2 with a usage line."""
     with pytest.raises(SystemExit) as exc:
@@ -49,8 +50,15 @@ def test_bad_arguments_exit_2_with_usage(argv: list[str], capsys: pytest.Capture
     assert "usage: triage-bot" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("value", "delta"), [("7d", timedelta(days=7)), ("12h", timedelta(hours=12)),
-                                              ("30m", timedelta(minutes=30)), (" 1d ", timedelta(days=1))])
+@pytest.mark.parametrize(
+    ("value", "delta"),
+    [
+        ("7d", timedelta(days=7)),
+        ("12h", timedelta(hours=12)),
+        ("30m", timedelta(minutes=30)),
+        (" 1d ", timedelta(days=1)),
+    ],
+)
 def test_since_relative(value: str, delta: timedelta) -> None:
     """``7d``, ``12h`` and ``30m`` mean that long before now."""
     expected = (datetime.now(UTC) - delta).timestamp()
@@ -107,19 +115,35 @@ def test_sandbox_shell_leaves_the_operators_store_alone(env: Path, capsys: pytes
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize(("settings", "expected"), [
-    ({"DD_API_KEY": "dd-api-key-that-must-not-print"}, ["  - DD_APP_KEY is required when DD_API_KEY is set"]),
-    ({"DD_SITE": "bogus"}, ["  - DD_SITE: Input should be 'datadoghq.com'"]),
-    ({"DD_API_KEY": "dd-api-key-that-must-not-print", "XPANSE_API_KEY": "xpanse-key-that-must-not-print"},
-     ["  - DD_APP_KEY is required when DD_API_KEY is set", "  - XPANSE_API_URL is required when XPANSE_API_KEY is set",
-      "  - XPANSE_API_KEY_ID is required when XPANSE_API_KEY is set"]),
-    ({"TRIAGE_WORKERS": "0", "KIBANA_URL": "kibana.local"},
-     ["  - TRIAGE_WORKERS: Input should be greater than or equal to 1", "  - KIBANA_URL: must be an http(s) URL",
-      "  - KIBANA_API_KEY is required when KIBANA_URL is set"]),
-])
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"DD_API_KEY": "dd-api-key-that-must-not-print"}, ["  - DD_APP_KEY is required when DD_API_KEY is set"]),
+        ({"DD_SITE": "bogus"}, ["  - DD_SITE: Input should be 'datadoghq.com'"]),
+        (
+            {"DD_API_KEY": "dd-api-key-that-must-not-print", "XPANSE_API_KEY": "xpanse-key-that-must-not-print"},
+            [
+                "  - DD_APP_KEY is required when DD_API_KEY is set",
+                "  - XPANSE_API_URL is required when XPANSE_API_KEY is set",
+                "  - XPANSE_API_KEY_ID is required when XPANSE_API_KEY is set",
+            ],
+        ),
+        (
+            {"TRIAGE_WORKERS": "0", "KIBANA_URL": "kibana.local"},
+            [
+                "  - TRIAGE_WORKERS: Input should be greater than or equal to 1",
+                "  - KIBANA_URL: must be an http(s) URL",
+                "  - KIBANA_API_KEY is required when KIBANA_URL is set",
+            ],
+        ),
+    ],
+)
 def test_invalid_settings_exit_2_with_one_line_per_problem(
-    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-    settings: dict[str, str], expected: list[str],
+    env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    settings: dict[str, str],
+    expected: list[str],
 ) -> None:
     """Every command refuses invalid settings with exit 2 and one line per problem, printing no secret."""
     for key, value in settings.items():
@@ -134,8 +158,9 @@ def test_invalid_settings_exit_2_with_one_line_per_problem(
         assert "must-not-print" not in out + err
 
 
-def test_field_and_pair_problems_are_reported_together(env: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_field_and_pair_problems_are_reported_together(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """DD_API_KEY without DD_APP_KEY and DD_SITE=bogus are both reported, one line each."""
     monkeypatch.setenv("DD_API_KEY", "dd-api-key-that-must-not-print")
     monkeypatch.setenv("DD_SITE", "bogus")
@@ -155,5 +180,9 @@ def test_check_with_nothing_configured_says_so(env: Path, capsys: pytest.Capture
     """``check`` on an empty configuration lists every platform and Slack as not configured, exit 0."""
     assert main(["check"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == ["Datadog: not configured", "Kibana: not configured", "Xpanse: not configured",
-                     "Slack: not configured (SLACK_BOT_TOKEN is not set)"]
+    assert lines == [
+        "Datadog: not configured",
+        "Kibana: not configured",
+        "Xpanse: not configured",
+        "Slack: not configured (SLACK_BOT_TOKEN is not set)",
+    ]

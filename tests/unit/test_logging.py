@@ -124,10 +124,7 @@ def test_json_output_redacts_every_secret_and_keeps_the_rest() -> None:
     assert by_event["nested"]["payload"] == {"outer": [{"inner": ["x", f"key={REDACTED}"]}], "n": 1}
     assert by_event["header_dict"]["headers"] == {"DD-API-KEY": REDACTED, "Accept": "json"}
     assert by_event["formatted"]["event"] == f"formatted event with {REDACTED} inside"
-    assert (
-        f"Xpanse refused key {REDACTED} and {REDACTED}"
-        in by_event["traceback_structlog"]["exception"]
-    )
+    assert f"Xpanse refused key {REDACTED} and {REDACTED}" in by_event["traceback_structlog"]["exception"]
     assert "ValueError: bad signing secret [redacted]" in by_event["traceback_stdlib"]["exception"]
     # Context variables reach library lines too, and are themselves redacted.
     httpx_line = next(line for line in lines if line["logger"] == "httpx")

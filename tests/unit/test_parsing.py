@@ -104,8 +104,7 @@ def test_attach_without_case_keyword_accepts_a_case_key() -> None:
 def test_resolve_with_reason_and_comment() -> None:
     """resolve reads `reason <word>` and everything after `--` as the comment."""
     cmd = parse(
-        "resolve kibana:a kibana:b reason false_positive -- "
-        "scanner noise, see <https://x.example/y|ticket> &amp; more"
+        "resolve kibana:a kibana:b reason false_positive -- scanner noise, see <https://x.example/y|ticket> &amp; more"
     )
     assert cmd.targets == (kb("a"), kb("b"))
     assert cmd.reason == "false_positive"
@@ -162,9 +161,7 @@ def test_mine_and_whoami_default_to_actor(verb: Verb) -> None:
 
 def test_map_with_every_identity() -> None:
     """map reads platform=value pairs, unwrapping Slack's mailto links."""
-    cmd = parse(
-        f"map <@U1> datadog={UUID} kibana=u_alice_0 xpanse=<mailto:Alice@Example.com|Alice@Example.com>"
-    )
+    cmd = parse(f"map <@U1> datadog={UUID} kibana=u_alice_0 xpanse=<mailto:Alice@Example.com|Alice@Example.com>")
     assert cmd.user == "U1"
     assert cmd.identities == {
         Platform.DATADOG: UUID,
@@ -480,24 +477,36 @@ def test_extract_from_message_action_payload_blocks() -> None:
     blocks = copy.deepcopy(message["blocks"])
     section = blocks[0]["elements"][0]["elements"]
     section.append({"type": "text", "text": " xpanse:5471 and kibana:k1"})
-    section.append({
-        "type": "link",
-        "url": "https://kibana.example.com/s/soc/app/security/alerts/redirect/k2",
-        "text": "alert",
-    })
-    blocks.append({
-        "type": "section",
-        "text": {"type": "mrkdwn", "text": f"finding <https://app.datadoghq.com/security/findings/{DD_ID}|here>"},
-        "accessory": {"type": "button", "text": {"type": "plain_text", "text": "x"},
-                      "url": "https://tenant.example/incidents/5471"},
-    })
+    section.append(
+        {
+            "type": "link",
+            "url": "https://kibana.example.com/s/soc/app/security/alerts/redirect/k2",
+            "text": "alert",
+        }
+    )
+    blocks.append(
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"finding <https://app.datadoghq.com/security/findings/{DD_ID}|here>"},
+            "accessory": {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "x"},
+                "url": "https://tenant.example/incidents/5471",
+            },
+        }
+    )
     assert extract_targets(message["text"], blocks) == [xp("5471"), kb("k1"), kb("k2", "soc"), dd()]
 
 
 def test_extract_from_attachments_and_default_space() -> None:
     """Attachments are read too; a link without /s/ is the `default` space."""
-    attachments = [{"fallback": "x", "title_link": "https://k.example/app/security/alerts/redirect/a1",
-                    "fields": [{"title": "id", "value": "dd:zz"}]}]
+    attachments = [
+        {
+            "fallback": "x",
+            "title_link": "https://k.example/app/security/alerts/redirect/a1",
+            "fields": [{"title": "id", "value": "dd:zz"}],
+        }
+    ]
     assert extract_targets("", None, attachments=attachments) == [kb("a1"), dd("zz")]
     found = extract_targets("", None, attachments=attachments, default_space="soc")
     assert found == [kb("a1", "default"), dd("zz")]

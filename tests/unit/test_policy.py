@@ -58,17 +58,13 @@ def test_default_policy_lets_everyone_use_every_verb(verb: str) -> None:
 def test_default_policy_without_admins_refuses_admin_verbs_and_says_why(verb: str) -> None:
     """Admin-only verbs are refused to everyone, naming the missing admin configuration."""
     with pytest.raises(ForbiddenError, match="no admins are configured in TRIAGE_POLICY"):
-        load_policy(None).authorize(
-            verb=verb, actor_id="U0ANYONE", channel_id="C0ANY", actor_groups=frozenset({"S0X"})
-        )
+        load_policy(None).authorize(verb=verb, actor_id="U0ANYONE", channel_id="C0ANY", actor_groups=frozenset({"S0X"}))
 
 
 def test_handoff_others_refusal_names_the_admins(policy: Policy) -> None:
     """The refusal says what was refused and lists the admins as Slack mentions."""
     with pytest.raises(ForbiddenError) as info:
-        policy.authorize(
-            verb="handoff_others", actor_id="U0BOB", channel_id=None, actor_groups=NO_GROUPS
-        )
+        policy.authorize(verb="handoff_others", actor_id="U0BOB", channel_id=None, actor_groups=NO_GROUPS)
     assert str(info.value) == (
         "Only admins may hand off someone else's items (admins: <@U0ADMIN>, <!subteam^S0SECLEADS>)."
     )
@@ -78,21 +74,15 @@ def test_user_rule_allows_the_user_and_refuses_others(policy: Policy) -> None:
     """A users rule allows exactly the listed users, with a message naming them."""
     assert allowed(policy, "resolve", "U0ALICE")
     with pytest.raises(ForbiddenError) as info:
-        policy.authorize(
-            verb="resolve", actor_id="U0BOB", channel_id="C0SECOPS", actor_groups=NO_GROUPS
-        )
-    assert str(info.value) == (
-        "Only <@U0ALICE> may resolve items (admins may too: <@U0ADMIN>, <!subteam^S0SECLEADS>)."
-    )
+        policy.authorize(verb="resolve", actor_id="U0BOB", channel_id="C0SECOPS", actor_groups=NO_GROUPS)
+    assert str(info.value) == ("Only <@U0ALICE> may resolve items (admins may too: <@U0ADMIN>, <!subteam^S0SECLEADS>).")
 
 
 def test_group_rule_allows_members_and_refuses_non_members(policy: Policy) -> None:
     """A groups rule allows members of the listed user groups only."""
     assert allowed(policy, "severity", "U0BOB", groups=frozenset({"S0OTHER", "S0TRIAGE"}))
     assert not allowed(policy, "severity", "U0BOB", groups=frozenset({"S0OTHER"}))
-    with pytest.raises(
-        ForbiddenError, match=r"members of <!subteam\^S0TRIAGE> may change the severity"
-    ):
+    with pytest.raises(ForbiddenError, match=r"members of <!subteam\^S0TRIAGE> may change the severity"):
         policy.authorize(verb="severity", actor_id="U0BOB", channel_id=None, actor_groups=NO_GROUPS)
 
 
@@ -103,9 +93,7 @@ def test_channel_rule_allows_anyone_in_the_channel_only(policy: Policy) -> None:
     assert not allowed(policy, "comment", "U0BOB", channel="C0RANDOM")
     assert not allowed(policy, "comment", "U0BOB", channel=None)
     with pytest.raises(ForbiddenError, match="anyone in <#C0SECOPS> or anyone in <#G0PRIVATE>"):
-        policy.authorize(
-            verb="comment", actor_id="U0BOB", channel_id="C0RANDOM", actor_groups=NO_GROUPS
-        )
+        policy.authorize(verb="comment", actor_id="U0BOB", channel_id="C0RANDOM", actor_groups=NO_GROUPS)
 
 
 def test_empty_rule_is_admins_only(policy: Policy) -> None:
@@ -139,9 +127,7 @@ def test_needs_groups_only_when_a_group_could_decide(tmp_path: Path, policy: Pol
     assert not policy.needs_groups("import")  # open to everyone
     assert policy.needs_groups("resolve")  # admins are a group
     assert not policy.needs_groups("show")  # default: everyone
-    plain = load_policy(
-        write(tmp_path, "admins: {users: [U0ADMIN]}\nverbs: {resolve: {users: [U0A]}}\n")
-    )
+    plain = load_policy(write(tmp_path, "admins: {users: [U0ADMIN]}\nverbs: {resolve: {users: [U0A]}}\n"))
     assert not plain.needs_groups("resolve")
     assert not plain.needs_groups("handoff_others")
     grouped = load_policy(write(tmp_path, "verbs: {resolve: {groups: [S0TRIAGE]}}\n"))
@@ -200,9 +186,7 @@ def test_bad_yaml_is_a_config_error_with_its_position(tmp_path: Path) -> None:
 def test_top_level_that_is_not_a_mapping_is_a_config_error(tmp_path: Path) -> None:
     """A YAML list at the top level is refused with the expected shape."""
     path = write(tmp_path, "- U0ADMIN\n")
-    assert problems_of(path) == [
-        f"{path}: the top level must be a mapping with keys 'admins' and 'verbs', got list"
-    ]
+    assert problems_of(path) == [f"{path}: the top level must be a mapping with keys 'admins' and 'verbs', got list"]
 
 
 def test_duplicate_keys_are_a_config_error(tmp_path: Path) -> None:
@@ -236,8 +220,7 @@ extra: 1
             f"{path}: verbs.resolve.users: must be a list of ids",
             f"{path}: verbs.resolve.channels[0]: 'D0DM' is not a Slack channel id (C… or G…)",
             f"{path}: verbs.resolve.roles: unknown key",
-            f"{path}: verbs.handoff_others.groups[0]: "
-            "'U0NOTAGROUP' is not a Slack user group id (S…)",
+            f"{path}: verbs.handoff_others.groups[0]: 'U0NOTAGROUP' is not a Slack user group id (S…)",
             f"{path}: extra: unknown key",
         ]
     )

@@ -13,9 +13,23 @@ from bot.settings import DATADOG_SITES, load_settings
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Tests see only the variables they set (no .env, no inherited platform credentials)."""
     monkeypatch.chdir(tmp_path)
-    for name in ("SLACK_BOT_TOKEN", "DD_API_KEY", "DD_APP_KEY", "DD_SITE", "DD_API_URL", "KIBANA_URL",
-                 "KIBANA_API_KEY", "KIBANA_SPACE", "KIBANA_SPACES", "XPANSE_API_URL", "XPANSE_API_KEY",
-                 "XPANSE_API_KEY_ID", "XPANSE_AUTH", "ELASTICSEARCH_URL", "ELASTICSEARCH_API_KEY"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "DD_API_KEY",
+        "DD_APP_KEY",
+        "DD_SITE",
+        "DD_API_URL",
+        "KIBANA_URL",
+        "KIBANA_API_KEY",
+        "KIBANA_SPACE",
+        "KIBANA_SPACES",
+        "XPANSE_API_URL",
+        "XPANSE_API_KEY",
+        "XPANSE_API_KEY_ID",
+        "XPANSE_AUTH",
+        "ELASTICSEARCH_URL",
+        "ELASTICSEARCH_API_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -94,7 +108,8 @@ def test_kibana_spaces_include_the_default(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A .env file in the working directory configures the bot too."""
-    (tmp_path / ".env").write_text("XPANSE_API_URL=https://api-t.xdr.example.com\nXPANSE_API_KEY=k\n"
-                                   "XPANSE_API_KEY_ID=7\nXPANSE_AUTH=advanced\n")
+    (tmp_path / ".env").write_text(
+        "XPANSE_API_URL=https://api-t.xdr.example.com\nXPANSE_API_KEY=k\nXPANSE_API_KEY_ID=7\nXPANSE_AUTH=advanced\n"
+    )
     xp = load_settings().xpanse
     assert xp is not None and xp.auth == "advanced" and xp.api_key_id == "7"
