@@ -145,7 +145,7 @@ async def _serve(settings: Settings, *, host: str, port: int) -> int:
 
 
 async def _check(settings: Settings) -> int:
-    from bot.check import run_check
+    from bot.ops.check import run_check
 
     lines, ok = await run_check(settings)
     for line in lines:
@@ -173,7 +173,7 @@ async def _with_services(settings: Settings, args: argparse.Namespace) -> int:
                     writer.writerow(e.model_dump())
                 out.write(buf.getvalue())
             return 0
-        from bot import mappings_io
+        from bot.ops import mappings_io
 
         if args.mappings_command == "import":
             team = args.team
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "shell":
-            from bot.shell import run_shell
+            from bot.ops.shell import run_shell
 
             # The sandbox needs no settings at all: a fresh machine with a broken .env still gets a shell.
             shell_settings = None if args.sandbox else load_settings()

@@ -20,11 +20,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.service import ActionRequest, Source
 from bot.errors import ForbiddenError, TriageError, UsageError, UserError
 from bot.metrics import SLACK_ACK_LATENCY
 from bot.models import Platform, Target, Verb
 from bot.runtime import Services
-from bot.services import ActionRequest, Source
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.ids import ActionId, BlockId, CallbackId
@@ -248,7 +248,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         await ephemeral(respond, blocks.whoami_text(who), blocks.whoami_blocks(who, statuses, configured=configured))
 
     async def mine(team: str, who: str, respond: AsyncRespond) -> None:
-        held = await actions.holdings(team, who)
+        held = await services.runner.holdings(team, who)
         lines: list[str] = []
         total = 0
         for platform, items in held.items():

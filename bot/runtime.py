@@ -15,18 +15,20 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.handoff import HandoffService
-from bot.identity import IdentityResolver
+from bot.core.handoff import HandoffService
+from bot.core.identity import IdentityResolver
+from bot.core.policy import Policy, load_policy
+from bot.core.runner import JobRunner
+from bot.core.service import ActionRequest, ActionService
+from bot.core.workers import Workers
 from bot.models import Platform, Verb
 from bot.platforms import build_clients
 from bot.platforms.base import PlatformClient
-from bot.policy import Policy, load_policy
-from bot.services import ActionRequest, ActionService
 from bot.settings import Settings
+from bot.slack.reporter import Reporter
 from bot.store.db import Store
 from bot.store.jobs import JobStore
 from bot.store.mappings import MappingStore
-from bot.workers import Workers
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +89,8 @@ class Services:
     policy: Policy
     groups: GroupDirectory
     actions: ActionService
+    runner: JobRunner
+    reporter: Reporter
     handoff: HandoffService
     workers: Workers
     started_at: float = field(default_factory=time.monotonic)
@@ -122,7 +126,6 @@ async def build_services(
     policy: Policy | None = None,
 ) -> Services:
     """Open the store, build the clients and services; the workers are created but not started."""
-    from bot.reporting import Reporter
     from bot.store import open_store
 
     policy = policy or load_policy(settings.triage_policy)
@@ -152,10 +155,12 @@ async def build_services(
         authorize=authorize,
         default_space=settings.kibana_space,
     )
-    handoff = HandoffService(actions)
-    reporter = Reporter(slack=slack, actions=actions, identity=identity, jobs=jobs)
+    runner = JobRunner(clients=platform_clients, jobs=jobs, resolve_identity=identity.resolve)
+    handoff = HandoffService(actions, runner)
+    reporter = Reporter(slack=slack, runner=runner, identity=identity, jobs=jobs)
     workers = Workers(
         actions,
+        runner,
         report=reporter.report,
         count=settings.triage_workers,
         runners={Verb.HANDOFF.value: handoff.run},
@@ -177,6 +182,8 @@ async def build_services(
         policy=policy,
         groups=groups,
         actions=actions,
+        runner=runner,
+        reporter=reporter,
         handoff=handoff,
         workers=workers,
     )

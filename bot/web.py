@@ -23,7 +23,6 @@ from bot.errors import UsageError
 from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_state
 from bot.metrics import REGISTRY, SLACK_ACK_LATENCY
 from bot.models import Platform
-from bot.reporting import post_card
 from bot.runtime import Services
 
 log = structlog.get_logger(__name__)
@@ -118,7 +117,7 @@ def build_web_app(
             assert channel is not None
             state = to_state(platform, alert, default_space=settings.kibana_space)
             try:
-                ts = await post_card(services, channel=channel, state=state)
+                ts = await services.reporter.post_card(channel=channel, state=state)
             except SlackApiError as exc:
                 log.warning("alert_card_failed", error=exc.response.get("error"), channel=channel)
                 return web.json_response(

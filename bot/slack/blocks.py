@@ -29,7 +29,7 @@ from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
 from bot.slack.parsing import RESOLVE_REASONS
 
 if TYPE_CHECKING:
-    from bot.identity import IdentityStatus
+    from bot.core.identity import IdentityStatus
 
 Block = dict[str, Any]
 

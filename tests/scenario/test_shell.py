@@ -14,12 +14,12 @@ import pytest_asyncio
 
 from bot.errors import PlatformAuthError
 from bot.models import Outcome, Platform, Target
+from bot.ops.shell import run_shell
 from bot.platforms import build_clients
 from bot.platforms.base import PlatformClient
 from bot.sandbox import PEOPLE, SEED, Sandbox
 from bot.sandbox.render import mrkdwn, render_blocks
 from bot.settings import Settings, load_settings
-from bot.shell import run_shell
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake
 from tests.fakes.slack import SlackFake

@@ -13,8 +13,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.identity import IdentityResolver, SingleFlight
 from bot.errors import NotConfiguredError, NotMappedError, UsageError
-from bot.identity import IdentityResolver, SingleFlight
 from bot.models import Platform
 from bot.platforms.base import PlatformClient
 from bot.platforms.datadog import DatadogClient

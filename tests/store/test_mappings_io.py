@@ -10,8 +10,8 @@ import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import UsageError
-from bot.mappings_io import export_mappings, import_mappings, verify_mappings
 from bot.models import Platform
+from bot.ops.mappings_io import export_mappings, import_mappings, verify_mappings
 from bot.platforms.base import PlatformClient
 from bot.platforms.datadog import DatadogClient
 from bot.platforms.kibana import KibanaClient

@@ -105,7 +105,7 @@ def test_sandbox_shell_leaves_the_operators_store_alone(env: Path, capsys: pytes
     import asyncio
     import io
 
-    from bot.shell import run_shell
+    from bot.ops.shell import run_shell
 
     out = io.StringIO()
     script = io.StringIO("assign xpanse:5471 to me\nquit\n")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.policy import ALL_VERBS, PSEUDO_VERBS, Policy, load_policy
 from bot.errors import ConfigError, ForbiddenError
 from bot.models import Verb
-from bot.policy import ALL_VERBS, PSEUDO_VERBS, Policy, load_policy
 
 NO_GROUPS: frozenset[str] = frozenset()
 

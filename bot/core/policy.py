@@ -50,7 +50,7 @@ VerbName = Literal[
 # Keep the Literal in step with the enum: a new Verb without a policy name would be
 # unconfigurable, so fail at import rather than at the first refusal.
 if set(VerbName.__args__) != set(ALL_VERBS):  # type: ignore[attr-defined]
-    raise RuntimeError("bot.policy.VerbName is out of step with bot.models.Verb")
+    raise RuntimeError("bot.core.policy.VerbName is out of step with bot.models.Verb")
 
 # What each verb lets someone do, phrased to follow "may" in a refusal.
 _ACTIONS: Final[dict[str, str]] = {

@@ -28,9 +28,10 @@ import asyncio
 
 import structlog
 
+from bot.core.runner import JobRunner
+from bot.core.service import ActionRequest, ActionService, AlreadyDone, Source, Submitted
 from bot.errors import ForbiddenError, NotMappedError, PlatformError, UserError
 from bot.models import Platform, Target, Verb
-from bot.services import ActionRequest, ActionService, AlreadyDone, Source, Submitted
 from bot.store.jobs import Job, JobParams, JobState
 
 log = structlog.get_logger(__name__)
@@ -43,8 +44,9 @@ MAX_ITEMS = 5000
 class HandoffService:
     """The handoff verbs on top of ``ActionService``."""
 
-    def __init__(self, service: ActionService) -> None:
+    def __init__(self, service: ActionService, runner: JobRunner) -> None:
         self.service = service
+        self.runner = runner
 
     async def request(
         self,
@@ -75,7 +77,7 @@ class HandoffService:
     async def run(self, job: Job) -> Job | None:
         """Worker entry point for handoff jobs (both phases)."""
         if job.params.extra.get("phase") == PHASE_APPLY:
-            return await self.service.run(job.id)
+            return await self.runner.run(job.id)
         return await self.collect(job)
 
     async def collect(self, job: Job) -> Job | None:
@@ -87,7 +89,7 @@ class HandoffService:
         async def one(platform: Platform) -> None:
             try:
                 identity = await self.service.resolve_identity(job.team_id, job.params.from_user or "", platform)
-                held = await self.service.client(platform).list_assigned(identity, limit=MAX_ITEMS)
+                held = await self.runner.client(platform).list_assigned(identity, limit=MAX_ITEMS)
             except (NotMappedError, UserError, PlatformError) as exc:
                 problems[platform.value] = exc.message
                 return

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.identity import Verification, verify_identity
 from bot.errors import UsageError
-from bot.identity import Verification, verify_identity
 from bot.models import Platform
 from bot.platforms.base import PlatformClient
 from bot.store.db import Store

@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from bot.core.runner import JobRunner
+from bot.core.service import IDEMPOTENT_VERBS, ActionService
 from bot.metrics import JOB_OLDEST_AGE, JOB_QUEUE_DEPTH
 from bot.models import Verb
-from bot.services import IDEMPOTENT_VERBS, ActionService
 from bot.store.jobs import Job, JobState
 
 log = structlog.get_logger(__name__)
@@ -30,12 +31,14 @@ class Workers:
     def __init__(
         self,
         service: ActionService,
+        runner: JobRunner,
         *,
         report: Reporter,
         count: int = 4,
         runners: dict[str, Callable[[Job], Awaitable[Job | None]]] | None = None,
     ) -> None:
         self.service = service
+        self.runner = runner
         self.report = report
         self.count = count
         # Verbs with their own runner (e.g. handoff); the rest go through service.run.
@@ -92,7 +95,7 @@ class Workers:
             return None
         if job.state in (JobState.QUEUED, JobState.RUNNING):
             runner = self.runners.get(job.verb)
-            job = await runner(job) if runner else await self.service.run(job.id)
+            job = await runner(job) if runner else await self.runner.run(job.id)
         if job is not None and job.reported_at is None and job.state is not JobState.QUEUED:
             if await self.report(job):
                 await self.service.jobs.mark_reported(job.id)

@@ -602,8 +602,8 @@ async def open_shell(
     ``ConfigError`` for invalid settings.
     """
     from bot.app import build_app
+    from bot.core.policy import Policy
     from bot.logging import configure_logging, secret_values
-    from bot.policy import Policy
     from bot.runtime import build_services
     from bot.settings import load_settings
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import structlog
@@ -18,15 +18,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.identity import IdentityResolver
+from bot.core.identity import IdentityResolver
+from bot.core.runner import JobRunner
 from bot.models import BatchResult, ItemState, Outcome, Platform, Target, Verb
-from bot.services import ActionService
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
 from bot.store.jobs import Job, JobItem, JobState, JobStore
-
-if TYPE_CHECKING:
-    from bot.runtime import Services
 
 log = structlog.get_logger(__name__)
 
@@ -63,11 +60,9 @@ def overlay(state: ItemState, verb: Verb, result: Any) -> ItemState:
 class Reporter:
     """Renders job outcomes into Slack."""
 
-    def __init__(
-        self, *, slack: AsyncWebClient, actions: ActionService, identity: IdentityResolver, jobs: JobStore
-    ) -> None:
+    def __init__(self, *, slack: AsyncWebClient, runner: JobRunner, identity: IdentityResolver, jobs: JobStore) -> None:
         self.slack = slack
-        self.actions = actions
+        self.runner = runner
         self.identity = identity
         self.jobs = jobs
 
@@ -185,7 +180,7 @@ class Reporter:
         """Redraw the card from the platform's state, with confirmed writes laid over it."""
         assert job.channel_id and job.card_ts
         target = items[0].target
-        states, problems = await self.actions.fetch([target])
+        states, problems = await self.runner.fetch([target])
         state = states.get(target.key)
         note = blocks.updated_note(job.actor_id, datetime.now(UTC))
         if state is None:
@@ -210,7 +205,7 @@ class Reporter:
 
     async def _show(self, job: Job, items: Sequence[JobItem]) -> None:
         targets = [i.target for i in items]
-        states, problems = await self.actions.fetch(targets)
+        states, problems = await self.runner.fetch(targets)
         if job.verb == Verb.REFRESH and job.card_ts and job.channel_id:
             t = targets[0]
             state = states.get(t.key)
@@ -292,12 +287,6 @@ class Reporter:
                 text=blocks.result_text(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
                 blocks=blocks.result_blocks(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
             )
-
-
-async def post_card(services: Services, *, channel: str, state: ItemState, thread_ts: str | None = None) -> str:
-    """Post an alert card through the services' reporter (used by alert ingestion)."""
-    reporter = Reporter(slack=services.slack, actions=services.actions, identity=services.identity, jobs=services.jobs)
-    return await reporter.post_card(channel=channel, state=state, thread_ts=thread_ts)
 
 
 def target_keys(targets: Sequence[Target]) -> str:

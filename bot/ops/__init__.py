@@ -1,0 +1,1 @@
+"""Operator tools: check, mappings import/export/verify, the shell."""
