@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -15,11 +14,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import Access, GroupDirectory
+from bot.core.door import Core
 from bot.core.handoff import HandoffService
 from bot.core.identity import IdentityResolver
 from bot.core.policy import Policy, load_policy
 from bot.core.runner import JobRunner
-from bot.core.service import ActionRequest, ActionService
+from bot.core.service import ActionService
 from bot.core.workers import Workers
 from bot.models import Platform, Verb
 from bot.platforms import build_clients
@@ -31,8 +32,6 @@ from bot.store.jobs import JobStore
 from bot.store.mappings import MappingStore
 
 log = structlog.get_logger(__name__)
-
-GROUPS_TTL_S = 300.0
 
 
 def slack_web_client(settings: Settings) -> AsyncWebClient:
@@ -49,32 +48,6 @@ def slack_web_client(settings: Settings) -> AsyncWebClient:
     )
 
 
-class GroupDirectory:
-    """Which of the policy's user groups a Slack user is in (usergroups.users.list, cached)."""
-
-    def __init__(self, slack: AsyncWebClient, policy: Policy) -> None:
-        self.slack = slack
-        self.groups = sorted(policy.admins.groups | {g for r in policy.verbs.values() for g in r.groups})
-        self._members: dict[str, tuple[float, frozenset[str]]] = {}
-
-    async def groups_of(self, user_id: str) -> frozenset[str]:
-        found = set()
-        for group in self.groups:
-            cached = self._members.get(group)
-            if cached is None or time.monotonic() - cached[0] > GROUPS_TTL_S:
-                try:
-                    resp = await self.slack.usergroups_users_list(usergroup=group)
-                    members = frozenset(resp.get("users") or [])
-                except SlackApiError as exc:
-                    log.warning("usergroup_lookup_failed", group=group, error=str(exc.response.get("error")))
-                    members = frozenset()
-                cached = (time.monotonic(), members)
-                self._members[group] = cached
-            if user_id in cached[1]:
-                found.add(group)
-        return frozenset(found)
-
-
 @dataclass
 class Services:
     """Everything the Slack app, the web server and the CLI act through."""
@@ -87,7 +60,8 @@ class Services:
     slack: AsyncWebClient
     identity: IdentityResolver
     policy: Policy
-    groups: GroupDirectory
+    access: Access
+    core: Core
     actions: ActionService
     runner: JobRunner
     reporter: Reporter
@@ -95,27 +69,11 @@ class Services:
     workers: Workers
     started_at: float = field(default_factory=time.monotonic)
 
-    async def is_admin(self, user_id: str) -> bool:
-        groups = await self.groups.groups_of(user_id) if self.policy.admins.groups else frozenset()
-        return self.policy.is_admin(actor_id=user_id, actor_groups=groups)
-
-    async def authorize_verb(self, *, verb: str, actor_id: str, channel_id: str | None) -> None:
-        """Apply the policy to one verb (``ForbiddenError`` when refused)."""
-        groups = await self.groups.groups_of(actor_id) if self.policy.needs_groups(verb) else frozenset()
-        self.policy.authorize(verb=verb, actor_id=actor_id, channel_id=channel_id, actor_groups=groups)
-
     async def close(self) -> None:
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
         await self.store.close()
-
-
-def policy_verb(request: ActionRequest) -> str:
-    """The policy's name for a request: acting for someone else is its own, admin-only verb."""
-    if request.verb is Verb.HANDOFF and request.params.from_user not in (None, request.actor_id):
-        return "handoff_others"
-    return request.verb.value
 
 
 async def build_services(
@@ -135,24 +93,12 @@ async def build_services(
     platform_clients = dict(clients) if clients is not None else build_clients(settings)
     slack = slack or slack_web_client(settings)
     identity = IdentityResolver(mappings=mappings, clients=platform_clients, slack=slack)
-    groups = GroupDirectory(slack, policy)
-
-    async def authorize(request: ActionRequest, _verb: str) -> None:
-        groups_of = (
-            await groups.groups_of(request.actor_id) if policy.needs_groups(policy_verb(request)) else frozenset()
-        )
-        policy.authorize(
-            verb=policy_verb(request),
-            actor_id=request.actor_id,
-            channel_id=request.channel_id,
-            actor_groups=groups_of,
-        )
+    access = Access(policy, GroupDirectory(slack, policy))
 
     actions = ActionService(
         clients=platform_clients,
         jobs=jobs,
         resolve_identity=identity.resolve,
-        authorize=authorize,
         default_space=settings.kibana_space,
     )
     runner = JobRunner(clients=platform_clients, jobs=jobs, resolve_identity=identity.resolve)
@@ -165,6 +111,7 @@ async def build_services(
         count=settings.triage_workers,
         runners={Verb.HANDOFF.value: handoff.run},
     )
+    core = Core(access=access, actions=actions, runner=runner, handoff=handoff, identity=identity, jobs=jobs)
     log.info(
         "services_ready",
         platforms=[p.value for p in platform_clients],
@@ -180,7 +127,8 @@ async def build_services(
         slack=slack,
         identity=identity,
         policy=policy,
-        groups=groups,
+        access=access,
+        core=core,
         actions=actions,
         runner=runner,
         reporter=reporter,

@@ -19,7 +19,6 @@ import structlog
 from pydantic import BaseModel, Field
 
 from bot.errors import (
-    ForbiddenError,
     NotConfiguredError,
     UsageError,
     UserError,
@@ -39,6 +38,8 @@ DUPLICATE_WINDOW_S = 60.0
 
 
 class Source(StrEnum):
+    """The surface a request came from."""
+
     SLASH = "slash"
     BUTTON = "button"
     MODAL = "modal"
@@ -46,6 +47,19 @@ class Source(StrEnum):
     HANDOFF = "handoff"
     WEBHOOK = "webhook"
     SHELL = "shell"
+    HOME = "home"
+    UNFURL = "unfurl"
+    SCHEDULE = "schedule"
+
+
+class Step(StrEnum):
+    """What a request asks of its verb: run it, or one step around it."""
+
+    RUN = "run"
+    FORM = "form"  # open the verb's modal: authorised, nothing stored
+    CONFIRM = "confirm"  # handoff: start the reassignment
+    CANCEL = "cancel"  # handoff: drop it
+    RETRY = "retry"  # handoff: queue the failed items again
 
 
 class ActionRequest(BaseModel):
@@ -62,6 +76,23 @@ class ActionRequest(BaseModel):
     thread_ts: str | None = None
     response_url: str | None = None
     interaction_key: str | None = None
+    step: Step = Step.RUN
+    # The person a read or mapping verb is about (whoami, mine, map, unmap); None means the actor.
+    subject: str | None = None
+    identities: dict[Platform, str] = Field(default_factory=dict)  # map
+    platform: Platform | None = None  # unmap
+    help_verb: Verb | None = None  # help
+    job_ref: str | None = None  # confirm / cancel / retry: the handoff job
+
+    @property
+    def about(self) -> str:
+        """The Slack user the request is about: its subject, else the actor."""
+        return self.subject or self.actor_id
+
+    @property
+    def target(self) -> Target | None:
+        """The one target of a single-item request, else None."""
+        return self.targets[0] if len(self.targets) == 1 else None
 
 
 class AlreadyDone(UserError):
@@ -73,7 +104,6 @@ class Submitted(BaseModel):
     duplicate: bool = False
 
 
-Authorizer = Callable[[ActionRequest, str], Awaitable[None]]
 IdentityLookup = Callable[[str, str, Platform], Awaitable[str]]
 
 
@@ -96,13 +126,11 @@ class ActionService:
         clients: Mapping[Platform, PlatformClient],
         jobs: JobStore,
         resolve_identity: IdentityLookup,
-        authorize: Authorizer,
         default_space: str = "default",
     ) -> None:
         self.clients = dict(clients)
         self.jobs = jobs
         self.resolve_identity = resolve_identity
-        self.authorize = authorize
         self.default_space = default_space
         self.queue: asyncio.Queue[str] = asyncio.Queue()
         # The duplicate check and the insert must be one step, or two clicks that arrive
@@ -194,24 +222,13 @@ class ActionService:
         return lock
 
     async def submit(self, request: ActionRequest, *, state: JobState = JobState.QUEUED) -> Submitted:
-        """Validate, authorise, de-duplicate and persist; the job then runs on a worker.
+        """Validate, de-duplicate and persist; the job then runs on a worker.
 
-        Raises ``UserError`` subclasses (usage, forbidden, not configured, already
-        done); a refusal is written to the ledger before it is raised.
+        Callers reach this only through the door (``bot.core.door.Core.handle``), which has
+        authorised the request. Raises ``UserError`` subclasses (usage, not configured,
+        already done).
         """
         request = self.validate(request)
-        try:
-            await self.authorize(request, request.verb.value)
-        except ForbiddenError as exc:
-            await self.jobs.record(
-                team_id=request.team_id,
-                actor_id=request.actor_id,
-                verb=request.verb.value,
-                outcome="refused",
-                detail=exc.message,
-                target=request.targets[0] if len(request.targets) == 1 else None,
-            )
-            raise
         async with self._lock_for(request):
             if request.interaction_key and await self.jobs.by_interaction_key(request.interaction_key):
                 # Slack delivered the same interaction again (a retry): it is already handled.

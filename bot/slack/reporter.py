@@ -18,11 +18,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.core.answers import HandoffDecided
 from bot.core.identity import IdentityResolver
 from bot.core.runner import JobRunner
 from bot.models import BatchResult, ItemState, Outcome, Platform, Target, Verb
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
+from bot.slack.render import decision_note
 from bot.store.jobs import Job, JobItem, JobState, JobStore
 
 log = structlog.get_logger(__name__)
@@ -152,6 +154,34 @@ class Reporter:
                 log.info("post_fallback_response_url", job_id=job.id, error=exc.response.get("error"))
         await self._respond(job, text=text, blocks_=fallback or blocks_)
         return None
+
+    async def ephemeral(self, response_url: str | None, message: dict[str, Any]) -> None:
+        """Tell only the actor, through the request's response_url; a failure is logged, not raised
+        (the url may have expired, and what was stored stands)."""
+        if not response_url:
+            log.warning("ephemeral_undeliverable")
+            return
+        try:
+            await AsyncWebhookClient(response_url).send(**message, response_type="ephemeral", replace_original=False)
+        except Exception as exc:
+            log.warning("respond_failed", error=type(exc).__name__)
+
+    async def handoff_decided(self, answer: HandoffDecided, *, body: dict[str, Any], response_url: str | None) -> None:
+        """Replace a handoff preview's buttons with who confirmed or cancelled it."""
+        note = decision_note(answer)
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        kept = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
+        kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+        channel = container.get("channel_id") or answer.job.channel_id
+        ts = container.get("message_ts") or answer.job.card_ts
+        if not channel or not ts:  # a preview sent through a response_url has no message to edit
+            await self.ephemeral(response_url, {"text": note})
+            return
+        try:
+            await self.slack.chat_update(channel=str(channel), ts=str(ts), text=note, blocks=kept)
+        except SlackApiError as exc:
+            log.warning("handoff_preview_update_failed", error=exc.response.get("error"))
 
     # ---- writes ---------------------------------------------------------------------------
 

@@ -1,0 +1,126 @@
+"""What the door answers: typed results that the Slack layer renders.
+
+Each is what one verb produced, not how it looks: ``bot.slack.render`` turns
+them into messages. A ``Reply`` carries the answer due now (in the
+acknowledgement) and, for read verbs that must wait on the network, the
+answer that follows once the acknowledgement has gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from bot.core.identity import IdentityStatus
+from bot.models import Platform, Target, Verb
+from bot.store.jobs import Job, LedgerEntry
+from bot.store.mappings import UserIdentities
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A job was stored (or was a repeat delivery of one already stored)."""
+
+    verb: Verb
+    count: int
+    job_id: str | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class FormAllowed:
+    """The actor may open the verb's form."""
+
+
+@dataclass(frozen=True)
+class Authorised:
+    """A request from one of the bot's own edges was allowed; the edge does the rest."""
+
+
+@dataclass(frozen=True)
+class Help:
+    verb: Verb | None
+
+
+@dataclass(frozen=True)
+class Mapped:
+    user: str
+    identities: UserIdentities
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    user: str
+    platform: Platform
+    removed: bool
+
+
+@dataclass(frozen=True)
+class History:
+    target: Target
+    entries: Sequence[LedgerEntry]
+
+
+@dataclass(frozen=True)
+class LookingUp:
+    """A read that waits on the platforms has started; its answer follows."""
+
+    verb: Verb
+    user: str
+
+
+@dataclass(frozen=True)
+class Identities:
+    user: str
+    statuses: Sequence[IdentityStatus]
+    configured: Sequence[Platform]
+
+
+@dataclass(frozen=True)
+class Holdings:
+    user: str
+    held: dict[Platform, list[Target] | str]
+
+
+@dataclass(frozen=True)
+class HandoffQueued:
+    from_user: str
+
+
+@dataclass(frozen=True)
+class HandoffDecided:
+    """Confirm or Cancel was applied to a handoff preview."""
+
+    job: Job
+    confirmed: bool
+    actor_id: str
+
+
+@dataclass(frozen=True)
+class RetryQueued:
+    job_id: str | None
+
+
+Answer = (
+    Accepted
+    | FormAllowed
+    | Authorised
+    | Help
+    | Mapped
+    | Unmapped
+    | History
+    | LookingUp
+    | Identities
+    | Holdings
+    | HandoffQueued
+    | HandoffDecided
+    | RetryQueued
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer due now, and the one that follows after the acknowledgement, if any."""
+
+    now: Answer
+    later: Callable[[], Awaitable[Answer]] | None = field(default=None, compare=False)

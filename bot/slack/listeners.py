@@ -1,0 +1,222 @@
+"""The Bolt listeners: one short function each, ack -> parse -> handle -> render.
+
+Nothing here decides, stores or calls a platform: a payload becomes a typed request
+(``bot.slack.context``), the door (``bot.core.door.Core.handle``) authorises and answers
+or persists it, and the answer is rendered (``bot.slack.render``). Every error a listener
+raises goes to the one ``app.error`` handler (``bot.slack.errors``), which answers on the
+surface it came from. A job is stored before its acknowledgement, so a click Slack saw
+acknowledged is never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.core.answers import HandoffDecided, Reply
+from bot.core.door import Core
+from bot.core.service import Step
+from bot.errors import UsageError
+from bot.metrics import SLACK_ACK_LATENCY
+from bot.models import Verb
+from bot.slack import blocks
+from bot.slack import context as ctx
+from bot.slack.errors import FormError
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.parsing import extract_targets, parse_command
+from bot.slack.render import render
+from bot.slack.reporter import Reporter
+from bot.store.jobs import JobParams
+
+log = structlog.get_logger(__name__)
+
+# Cards one "Triage this" posts at most: a thread of more is noise, and each is a platform read.
+MAX_SHORTCUT_CARDS = 20
+
+
+class Background:
+    """Tracks the work started after an acknowledgement, logging its failures."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background_task_failed", exc_info=task.exception())
+
+
+class Acker:
+    """Acknowledges a Slack request once, recording how long the acknowledgement took."""
+
+    def __init__(self, ack: AsyncAck, kind: str) -> None:
+        self._ack = ack
+        self._kind = kind
+        self._started = time.perf_counter()
+
+    async def __call__(self, **body: Any) -> None:
+        await self._ack(**body)
+        SLACK_ACK_LATENCY.labels(self._kind).observe(time.perf_counter() - self._started)
+
+
+def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Background, default_space: str) -> None:
+    """Register every listener of the bot on ``app``."""
+
+    def follow_up(reply: Reply, response_url: str | None) -> None:
+        """After the ack: the answer that had to wait for the network, sent where the request came from."""
+        later = reply.later
+        if later is None:
+            return
+
+        async def send() -> None:
+            message = render(await later())
+            if message is not None:
+                await reporter.ephemeral(response_url, message)
+
+        background.spawn(send())
+
+    # ---- /triage ---------------------------------------------------------------------
+
+    @app.command("/triage")
+    async def on_triage(ack: AsyncAck, command: dict[str, Any]) -> None:
+        cmd = parse_command(
+            command.get("text") or "", actor_id=command.get("user_id") or "", default_space=default_space
+        )
+        reply = await core.handle(ctx.command_request(command, cmd))
+        await Acker(ack, "command")(**(render(reply.now) or {}))
+        follow_up(reply, command.get("response_url"))
+
+    # ---- card buttons ------------------------------------------------------------------
+
+    def job_button(action_id: ActionId, verb: Verb, *, me: bool = False) -> None:
+        @app.action(action_id)
+        async def on_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+            params = JobParams(assignee=ctx.actor(body)) if me else None
+            await core.handle(ctx.button_request(body, verb, params=params))
+            await Acker(ack, "button")()
+
+    job_button(ActionId.ASSIGN_ME, Verb.ASSIGN, me=True)
+    job_button(ActionId.UNASSIGN, Verb.UNASSIGN)
+    job_button(ActionId.REFRESH, Verb.REFRESH)
+
+    @app.action(ActionId.OPEN_LINK)
+    async def on_open_link(ack: AsyncAck) -> None:
+        await ack()
+
+    def form_button(action_id: ActionId, verb: Verb) -> None:
+        @app.action(action_id)
+        async def on_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+            request = ctx.button_request(body, verb, step=Step.FORM)
+            await core.handle(request)
+            meta = ctx.form_meta(request)
+            if verb is Verb.ASSIGN:
+                view = blocks.assign_modal(meta)
+            elif verb is Verb.ATTACH:
+                view = blocks.attach_modal(meta)
+            else:
+                view = blocks.resolve_modal(meta, platform=request.targets[0].platform)
+            await Acker(ack, "button")()
+            background.spawn(open_view(client, body, view))
+
+    async def open_view(client: AsyncWebClient, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            await reporter.ephemeral(
+                body.get("response_url"), {"text": f"Slack could not open the form ({error}); try again."}
+            )
+
+    form_button(ActionId.ASSIGN_OPEN, Verb.ASSIGN)
+    form_button(ActionId.ATTACH_OPEN, Verb.ATTACH)
+    form_button(ActionId.RESOLVE_OPEN, Verb.RESOLVE)
+
+    # Modal inputs send block_actions only when dispatch_action is set; ack them if they do.
+    for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON):
+
+        @app.action(input_id)
+        async def on_input(ack: AsyncAck) -> None:
+            await ack()
+
+    # ---- modal submissions ---------------------------------------------------------------
+
+    @app.view(CallbackId.ASSIGN_MODAL)
+    async def on_assign_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        picked = ctx.view_value(body["view"], BlockId.ASSIGN_USER, ActionId.ASSIGN_USER).get("selected_user")
+        if not picked:
+            raise FormError(BlockId.ASSIGN_USER, "Pick a person")
+        await core.handle(ctx.modal_request(body, Verb.ASSIGN, JobParams(assignee=picked)))
+        await Acker(ack, "view")()
+
+    @app.view(CallbackId.ATTACH_MODAL)
+    async def on_attach_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        case = (ctx.view_value(body["view"], BlockId.ATTACH_CASE, ActionId.ATTACH_CASE).get("value") or "").strip()
+        if not case:
+            raise FormError(BlockId.ATTACH_CASE, "Give a case key or id")
+        await core.handle(ctx.modal_request(body, Verb.ATTACH, JobParams(case=case)))
+        await Acker(ack, "view")()
+
+    @app.view(CallbackId.RESOLVE_MODAL)
+    async def on_resolve_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body["view"]
+        option = ctx.view_value(view, BlockId.RESOLVE_REASON, ActionId.RESOLVE_REASON).get("selected_option") or {}
+        comment = ctx.view_value(view, BlockId.RESOLVE_COMMENT, ActionId.RESOLVE_COMMENT).get("value")
+        params = JobParams(reason=option.get("value"), comment=(comment or "").strip() or None)
+        await core.handle(ctx.modal_request(body, Verb.RESOLVE, params))
+        await Acker(ack, "view")()
+
+    # ---- handoff buttons --------------------------------------------------------------------
+
+    def handoff_button(action_id: ActionId, step: Step) -> None:
+        @app.action(action_id)
+        async def on_handoff(ack: AsyncAck, body: dict[str, Any]) -> None:
+            request = ctx.handoff_request(body, step)
+            reply = await core.handle(request)
+            await Acker(ack, "button")()
+            answer = reply.now
+            if isinstance(answer, HandoffDecided):
+                background.spawn(reporter.handoff_decided(answer, body=body, response_url=request.response_url))
+            elif (message := render(answer)) is not None:
+                background.spawn(reporter.ephemeral(request.response_url, message))
+
+    handoff_button(ActionId.HANDOFF_CONFIRM, Step.CONFIRM)
+    handoff_button(ActionId.HANDOFF_CANCEL, Step.CANCEL)
+    handoff_button(ActionId.RETRY_FAILED, Step.RETRY)
+
+    # ---- message shortcut -----------------------------------------------------------------
+
+    @app.shortcut(CallbackId.TRIAGE_MESSAGE)
+    async def on_triage_message(ack: AsyncAck, body: dict[str, Any]) -> None:
+        message = body.get("message") or {}
+        targets = extract_targets(
+            message.get("text") or "",
+            message.get("blocks"),
+            attachments=message.get("attachments"),
+            default_space=default_space,
+        )
+        if not targets:
+            raise UsageError(
+                "I found no Datadog, Kibana or Xpanse alert in that message "
+                "(no `dd:`/`kibana:`/`xpanse:` ids and no platform links)."
+            )
+        await core.handle(ctx.shortcut_request(body, targets[:MAX_SHORTCUT_CARDS]))
+        await Acker(ack, "shortcut")()
+        if len(targets) > MAX_SHORTCUT_CARDS:
+            rest = " ".join(f"`{t.key}`" for t in targets[MAX_SHORTCUT_CARDS:])
+            note = (
+                f"That message names {len(targets)} alerts; cards follow for the first {MAX_SHORTCUT_CARDS}. "
+                f"The rest: {rest}"
+            )
+            background.spawn(reporter.ephemeral(body.get("response_url"), {"text": blocks.cut(note, 3000)}))
