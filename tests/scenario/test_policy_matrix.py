@@ -1,0 +1,245 @@
+"""The one door, proven: every verb from every surface that reaches it is refused alike.
+
+With a policy that makes every verb admin-only, a non-admin who tries any verb from
+any surface (slash command, card button, the button that opens a modal, the modal's
+submission, the message shortcut, the handoff buttons) gets a clear refusal on that
+surface, the refusal is in the ledger, and no platform is called. The admin, on the
+same bot, is let through the same door.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from bot.core.policy import ALL_VERBS
+from bot.models import Target
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
+from tests.fakes.datadog import DatadogFake
+from tests.fakes.kibana import ElasticsearchFake, KibanaFake
+from tests.fakes.slack import SlackFake
+from tests.fakes.xpanse import XpanseFake
+from tests.scenario.conftest import BOB, seed_people
+from tests.scenario.harness import CHANNEL, BotHarness, fake_settings
+
+ADMIN = "U0ADMIN"
+FINDING = "cG9saWN5LW1hdHJpeC1maW5kaW5n"
+CARD_TS = "1700000000.000100"
+POLICY = "admins:\n  users: [U0ADMIN]\nverbs:\n" + "".join(f"  {verb}: {{}}\n" for verb in ALL_VERBS)
+
+
+@dataclass
+class World:
+    bot: BotHarness
+    slack: SlackFake
+    platforms: tuple[DatadogFake, KibanaFake, ElasticsearchFake, XpanseFake]
+
+    def platform_calls(self) -> int:
+        return sum(len(fake.requests) for fake in self.platforms)
+
+    def reset(self) -> None:
+        for fake in self.platforms:
+            fake.requests.clear()
+
+
+@pytest_asyncio.fixture
+async def world(
+    tmp_path: Path,
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
+    xpanse_fake: XpanseFake,
+) -> AsyncIterator[World]:
+    """The bot with every verb admin-only, and one item on each platform."""
+    seed_people(slack_fake, datadog_fake, elasticsearch_fake, xpanse_fake)
+    slack_fake.add_user(ADMIN, email="admin@example.com", real_name="Ada Admin")
+    datadog_fake.add_finding(FINDING)
+    kibana_fake.add_alert("m1")
+    xpanse_fake.add_incident("77")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY)
+    settings = fake_settings(
+        db=str(tmp_path / "triage.db"),
+        slack=slack_fake,
+        datadog=datadog_fake,
+        kibana=kibana_fake,
+        es=elasticsearch_fake,
+        xpanse=xpanse_fake,
+        triage_policy=str(policy),
+    )
+    harness = await BotHarness(settings, slack_fake).start()
+    w = World(harness, slack_fake, (datadog_fake, kibana_fake, elasticsearch_fake, xpanse_fake))
+    w.reset()
+    try:
+        yield w
+    finally:
+        await harness.stop()
+    harness.assert_block_kit()
+
+
+def card(target: str) -> str:
+    return CardRef(target=Target.from_key(target), channel=CHANNEL, ts=CARD_TS).dumps()
+
+
+def modal(callback: CallbackId, verb: str, target: str) -> dict[str, Any]:
+    meta = ModalMeta.model_validate({"v": verb, "t": [target], "c": CHANNEL, "ts": CARD_TS})
+    return {"callback_id": callback.value, "private_metadata": meta.dumps()}
+
+
+Send = Callable[[BotHarness, str], Awaitable[httpx.Response]]
+
+
+def slash(text: str) -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        return await bot.command(text, user=user)
+
+    return send
+
+
+def button(action_id: ActionId, value: str) -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        return await bot.click(action_id.value, value, user=user, message_ts=CARD_TS)
+
+    return send
+
+
+def submit(view: dict[str, Any], values: dict[str, dict[str, Any]]) -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        return await bot.submit_view(view, values, user=user)
+
+    return send
+
+
+def shortcut(text: str) -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        return await bot.shortcut({"type": "message", "ts": "1700000000.000200", "text": text}, user=user)
+
+    return send
+
+
+HANDOFF = HandoffRef(id="job-that-does-not-matter").dumps()
+ASSIGN_VALUES = {
+    BlockId.ASSIGN_USER.value: {ActionId.ASSIGN_USER.value: {"type": "users_select", "selected_user": BOB}}
+}
+ATTACH_VALUES = {
+    BlockId.ATTACH_CASE.value: {ActionId.ATTACH_CASE.value: {"type": "plain_text_input", "value": "SEC-1"}}
+}
+RESOLVE_VALUES = {
+    BlockId.RESOLVE_REASON.value: {
+        ActionId.RESOLVE_REASON.value: {"type": "static_select", "selected_option": {"value": "false_positive"}}
+    }
+}
+
+# (surface, policy verb the refusal names, how to send it, how the refusal comes back)
+CASES: list[tuple[str, str, Send, str]] = [
+    ("slash", "assign", slash("assign kibana:m1 to me"), "ack"),
+    ("slash", "unassign", slash("unassign kibana:m1"), "ack"),
+    ("slash", "attach", slash(f"attach dd:{FINDING} to case SEC-1"), "ack"),
+    ("slash", "resolve", slash("resolve kibana:m1"), "ack"),
+    ("slash", "comment", slash("comment xpanse:77 looking at it"), "ack"),
+    ("slash", "severity", slash("severity xpanse:77 low"), "ack"),
+    ("slash", "show", slash("show kibana:m1"), "ack"),
+    ("slash", "handoff", slash(f"handoff to <@{ADMIN}>"), "ack"),
+    ("slash", "history", slash("history kibana:m1"), "ack"),
+    ("slash", "mine", slash("mine"), "ack"),
+    ("slash", "map", slash("map me xpanse=bob@example.com"), "ack"),
+    ("slash", "unmap", slash("unmap me xpanse"), "ack"),
+    ("slash", "whoami", slash("whoami"), "ack"),
+    ("slash", "help", slash("help"), "ack"),
+    ("slash", "map_others", slash(f"map <@{ADMIN}> xpanse=admin@example.com"), "ack"),
+    ("slash", "handoff_others", slash(f"handoff <@{ADMIN}> to <@{BOB}>"), "ack"),
+    ("button", "assign", button(ActionId.ASSIGN_ME, card("kibana:m1")), "ephemeral"),
+    ("button", "unassign", button(ActionId.UNASSIGN, card("kibana:m1")), "ephemeral"),
+    ("button", "refresh", button(ActionId.REFRESH, card("kibana:m1")), "ephemeral"),
+    ("button", "assign", button(ActionId.ASSIGN_OPEN, card("kibana:m1")), "ephemeral"),
+    ("button", "attach", button(ActionId.ATTACH_OPEN, card(f"dd:{FINDING}")), "ephemeral"),
+    ("button", "resolve", button(ActionId.RESOLVE_OPEN, card("kibana:m1")), "ephemeral"),
+    ("button", "handoff", button(ActionId.HANDOFF_CONFIRM, HANDOFF), "ephemeral"),
+    ("button", "handoff", button(ActionId.HANDOFF_CANCEL, HANDOFF), "ephemeral"),
+    ("button", "handoff", button(ActionId.RETRY_FAILED, HANDOFF), "ephemeral"),
+    ("modal", "assign", submit(modal(CallbackId.ASSIGN_MODAL, "assign", "kibana:m1"), ASSIGN_VALUES), "errors"),
+    ("modal", "attach", submit(modal(CallbackId.ATTACH_MODAL, "attach", f"dd:{FINDING}"), ATTACH_VALUES), "errors"),
+    ("modal", "resolve", submit(modal(CallbackId.RESOLVE_MODAL, "resolve", "kibana:m1"), RESOLVE_VALUES), "errors"),
+    ("shortcut", "show", shortcut("look at kibana:m1 please"), "ephemeral"),
+]
+
+ACTION_WORDS = {
+    "assign": "assign items",
+    "unassign": "unassign items",
+    "attach": "attach items to a case",
+    "resolve": "resolve items",
+    "comment": "comment on items",
+    "severity": "change the severity of items",
+    "show": "show items",
+    "refresh": "refresh items",
+    "handoff": "hand off items",
+    "history": "see the history of items",
+    "mine": "list their items",
+    "map": "map their platform identities",
+    "unmap": "unmap their platform identities",
+    "whoami": "see their platform identities",
+    "help": "get help",
+    "map_others": "map or unmap someone else",
+    "handoff_others": "hand off someone else's items",
+}
+
+
+def test_every_verb_and_surface_is_in_the_matrix() -> None:
+    """The matrix names every policy verb a Slack user can reach (import is the CLI's, not Slack's)."""
+    covered = {verb for _, verb, _, _ in CASES}
+    assert covered == set(ALL_VERBS) - {"import"}
+    assert {surface for surface, *_ in CASES} == {"slash", "button", "modal", "shortcut"}
+
+
+def refusal_text(resp: httpx.Response, how: str, slack: SlackFake) -> str:
+    if how == "ack":
+        assert resp.status_code == 200
+        return resp.text
+    if how == "errors":
+        body = resp.json()
+        assert body["response_action"] == "errors", body
+        return " ".join(body["errors"].values())
+    assert resp.status_code == 200 and resp.text == "", resp.text
+    return ""
+
+
+@pytest.mark.parametrize(
+    ("surface", "verb", "send", "how"), CASES, ids=[f"{c[0]}-{c[1]}-{i}" for i, c in enumerate(CASES)]
+)
+async def test_a_refused_user_is_told_recorded_and_nothing_is_called(
+    world: World, surface: str, verb: str, send: Send, how: str
+) -> None:
+    """A non-admin is refused on the request's own surface, the ledger has it, and no platform is called."""
+    responses_before = len(world.slack.responses)
+    resp = await send(world.bot, BOB)
+    text = refusal_text(resp, how, world.slack)
+    if how == "ephemeral":
+        found = await world.slack.wait_for_responses(responses_before + 1)
+        text = json.dumps(found[responses_before:])
+    assert "admins may" in text.lower() and ACTION_WORDS[verb][:20] in text, text
+    await world.bot.settle()
+    refused = [e for e in await world.bot.svc.jobs.ledger_since(0) if e.outcome == "refused"]
+    assert [(e.actor_id, e.outcome) for e in refused] == [(BOB, "refused")], refused
+    assert world.platform_calls() == 0, "a refused request reached a platform"
+    assert not world.slack.calls_to("chat.postMessage") and not world.slack.calls_to("views.open")
+    assert await world.bot.svc.jobs.unfinished() == []
+
+
+async def test_the_admin_passes_the_same_door(world: World, kibana_fake: KibanaFake) -> None:
+    """The admin, under the same policy, reads and writes: the door refuses by rule, not by surface."""
+    resp = await world.bot.command("history kibana:m1", user=ADMIN)
+    assert "no history" in resp.text
+    resp = await world.bot.command("resolve kibana:m1", user=ADMIN)
+    assert "On it" in resp.text
+    await world.bot.settle()
+    assert kibana_fake.status("m1") == "closed"
+    assert [e for e in await world.bot.svc.jobs.ledger_since(0) if e.outcome == "refused"] == []
