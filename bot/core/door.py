@@ -17,6 +17,7 @@ from bot.core import answers as a
 from bot.core.access import Access, Grant
 from bot.core.handoff import HandoffService
 from bot.core.identity import IdentityResolver
+from bot.core.queries import Queries
 from bot.core.runner import JobRunner
 from bot.core.service import ActionRequest, ActionService, Source, Step
 from bot.errors import ForbiddenError, UsageError
@@ -24,8 +25,6 @@ from bot.models import Verb
 from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
-
-HISTORY_LIMIT = 25
 
 
 class Core:
@@ -47,6 +46,7 @@ class Core:
         self.handoff = handoff
         self.identity = identity
         self.jobs = jobs
+        self.queries = Queries(jobs=jobs, identity=identity, runner=runner)
 
     async def handle(self, request: ActionRequest) -> a.Reply:
         """Authorise ``request``, then answer or persist it.
@@ -90,12 +90,15 @@ class Core:
         if verb is Verb.HISTORY:
             if request.target is None:
                 raise UsageError("`history` takes exactly one target", verb=verb.value)
-            entries = await self.jobs.history(request.target, limit=HISTORY_LIMIT)
-            return a.Reply(a.History(request.target, entries))
+            return a.Reply(await self.queries.history(request.target))
         if verb is Verb.WHOAMI:
-            return a.Reply(a.LookingUp(verb, request.about), later=lambda: self._whoami(request))
+            return a.Reply(
+                a.LookingUp(verb, request.about), later=lambda: self.queries.whoami(request.team_id, request.about)
+            )
         if verb is Verb.MINE:
-            return a.Reply(a.LookingUp(verb, request.about), later=lambda: self._mine(request))
+            return a.Reply(
+                a.LookingUp(verb, request.about), later=lambda: self.queries.mine(request.team_id, request.about)
+            )
         if verb is Verb.HANDOFF and not request.targets:
             await self.handoff.request(
                 team_id=request.team_id,
@@ -123,10 +126,3 @@ class Core:
         else:
             job = await self.handoff.cancel(request.job_ref, actor_id=request.actor_id, admin=grant.admin)
         return a.Reply(a.HandoffDecided(job, confirmed=request.step is Step.CONFIRM, actor_id=request.actor_id))
-
-    async def _whoami(self, request: ActionRequest) -> a.Answer:
-        statuses = await self.identity.whoami(request.team_id, request.about, verify=True)
-        return a.Identities(request.about, statuses, list(self.runner.clients))
-
-    async def _mine(self, request: ActionRequest) -> a.Answer:
-        return a.Holdings(request.about, await self.runner.holdings(request.team_id, request.about))
