@@ -20,7 +20,19 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.core.identity import IdentityResolver
 from bot.core.runner import JobRunner
-from bot.models import BatchResult, HandoffPlan, ItemState, Job, JobItem, JobState, Outcome, Platform, Target, Verb
+from bot.models import (
+    WRITE_VERBS,
+    BatchResult,
+    HandoffPlan,
+    ItemState,
+    Job,
+    JobItem,
+    JobState,
+    Outcome,
+    Platform,
+    Target,
+    Verb,
+)
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
 from bot.store.jobs import JobStore
@@ -33,7 +45,6 @@ _SUMMARY_TAIL = {
     Verb.ATTACH: " to case {case}",
     Verb.SEVERITY: " to {severity}",
 }
-_SUMMARIZED = {Verb.ASSIGN, Verb.UNASSIGN, Verb.ATTACH, Verb.RESOLVE, Verb.COMMENT, Verb.SEVERITY}
 
 
 def _items_word(n: int) -> str:
@@ -156,7 +167,7 @@ class Reporter:
 
     def _summary(self, job: Job, verb: Verb, result: BatchResult) -> str:
         p = job.params
-        head = verb.past if verb in _SUMMARIZED else verb.value
+        head = verb.past if verb in WRITE_VERBS else verb.value
         template = head + " {n}" + _SUMMARY_TAIL.get(verb, "")
         who = f"<@{p.assignee}>" if p.assignee else "someone"
         return template.format(n=_items_word(len(result.items)), who=who, case=p.case or "", severity=p.severity or "")
