@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.core.identity import IdentityStatus
-from bot.models import Platform, Target, Verb
-from bot.store.jobs import Job, LedgerEntry
+from bot.models import Job, Platform, Target, Verb
+from bot.store.ledger import LedgerEntry
 from bot.store.mappings import UserIdentities
 
 

@@ -1,6 +1,6 @@
 """On-call handoff: collect everything one person holds, preview it, then reassign it as one job.
 
-Phases, kept in the job's params (``extra["phase"]``):
+Phases, kept in the job's typed plan (``params.handoff.phase``, a ``HandoffPhase``):
 
 1. ``collect`` — the worker resolves the outgoing person on each configured
    platform, lists what they hold (Datadog findings search, Kibana search
@@ -31,13 +31,10 @@ import structlog
 from bot.core.runner import JobRunner
 from bot.core.service import ActionRequest, ActionService, AlreadyDone, Source, Submitted
 from bot.errors import ForbiddenError, NotMappedError, PlatformError, UserError
-from bot.models import Platform, Target, Verb
-from bot.store.jobs import Job, JobParams, JobState
+from bot.models import HandoffPhase, HandoffPlan, Job, JobParams, JobState, Platform, Target, Verb
 
 log = structlog.get_logger(__name__)
 
-PHASE_COLLECT = "collect"
-PHASE_APPLY = "apply"
 MAX_ITEMS = 5000
 
 
@@ -67,7 +64,7 @@ class HandoffService:
             team_id=team_id,
             actor_id=actor_id,
             source=Source.HANDOFF,
-            params=JobParams(assignee=to_user, from_user=from_user, extra={"phase": PHASE_COLLECT}),
+            params=JobParams(assignee=to_user, from_user=from_user, handoff=HandoffPlan(phase=HandoffPhase.COLLECT)),
             channel_id=channel_id,
             response_url=response_url,
             interaction_key=interaction_key,
@@ -76,7 +73,7 @@ class HandoffService:
 
     async def run(self, job: Job) -> Job | None:
         """Worker entry point for handoff jobs (both phases)."""
-        if job.params.extra.get("phase") == PHASE_APPLY:
+        if job.params.handoff is not None and job.params.handoff.phase is HandoffPhase.APPLY:
             return await self.runner.run(job.id)
         return await self.collect(job)
 
@@ -84,14 +81,14 @@ class HandoffService:
         """List what the outgoing person holds on every platform and park the job for confirmation."""
         assert job.params.from_user is not None
         found: dict[str, Target] = {}
-        problems: dict[str, str] = {}
+        problems: dict[Platform, str] = {}
 
         async def one(platform: Platform) -> None:
             try:
                 identity = await self.service.resolve_identity(job.team_id, job.params.from_user or "", platform)
                 held = await self.runner.client(platform).list_assigned(identity, limit=MAX_ITEMS)
             except (NotMappedError, UserError, PlatformError) as exc:
-                problems[platform.value] = exc.message
+                problems[platform] = exc.message
                 return
             for state in held:
                 found.setdefault(state.target.key, state.target)
@@ -99,22 +96,22 @@ class HandoffService:
             for target in await self.service.jobs.held_by(platform=platform, identity=identity):
                 found.setdefault(target.key, target)
 
-        unmapped: list[str] = []
+        unmapped: list[Platform] = []
 
         async def receiver(platform: Platform) -> None:
             try:
                 await self.service.resolve_identity(job.team_id, job.params.assignee or "", platform)
             except (UserError, PlatformError):
-                unmapped.append(platform.value)
+                unmapped.append(platform)
 
         await asyncio.gather(*(one(p) for p in self.service.clients), *(receiver(p) for p in self.service.clients))
         targets = list(found.values())
-        counts = {p.value: sum(1 for t in targets if t.platform is p) for p in Platform}
+        counts = {p: sum(1 for t in targets if t.platform is p) for p in Platform}
         params = job.params.model_copy(deep=True)
-        params.extra.update({"counts": counts, "problems": problems, "unmapped": sorted(unmapped)})
-        await self.service.jobs.replace_items(job.id, targets)
-        await self.service.jobs.update_params(job.id, params)
-        await self.service.jobs.set_state(job.id, JobState.AWAITING_CONFIRM)
+        plan = params.plan()
+        plan.counts, plan.problems, plan.unmapped = counts, problems, sorted(unmapped)
+        # Items, plan and state in one step: a crash leaves the job queued, to be collected again.
+        await self.service.jobs.move(job.id, JobState.AWAITING_CONFIRM, params=params, items=targets)
         log.info("handoff_collected", job_id=job.id, counts=counts, problems=list(problems))
         return await self.service.jobs.get(job.id)
 
@@ -122,8 +119,10 @@ class HandoffService:
         """Start the reassignment; a second Confirm (or one after Cancel) is refused with what happened."""
         job = await self._waiting(job_id, actor_id=actor_id, admin=admin)
         params = job.params.model_copy(deep=True)
-        params.extra.update({"phase": PHASE_APPLY, "confirmed_by": actor_id})
-        if not await self.service.jobs.reopen(job.id, from_state=JobState.AWAITING_CONFIRM, params=params):
+        plan = params.plan()
+        plan.phase, plan.confirmed_by = HandoffPhase.APPLY, actor_id
+        # Atomic in the store: of two Confirm clicks (on any replica) only one moves the job.
+        if not await self.service.jobs.move(job.id, JobState.QUEUED, params=params):
             raise await self._already(job_id)
         self.service.queue.put_nowait(job.id)
         await self.service.jobs.record(
@@ -141,9 +140,7 @@ class HandoffService:
     async def cancel(self, job_id: str, *, actor_id: str, admin: bool) -> Job:
         """Cancel a handoff that has not been confirmed; nothing changes on any platform."""
         job = await self._waiting(job_id, actor_id=actor_id, admin=admin)
-        if not await self.service.jobs.transition(
-            job.id, from_state=JobState.AWAITING_CONFIRM, to_state=JobState.CANCELLED
-        ):
+        if not await self.service.jobs.move(job.id, JobState.CANCELLED):
             raise await self._already(job_id)
         await self.service.jobs.record(
             team_id=job.team_id,
@@ -165,7 +162,8 @@ class HandoffService:
         if not failed:
             raise AlreadyDone("nothing left to retry: every item of that handoff is done")
         params = job.params.model_copy(deep=True)
-        params.extra.update({"phase": PHASE_APPLY, "retry_of": job.id})
+        plan = params.plan()
+        plan.phase, plan.retry_of = HandoffPhase.APPLY, job.id
         request = ActionRequest(
             verb=Verb.HANDOFF,
             team_id=job.team_id,
@@ -199,6 +197,6 @@ class HandoffService:
             return AlreadyDone("that handoff is no longer known to the bot")
         if job.state is JobState.CANCELLED:
             return AlreadyDone("this handoff was cancelled; nothing was changed")
-        who = job.params.extra.get("confirmed_by")
+        who = job.params.handoff.confirmed_by if job.params.handoff else None
         by = f" by <@{who}>" if who else ""
         return AlreadyDone(f"this handoff was already confirmed{by} and is {job.state.value}")

@@ -15,25 +15,30 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from bot.core.service import IDEMPOTENT_VERBS, IdentityLookup
+from bot.core.service import IdentityLookup
 from bot.errors import NotConfiguredError, PlatformError, UsageError, UserError
 from bot.metrics import ACTIONS
-from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, Target, Verb
+from bot.models import (
+    IDEMPOTENT_VERBS,
+    BatchResult,
+    HandoffPhase,
+    HandoffPlan,
+    ItemResult,
+    ItemState,
+    Job,
+    JobItem,
+    JobState,
+    Outcome,
+    Platform,
+    Target,
+    Verb,
+    job_outcome,
+)
+from bot.models import ItemStatus as IS
 from bot.platforms.base import PlatformClient
-from bot.store.jobs import ItemStatus as IS
-from bot.store.jobs import Job, JobItem, JobState, JobStore
+from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
-
-
-def job_outcome(items: Sequence[JobItem]) -> JobState:
-    """DONE when every item is ok or skipped as already in state, FAILED when none is, else PARTIAL."""
-    ok = [i for i in items if i.state in (IS.DONE, IS.WARNING, IS.SKIPPED)]
-    if len(ok) == len(items):
-        return JobState.DONE
-    if not ok:
-        return JobState.FAILED
-    return JobState.PARTIAL
 
 
 class JobRunner:
@@ -64,7 +69,8 @@ class JobRunner:
             return job
         structlog.contextvars.bind_contextvars(job_id=job.id)
         try:
-            await self.jobs.set_state(job.id, JobState.RUNNING)
+            if not await self.jobs.move(job.id, JobState.RUNNING):
+                return await self.jobs.get(job.id)  # someone else moved it meanwhile
             items = await self.jobs.items(job.id)
             await self._settle_interrupted(job, items)
             items = await self.jobs.items(job.id)
@@ -72,8 +78,7 @@ class JobRunner:
             if pending:
                 await self._execute(job, pending)
             items = await self.jobs.items(job.id)
-            state = job_outcome(items)
-            await self.jobs.set_state(job.id, state)
+            await self.jobs.move(job.id, job_outcome(items))
             for item in items:
                 ACTIONS.labels(item.target.platform.value, job.verb, item.state.value).inc()
             return await self.jobs.get(job.id)
@@ -85,7 +90,7 @@ class JobRunner:
         running = [i for i in items if i.state is IS.RUNNING]
         if not running:
             return
-        if Verb(job.verb) in IDEMPOTENT_VERBS:
+        if job.verb in IDEMPOTENT_VERBS:
             await self.jobs.mark_items(job.id, [i.seq for i in running], IS.PENDING, "resumed after a restart")
             return
         uncertain = (
@@ -103,7 +108,7 @@ class JobRunner:
         await asyncio.gather(*(self._run_platform(job, p, its) for p, its in by_platform.items()))
 
     async def _run_platform(self, job: Job, platform: Platform, items: list[JobItem]) -> None:
-        verb = Verb(job.verb)
+        verb = job.verb
         by_key = {i.target.key: i for i in items}
         settled: set[str] = set()
 
@@ -257,14 +262,16 @@ class JobRunner:
 
     async def _from_identity(self, job: Job, platform: Platform) -> str | None:
         """The outgoing person's identity on ``platform`` (kept in the job), None if unmapped."""
-        known: dict[str, str] = job.params.extra.setdefault("from_identities", {})
-        if platform.value in known:
-            return known[platform.value]
+        if job.params.handoff is None:
+            job.params.handoff = HandoffPlan(phase=HandoffPhase.APPLY)
+        known = job.params.handoff.from_identities
+        if platform in known:
+            return known[platform]
         try:
             value = await self.resolve_identity(job.team_id, job.params.from_user or "", platform)
         except (UserError, PlatformError):
             return None
-        known[platform.value] = value
+        known[platform] = value
         await self.jobs.update_params(job.id, job.params)
         return value
 
@@ -317,7 +324,7 @@ class JobRunner:
         p = job.params
         if verb in (Verb.ASSIGN, Verb.HANDOFF):
             user_id = await self.identity_for(job, platform)
-            return await client.assign(targets, user_id, user_name=p.extra.get("assignee_name"))
+            return await client.assign(targets, user_id, user_name=p.assignee_name)
         if verb is Verb.UNASSIGN:
             return await client.unassign(targets)
         if verb is Verb.ATTACH:

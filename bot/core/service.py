@@ -9,9 +9,6 @@ records every outcome before the reporter tells Slack.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 
@@ -23,18 +20,11 @@ from bot.errors import (
     UsageError,
     UserError,
 )
-from bot.models import Platform, Target, Verb
+from bot.models import WRITE_VERBS, JobParams, JobState, Platform, Target, Verb
 from bot.platforms.base import PlatformClient
-from bot.store.jobs import JobParams, JobState, JobStore
+from bot.store.jobs import DuplicateDelivery, JobStore, SameChange
 
 log = structlog.get_logger(__name__)
-
-# Verbs that change platform state and run as jobs.
-WRITE_VERBS = {Verb.ASSIGN, Verb.UNASSIGN, Verb.ATTACH, Verb.RESOLVE, Verb.COMMENT, Verb.SEVERITY}
-# Re-sending these cannot change the outcome, so an interrupted item is simply re-applied.
-IDEMPOTENT_VERBS = (WRITE_VERBS - {Verb.COMMENT}) | {Verb.HANDOFF}
-# A second identical request inside this window is answered "already …" instead of run.
-DUPLICATE_WINDOW_S = 60.0
 
 
 class Source(StrEnum):
@@ -133,10 +123,6 @@ class ActionService:
         self.resolve_identity = resolve_identity
         self.default_space = default_space
         self.queue: asyncio.Queue[str] = asyncio.Queue()
-        # The duplicate check and the insert must be one step, or two clicks that arrive
-        # together both pass the check and both write (one process owns the database). Requests
-        # for different items need not wait for each other: one lock per target, made on demand.
-        self._target_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def client(self, platform: Platform) -> PlatformClient:
         """The client for ``platform``; ``NotConfiguredError`` when it has no credentials."""
@@ -174,53 +160,6 @@ class ActionService:
             raise UsageError("a comment needs some text", verb="comment")
         return request.model_copy(update={"targets": normalised})
 
-    async def check_duplicate(self, request: ActionRequest) -> None:
-        """Raise ``AlreadyDone`` when this exact change is in flight or was just made.
-
-        A card button is also refused when someone else changed the same item the same
-        way moments ago (two people clicking "Assign me" on one card): the second is told
-        who got there first instead of silently taking it over.
-        """
-        if request.verb not in IDEMPOTENT_VERBS or len(request.targets) != 1:
-            return
-        target = request.targets[0]
-        wanted = request.params.assignee if request.verb is Verb.ASSIGN else None
-        from_card = request.source is Source.BUTTON
-        flight = await self.jobs.in_flight(target, verb=request.verb.value)
-        if flight is not None:
-            job, _ = flight
-            if job.params.assignee == wanted or request.verb is not Verb.ASSIGN or from_card:
-                ago = time.time() - job.created_at
-                raise AlreadyDone(
-                    f"{target.key} is already being handled: <@{job.actor_id}> asked to "
-                    f"{_describe(job.verb, job.params)} {ago:.0f} s ago"
-                )
-        latest = await self.jobs.latest_change(target, within=DUPLICATE_WINDOW_S)
-        if latest is None or latest.entry.verb != request.verb.value:
-            return
-        if wanted is not None and latest.assignee != wanted and not from_card:
-            return
-        ago = time.time() - latest.entry.at
-        to = f" to <@{latest.assignee}>" if request.verb is Verb.ASSIGN and latest.assignee else ""
-        raise AlreadyDone(
-            f"{target.key} was already {_past(request.verb)}{to} by <@{latest.entry.actor_id}> {ago:.0f} s ago"
-        )
-
-    def _lock_for(self, request: ActionRequest) -> contextlib.AbstractAsyncContextManager[object]:
-        """The lock that serialises the duplicate check with the insert for this request's item.
-
-        Only single-target requests are checked for duplicates (``check_duplicate``); the rest
-        rely on the store's unique interaction key, so they take no lock at all.
-        """
-        if len(request.targets) != 1:
-            return contextlib.nullcontext()
-        key = request.targets[0].key
-        lock = self._target_locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._target_locks[key] = lock
-        return lock
-
     async def submit(self, request: ActionRequest, *, state: JobState = JobState.QUEUED) -> Submitted:
         """Validate, de-duplicate and persist; the job then runs on a worker.
 
@@ -229,51 +168,31 @@ class ActionService:
         already done).
         """
         request = self.validate(request)
-        async with self._lock_for(request):
-            if request.interaction_key and await self.jobs.by_interaction_key(request.interaction_key):
-                # Slack delivered the same interaction again (a retry): it is already handled.
-                log.info("duplicate_delivery", interaction_key=request.interaction_key)
-                return Submitted(job_id=None, duplicate=True)
-            await self.check_duplicate(request)
-            job = await self.jobs.create(
-                verb=request.verb.value,
-                team_id=request.team_id,
-                actor_id=request.actor_id,
-                targets=request.targets,
-                params=request.params,
-                source=request.source.value,
-                channel_id=request.channel_id,
-                card_ts=request.card_ts,
-                thread_ts=request.thread_ts,
-                response_url=request.response_url,
-                interaction_key=request.interaction_key,
-                state=state,
-            )
-        if job is None:
+        # The redelivery check, the same-change check and the insert are one store
+        # transaction, so two clicks (or two replicas) cannot both pass and both write.
+        answer = await self.jobs.submit(
+            verb=request.verb,
+            team_id=request.team_id,
+            actor_id=request.actor_id,
+            targets=request.targets,
+            params=request.params,
+            source=request.source.value,
+            from_card=request.source is Source.BUTTON,
+            channel_id=request.channel_id,
+            card_ts=request.card_ts,
+            thread_ts=request.thread_ts,
+            response_url=request.response_url,
+            interaction_key=request.interaction_key,
+            state=state,
+        )
+        if isinstance(answer, DuplicateDelivery):
+            # Slack delivered the same interaction again (a retry): it is already handled.
             log.info("duplicate_delivery", interaction_key=request.interaction_key)
             return Submitted(job_id=None, duplicate=True)
+        if isinstance(answer, SameChange):
+            raise AlreadyDone(answer.message)
+        job = answer
         if state is JobState.QUEUED:
             self.queue.put_nowait(job.id)
         log.info("job_queued", job_id=job.id, verb=job.verb, items=len(request.targets), source=job.source)
         return Submitted(job_id=job.id)
-
-
-def _describe(verb: str, params: JobParams) -> str:
-    if verb == Verb.ASSIGN and params.assignee:
-        return f"assign it to <@{params.assignee}>"
-    return {
-        "unassign": "unassign it",
-        "resolve": "resolve it",
-        "attach": "attach it to a case",
-        "severity": "set its severity",
-    }.get(verb, verb)
-
-
-def _past(verb: Verb) -> str:
-    return {
-        Verb.ASSIGN: "assigned",
-        Verb.UNASSIGN: "unassigned",
-        Verb.RESOLVE: "resolved",
-        Verb.ATTACH: "attached",
-        Verb.SEVERITY: "updated",
-    }.get(verb, "handled")

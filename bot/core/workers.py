@@ -10,10 +10,9 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from bot.core.runner import JobRunner
-from bot.core.service import IDEMPOTENT_VERBS, ActionService
+from bot.core.service import ActionService
 from bot.metrics import JOB_OLDEST_AGE, JOB_QUEUE_DEPTH
-from bot.models import Verb
-from bot.store.jobs import Job, JobState
+from bot.models import IDEMPOTENT_VERBS, Job, JobState
 
 log = structlog.get_logger(__name__)
 
@@ -144,6 +143,6 @@ class Workers:
         if job is None:
             return
         count = 0
-        if Verb(job.verb) in IDEMPOTENT_VERBS:
+        if job.verb in IDEMPOTENT_VERBS:
             count = await self.service.jobs.park(job_id, detail="parked at shutdown; resumes on restart")
         log.warning("shutdown_parked_job", job_id=job_id, verb=job.verb, items=count)

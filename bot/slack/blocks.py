@@ -69,17 +69,6 @@ OUTCOME_LABEL: dict[Outcome, str] = {
     Outcome.SKIPPED: "skipped",
 }
 
-PAST_TENSE: dict[Verb, str] = {
-    Verb.ASSIGN: "assigned",
-    Verb.UNASSIGN: "unassigned",
-    Verb.ATTACH: "attached",
-    Verb.RESOLVE: "resolved",
-    Verb.COMMENT: "commented on",
-    Verb.SEVERITY: "set the severity of",
-    Verb.REFRESH: "refreshed",
-    Verb.HANDOFF: "handed off",
-}
-
 
 # ---------------------------------------------------------------- text helpers
 

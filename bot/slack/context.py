@@ -14,11 +14,10 @@ import structlog
 
 from bot.core.service import ActionRequest, Source, Step
 from bot.errors import UsageError
-from bot.models import Target, Verb
+from bot.models import JobParams, Target, Verb
 from bot.slack.ids import ActionId, BlockId
 from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
 from bot.slack.parsing import Command
-from bot.store.jobs import JobParams
 
 log = structlog.get_logger(__name__)
 

@@ -25,7 +25,7 @@ from bot.core.door import Core
 from bot.core.service import Step
 from bot.errors import UsageError
 from bot.metrics import SLACK_ACK_LATENCY
-from bot.models import Verb
+from bot.models import JobParams, Verb
 from bot.slack import blocks
 from bot.slack import context as ctx
 from bot.slack.errors import FormError
@@ -33,7 +33,6 @@ from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.parsing import extract_targets, parse_command
 from bot.slack.render import render
 from bot.slack.reporter import Reporter
-from bot.store.jobs import JobParams
 
 log = structlog.get_logger(__name__)
 

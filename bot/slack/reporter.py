@@ -21,21 +21,31 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.core.answers import HandoffDecided
 from bot.core.identity import IdentityResolver
 from bot.core.runner import JobRunner
-from bot.models import BatchResult, ItemState, Outcome, Platform, Target, Verb
+from bot.models import (
+    WRITE_VERBS,
+    BatchResult,
+    HandoffPlan,
+    ItemState,
+    Job,
+    JobItem,
+    JobState,
+    Outcome,
+    Platform,
+    Target,
+    Verb,
+)
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
 from bot.slack.render import decision_note
-from bot.store.jobs import Job, JobItem, JobState, JobStore
+from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
 
-_SUMMARY = {
-    Verb.ASSIGN: "assigned {n} to {who}",
-    Verb.UNASSIGN: "unassigned {n}",
-    Verb.ATTACH: "attached {n} to case {case}",
-    Verb.RESOLVE: "resolved {n}",
-    Verb.COMMENT: "commented on {n}",
-    Verb.SEVERITY: "set the severity of {n} to {severity}",
+# What follows "<verb.past> <n items>" in a write's summary; the wording itself is Verb.past.
+_SUMMARY_TAIL = {
+    Verb.ASSIGN: " to {who}",
+    Verb.ATTACH: " to case {case}",
+    Verb.SEVERITY: " to {severity}",
 }
 
 
@@ -100,7 +110,7 @@ class Reporter:
         reported again on the next start rather than silently dropped.
         """
         items = await self.jobs.items(job.id)
-        verb = Verb(job.verb)
+        verb = job.verb
         try:
             if verb is Verb.HANDOFF:
                 await self._handoff(job, items)
@@ -187,7 +197,8 @@ class Reporter:
 
     def _summary(self, job: Job, verb: Verb, result: BatchResult) -> str:
         p = job.params
-        template = _SUMMARY.get(verb, verb.value + " {n}")
+        head = verb.past if verb in WRITE_VERBS else verb.value
+        template = head + " {n}" + _SUMMARY_TAIL.get(verb, "")
         who = f"<@{p.assignee}>" if p.assignee else "someone"
         return template.format(n=_items_word(len(result.items)), who=who, case=p.case or "", severity=p.severity or "")
 
@@ -271,11 +282,12 @@ class Reporter:
         ref = HandoffRef(id=job.id)
         if job.state is JobState.AWAITING_CONFIRM:
             states = [ItemState(target=i.target) for i in items]
-            unmapped = [Platform(x) for x in p.extra.get("unmapped", [])]
+            plan = p.handoff or HandoffPlan()
+            unmapped = plan.unmapped
             preview = blocks.handoff_preview(
                 ref, from_user=p.from_user, to_user=p.assignee, items=states, unmapped=unmapped
             )
-            problems = p.extra.get("problems") or {}
+            problems = plan.problems
             if problems:
                 preview.insert(
                     1,
@@ -284,7 +296,7 @@ class Reporter:
                         "elements": [
                             {
                                 "type": "mrkdwn",
-                                "text": "; ".join(f"{Platform(k).label}: {v}" for k, v in problems.items())[:2900],
+                                "text": "; ".join(f"{k.label}: {v}" for k, v in problems.items())[:2900],
                             }
                         ],
                     },

@@ -2,10 +2,14 @@
 
 Every store of the bot (mappings, jobs, ledger) shares one ``aiosqlite``
 connection in autocommit mode; writes go through ``Store.transaction()``, which
-serialises writers with an ``asyncio.Lock`` and uses ``BEGIN IMMEDIATE`` so a
-second process on the same file waits (``busy_timeout``) instead of failing
-half-way. Reads outside a transaction see committed data (and, on this shared
-connection, the writes of a transaction still in progress).
+uses ``BEGIN IMMEDIATE``: the database's own write lock, so a second process (a
+second replica) on the same file waits (``busy_timeout``) instead of failing
+half-way or interleaving. A check-then-insert is safe only when both run inside
+one such transaction (``JobStore.submit``). The in-process ``WriteLock`` only keeps
+this process's tasks from nesting transactions on the one shared connection (and
+lets urgent writers go first); no correctness rests on it. Reads outside a
+transaction see committed data (and, on this shared connection, the writes of a
+transaction still in progress).
 """
 
 from __future__ import annotations

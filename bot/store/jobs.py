@@ -1,8 +1,14 @@
-"""Durable jobs, their items, and the ledger of every change the bot made.
+"""Durable jobs and their items.
 
 A job is written, with all its items, before Slack is acknowledged; workers
 then move each item through explicit states. Every item ends in a terminal
 state, and a job is finished only once its outcome was reported in Slack.
+
+``submit`` is the acknowledgement path's one write: the redelivery check, the
+"same change in flight or just made" check and the insert run in one
+``BEGIN IMMEDIATE`` transaction, so two replicas on one database cannot both
+accept the same change. Job states move only through ``move``, checked against
+``JobState.next_states`` in the database itself.
 """
 
 from __future__ import annotations
@@ -10,183 +16,190 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from bot.models import ItemResult, Outcome, Platform, Target
-from bot.store.db import Store
+from bot.models import (
+    IDEMPOTENT_VERBS,
+    ItemResult,
+    ItemStatus,
+    Job,
+    JobItem,
+    JobParams,
+    JobState,
+    Platform,
+    Target,
+    Verb,
+)
+from bot.store.ledger import Ledger, LedgerEntry, RecentChange, append_results
 
-# Verbs whose successful ledger lines change who holds an item.
-ASSIGNMENT_VERBS = ("assign", "unassign", "handoff", "resolve")
+# The job models moved to bot.models; these names stay importable from here for old callers.
+__all__ = [
+    "DUPLICATE_WINDOW_S",
+    "DuplicateDelivery",
+    "ItemStatus",
+    "Job",
+    "JobItem",
+    "JobParams",
+    "JobState",
+    "JobStore",
+    "LedgerEntry",
+    "RecentChange",
+    "SameChange",
+]
 
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    AWAITING_CONFIRM = "awaiting_confirm"  # a handoff preview waiting for Confirm / Cancel
-    RUNNING = "running"
-    DONE = "done"
-    PARTIAL = "partial"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobState.DONE, JobState.PARTIAL, JobState.FAILED, JobState.CANCELLED)
-
-
-class ItemStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"  # sent (or about to be); on resume, re-applied if idempotent
-    DONE = Outcome.DONE.value
-    WARNING = Outcome.WARNING.value
-    NOT_FOUND = Outcome.NOT_FOUND.value
-    FAILED = Outcome.FAILED.value
-    SKIPPED = Outcome.SKIPPED.value
-
-    @property
-    def terminal(self) -> bool:
-        return self not in (ItemStatus.PENDING, ItemStatus.RUNNING)
+# A second identical request inside this window is answered "already …" instead of run.
+DUPLICATE_WINDOW_S = 60.0
 
 
-class JobParams(BaseModel):
-    """Everything a verb needs beyond its targets, as chosen by the actor."""
+class DuplicateDelivery(BaseModel):
+    """Slack delivered the same interaction again (a retry): the first delivery's job stands."""
 
-    assignee: str | None = None  # Slack user id of the new assignee
-    from_user: str | None = None  # handoff: Slack user id of the outgoing person
-    case: str | None = None
-    reason: str | None = None
-    comment: str | None = None
-    text: str | None = None
-    severity: str | None = None
-    # Resolved platform identities, filled by the worker before the writes.
-    identities: dict[str, str] = Field(default_factory=dict)
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-
-class Job(BaseModel):
-    id: str
-    verb: str
-    state: JobState
-    team_id: str
-    actor_id: str
-    channel_id: str | None = None
-    card_ts: str | None = None
-    thread_ts: str | None = None
-    response_url: str | None = None
-    source: str
     interaction_key: str | None = None
-    params: JobParams
-    summary: str | None = None
-    created_at: float
-    updated_at: float
-    reported_at: float | None = None
 
 
-class JobItem(BaseModel):
-    job_id: str
-    seq: int
-    target: Target
-    state: ItemStatus
-    detail: str = ""
-    status: int | None = None
-    before: str | None = None
-    after: str | None = None
-    updated_at: float = 0.0
+class SameChange(BaseModel):
+    """The same change is queued, running, or was just made; ``message`` says by whom and when."""
 
-    def result(self) -> ItemResult:
-        outcome = Outcome(self.state.value) if self.state.terminal else Outcome.FAILED
-        return ItemResult(
-            target=self.target,
-            outcome=outcome,
-            detail=self.detail,
-            status=self.status,
-            before=self.before,
-            after=self.after,
-        )
-
-
-class LedgerEntry(BaseModel):
-    id: int
-    at: float
-    job_id: str | None
-    team_id: str
-    actor_id: str
-    verb: str
-    platform: str | None
-    target: str | None
-    before: str | None
-    after: str | None
-    outcome: str
-    detail: str
-    status: int | None
-
-
-class RecentChange(BaseModel):
-    """The latest successful assignment-type change of an item, with the assignee it asked for."""
-
-    entry: LedgerEntry
-    assignee: str | None = None  # Slack user id the job assigned to (None for unassign/resolve)
+    message: str
 
 
 def _target_from_row(row: Any) -> Target:
     return Target(platform=Platform(row["platform"]), id=row["item_id"], space=row["space"])
 
 
-class JobStore:
-    """Jobs, items and the ledger in the shared store."""
+class JobStore(Ledger):
+    """Jobs and items in the shared store, with the ledger (``Ledger``) they append to."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    # ---- accepting work ------------------------------------------------------------------
 
-    # ---- jobs ----------------------------------------------------------------------------
-
-    async def create(
+    async def submit(
         self,
         *,
-        verb: str,
+        verb: Verb,
         team_id: str,
         actor_id: str,
         targets: Sequence[Target],
         params: JobParams,
         source: str,
+        from_card: bool = False,
         channel_id: str | None = None,
         card_ts: str | None = None,
         thread_ts: str | None = None,
         response_url: str | None = None,
         interaction_key: str | None = None,
         state: JobState = JobState.QUEUED,
-    ) -> Job | None:
-        """Persist a job and its items in one transaction; None if ``interaction_key`` was seen before."""
+    ) -> Job | DuplicateDelivery | SameChange:
+        """Store a new job unless it repeats one: checks and insert are one transaction.
+
+        ``from_card``: a card button, also refused when someone else made the same change
+        (to someone else) moments ago, so the second click is told who got there first.
+        """
         now = time.time()
         job_id = uuid.uuid4().hex[:12]
         async with self.store.transaction(urgent=True):  # Slack is waiting for this one
-            cur = await self.store.conn.execute(
-                "INSERT OR IGNORE INTO jobs (id, verb, state, team_id, actor_id, channel_id, card_ts,"
-                " thread_ts, response_url, source, interaction_key, params, created_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    job_id,
-                    verb,
-                    state.value,
-                    team_id,
-                    actor_id,
-                    channel_id,
-                    card_ts,
-                    thread_ts,
-                    response_url,
-                    source,
-                    interaction_key,
-                    params.model_dump_json(),
-                    now,
-                    now,
-                ),
+            if interaction_key and await self.by_interaction_key(interaction_key) is not None:
+                return DuplicateDelivery(interaction_key=interaction_key)
+            same = await self._same_change(verb, targets, params, from_card=from_card)
+            if same is not None:
+                return SameChange(message=same)
+            inserted = await self._insert(
+                job_id,
+                now,
+                verb=verb,
+                team_id=team_id,
+                actor_id=actor_id,
+                targets=targets,
+                params=params,
+                source=source,
+                channel_id=channel_id,
+                card_ts=card_ts,
+                thread_ts=thread_ts,
+                response_url=response_url,
+                interaction_key=interaction_key,
+                state=state,
             )
-            if cur.rowcount == 0:
-                return None
-            await self._insert_items(job_id, targets, start=0, now=now)
-        return await self.get(job_id)
+            if not inserted:
+                return DuplicateDelivery(interaction_key=interaction_key)
+        job = await self.get(job_id)
+        assert job is not None
+        return job
+
+    async def _same_change(
+        self, verb: Verb, targets: Sequence[Target], params: JobParams, *, from_card: bool
+    ) -> str | None:
+        """Why this exact change must not be stored again (in flight, or just made), or None.
+
+        Only single-item requests of idempotent verbs are checked; the rest rely on the
+        unique interaction key.
+        """
+        if verb not in IDEMPOTENT_VERBS or len(targets) != 1:
+            return None
+        target = targets[0]
+        wanted = params.assignee if verb is Verb.ASSIGN else None
+        flight = await self.in_flight(target, verb=verb)
+        if flight is not None:
+            job, _ = flight
+            if job.params.assignee == wanted or verb is not Verb.ASSIGN or from_card:
+                ago = time.time() - job.created_at
+                return (
+                    f"{target.key} is already being handled: <@{job.actor_id}> asked to "
+                    f"{job.verb.phrase(job.params.assignee)} {ago:.0f} s ago"
+                )
+        latest = await self.latest_change(target, within=DUPLICATE_WINDOW_S)
+        if latest is None or latest.entry.verb != verb.value:
+            return None
+        if wanted is not None and latest.assignee != wanted and not from_card:
+            return None
+        ago = time.time() - latest.entry.at
+        to = f" to <@{latest.assignee}>" if verb is Verb.ASSIGN and latest.assignee else ""
+        return f"{target.key} was already {verb.past}{to} by <@{latest.entry.actor_id}> {ago:.0f} s ago"
+
+    async def _insert(
+        self,
+        job_id: str,
+        now: float,
+        *,
+        verb: Verb,
+        team_id: str,
+        actor_id: str,
+        targets: Sequence[Target],
+        params: JobParams,
+        source: str,
+        channel_id: str | None,
+        card_ts: str | None,
+        thread_ts: str | None,
+        response_url: str | None,
+        interaction_key: str | None,
+        state: JobState,
+    ) -> bool:
+        """Insert a job row and its items (inside the caller's transaction); False on a seen key."""
+        cur = await self.store.conn.execute(
+            "INSERT OR IGNORE INTO jobs (id, verb, state, team_id, actor_id, channel_id, card_ts,"
+            " thread_ts, response_url, source, interaction_key, params, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                job_id,
+                verb.value,
+                state.value,
+                team_id,
+                actor_id,
+                channel_id,
+                card_ts,
+                thread_ts,
+                response_url,
+                source,
+                interaction_key,
+                params.model_dump_json(),
+                now,
+                now,
+            ),
+        )
+        if cur.rowcount == 0:
+            return False
+        await self._insert_items(job_id, targets, start=0, now=now)
+        return True
 
     async def _insert_items(self, job_id: str, targets: Iterable[Target], *, start: int, now: float) -> None:
         await self.store.conn.executemany(
@@ -198,11 +211,7 @@ class JobStore:
             ],
         )
 
-    async def replace_items(self, job_id: str, targets: Sequence[Target]) -> None:
-        """Set a job's items (a handoff fills them once the preview is collected)."""
-        async with self.store.transaction():
-            await self.store.conn.execute("DELETE FROM job_items WHERE job_id = ?", (job_id,))
-            await self._insert_items(job_id, targets, start=0, now=time.time())
+    # ---- reading jobs --------------------------------------------------------------------
 
     async def by_interaction_key(self, key: str) -> Job | None:
         """The job created for one Slack interaction (trigger id, action ts …), if any."""
@@ -230,21 +239,74 @@ class JobStore:
             rows = await cur.fetchall()
         return [self._job(r) for r in rows]
 
-    async def set_state(self, job_id: str, state: JobState, *, summary: str | None = None) -> None:
-        async with self.store.transaction():
-            await self.store.conn.execute(
-                "UPDATE jobs SET state = ?, summary = COALESCE(?, summary), updated_at = ? WHERE id = ?",
-                (state.value, summary, time.time(), job_id),
-            )
+    async def in_flight(self, target: Target, *, verb: Verb) -> tuple[Job, JobItem] | None:
+        """A queued or running job that will apply ``verb`` to ``target``."""
+        async with self.store.conn.execute(
+            "SELECT j.id AS jid, i.seq AS seq FROM job_items i JOIN jobs j ON j.id = i.job_id"
+            " WHERE i.target = ? AND i.state IN ('pending','running') AND j.verb = ?"
+            " AND j.state IN ('queued','running') ORDER BY j.created_at LIMIT 1",
+            (target.key, verb.value),
+        ) as cur:
+            row = await cur.fetchone()
+        if not row:
+            return None
+        job = await self.get(row["jid"])
+        if job is None:
+            return None
+        items = [i for i in await self.items(job.id) if i.seq == row["seq"]]
+        return (job, items[0]) if items else None
 
-    async def transition(self, job_id: str, *, from_state: JobState, to_state: JobState) -> bool:
-        """Move a job between states atomically; False if it was not in ``from_state`` (a race lost)."""
+    async def queue_stats(self) -> tuple[int, float | None]:
+        """(unfinished jobs, created_at of the oldest) for metrics and readiness."""
+        async with self.store.conn.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE state IN (?, ?)",
+            (JobState.QUEUED.value, JobState.RUNNING.value),
+        ) as cur:
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0]), row[1]
+
+    # ---- changing jobs -------------------------------------------------------------------
+
+    async def move(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        params: JobParams | None = None,
+        items: Sequence[Target] | None = None,
+        summary: str | None = None,
+    ) -> bool:
+        """Move a job to ``to`` from any state allowed to reach it (``JobState.next_states``).
+
+        One transaction, checked in the database: False when the job was in no such state
+        (another worker, replica or click got there first). ``params`` and ``items`` replace
+        the job's own in the same step; moving back to QUEUED makes it reportable again.
+        """
+        sources = sorted(s.value for s in to.sources)
+        marks = ",".join("?" * len(sources))
+        now = time.time()
         async with self.store.transaction():
             cur = await self.store.conn.execute(
-                "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-                (to_state.value, time.time(), job_id, from_state.value),
+                "UPDATE jobs SET state = ?, params = COALESCE(?, params), summary = COALESCE(?, summary),"
+                " reported_at = CASE WHEN ? THEN NULL ELSE reported_at END, updated_at = ?"
+                f" WHERE id = ? AND state IN ({marks})",
+                (
+                    to.value,
+                    params.model_dump_json() if params is not None else None,
+                    summary,
+                    to is JobState.QUEUED,
+                    now,
+                    job_id,
+                    *sources,
+                ),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            if items is not None:
+                await self.store.conn.execute("DELETE FROM job_items WHERE job_id = ?", (job_id,))
+                await self._insert_items(job_id, items, start=0, now=now)
+            return True
 
     async def update_params(self, job_id: str, params: JobParams) -> None:
         async with self.store.transaction():
@@ -266,40 +328,6 @@ class JobStore:
     async def mark_reported(self, job_id: str) -> None:
         async with self.store.transaction():
             await self.store.conn.execute("UPDATE jobs SET reported_at = ? WHERE id = ?", (time.time(), job_id))
-
-    async def reopen(self, job_id: str, *, from_state: JobState, params: JobParams) -> bool:
-        """Move a waiting job back to QUEUED with new params, to be run and reported again.
-
-        Atomic: False when the job was not in ``from_state`` (someone else got there first).
-        """
-        async with self.store.transaction():
-            cur = await self.store.conn.execute(
-                "UPDATE jobs SET state = ?, params = ?, reported_at = NULL, updated_at = ? WHERE id = ? AND state = ?",
-                (JobState.QUEUED.value, params.model_dump_json(), time.time(), job_id, from_state.value),
-            )
-            return cur.rowcount == 1
-
-    async def park(self, job_id: str, *, detail: str) -> int:
-        """Put a job's in-flight items back to PENDING so the next start re-applies them.
-
-        Used at shutdown for idempotent verbs; returns how many items were parked.
-        """
-        async with self.store.transaction():
-            cur = await self.store.conn.execute(
-                "UPDATE job_items SET state = ?, detail = ?, updated_at = ? WHERE job_id = ? AND state = ?",
-                (ItemStatus.PENDING.value, detail, time.time(), job_id, ItemStatus.RUNNING.value),
-            )
-            return cur.rowcount
-
-    async def queue_stats(self) -> tuple[int, float | None]:
-        """(unfinished jobs, created_at of the oldest) for metrics and readiness."""
-        async with self.store.conn.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE state IN (?, ?)",
-            (JobState.QUEUED.value, JobState.RUNNING.value),
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row[0]), row[1]
 
     # ---- items ---------------------------------------------------------------------------
 
@@ -328,6 +356,18 @@ class JobStore:
                 [(state.value, detail, time.time(), job_id, s) for s in seqs],
             )
 
+    async def park(self, job_id: str, *, detail: str) -> int:
+        """Put a job's in-flight items back to PENDING so the next start re-applies them.
+
+        Used at shutdown for idempotent verbs; returns how many items were parked.
+        """
+        async with self.store.transaction():
+            cur = await self.store.conn.execute(
+                "UPDATE job_items SET state = ?, detail = ?, updated_at = ? WHERE job_id = ? AND state = ?",
+                (ItemStatus.PENDING.value, detail, time.time(), job_id, ItemStatus.RUNNING.value),
+            )
+            return cur.rowcount
+
     async def record_results(
         self, job: Job, results: Sequence[tuple[int, ItemResult]], *, verb: str | None = None
     ) -> None:
@@ -339,145 +379,12 @@ class JobStore:
                 " WHERE job_id = ? AND seq = ?",
                 [(r.outcome.value, r.detail, r.status, r.before, r.after, now, job.id, seq) for seq, r in results],
             )
-            await self.store.conn.executemany(
-                "INSERT INTO ledger (at, job_id, team_id, actor_id, verb, platform, target, before, after,"
-                " outcome, detail, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        now,
-                        job.id,
-                        job.team_id,
-                        job.actor_id,
-                        verb or job.verb,
-                        r.target.platform.value,
-                        r.target.key,
-                        r.before,
-                        r.after,
-                        r.outcome.value,
-                        r.detail,
-                        r.status,
-                    )
-                    for _, r in results
-                ],
+            await append_results(
+                self.store.conn,
+                at=now,
+                job_id=job.id,
+                team_id=job.team_id,
+                actor_id=job.actor_id,
+                verb=verb or job.verb.value,
+                results=[r for _, r in results],
             )
-
-    # ---- ledger ----------------------------------------------------------------------------
-
-    async def record(
-        self,
-        *,
-        team_id: str,
-        actor_id: str,
-        verb: str,
-        outcome: str,
-        detail: str = "",
-        target: Target | None = None,
-        job_id: str | None = None,
-    ) -> None:
-        """Append one ledger line that is not an item result (refusals, cancellations …)."""
-        async with self.store.transaction():
-            await self.store.conn.execute(
-                "INSERT INTO ledger (at, job_id, team_id, actor_id, verb, platform, target, outcome, detail)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    time.time(),
-                    job_id,
-                    team_id,
-                    actor_id,
-                    verb,
-                    target.platform.value if target else None,
-                    target.key if target else None,
-                    outcome,
-                    detail,
-                ),
-            )
-
-    async def history(self, target: Target, *, limit: int = 50) -> list[LedgerEntry]:
-        """An item's trail, newest first."""
-        async with self.store.conn.execute(
-            "SELECT * FROM ledger WHERE target = ? ORDER BY at DESC, id DESC LIMIT ?", (target.key, limit)
-        ) as cur:
-            rows = await cur.fetchall()
-        return [LedgerEntry.model_validate(dict(r)) for r in rows]
-
-    async def ledger_since(self, since: float) -> list[LedgerEntry]:
-        async with self.store.conn.execute("SELECT * FROM ledger WHERE at >= ? ORDER BY at, id", (since,)) as cur:
-            rows = await cur.fetchall()
-        return [LedgerEntry.model_validate(dict(r)) for r in rows]
-
-    async def recent_change(
-        self, target: Target, *, verb: str, assignee: str | None, within: float
-    ) -> LedgerEntry | None:
-        """The latest successful change of ``target`` if it was this ``verb`` (to ``assignee``) within ``within`` s.
-
-        Only the newest assign/unassign/handoff/resolve counts, so "assign, unassign, assign" is
-        not mistaken for a repeat of the first assign.
-        """
-        latest = await self.latest_change(target, within=within)
-        if latest is None or latest.entry.verb != verb:
-            return None
-        if assignee is not None and latest.assignee != assignee:
-            return None
-        return latest.entry
-
-    async def latest_change(self, target: Target, *, within: float | None = None) -> RecentChange | None:
-        """The newest successful assign/unassign/handoff/resolve of ``target`` (within ``within`` s)."""
-        async with self.store.conn.execute(
-            "SELECT l.*, json_extract(j.params, '$.assignee') AS job_assignee FROM ledger l"
-            " LEFT JOIN jobs j ON j.id = l.job_id"
-            " WHERE l.target = ? AND l.outcome IN ('done','warning')"
-            " AND l.verb IN ('assign','unassign','handoff','resolve')"
-            " ORDER BY l.at DESC, l.id DESC LIMIT 1",
-            (target.key,),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None or (within is not None and row["at"] < time.time() - within):
-            return None
-        data = dict(row)
-        job_assignee = data.pop("job_assignee", None)
-        return RecentChange(entry=LedgerEntry.model_validate(data), assignee=job_assignee)
-
-    async def last_known(self, target: Target) -> LedgerEntry | None:
-        """The newest ledger line that tells who the bot left the item with (``after``; None: nobody).
-
-        Includes "already in that state" skips, which also read the platform's value.
-        """
-        async with self.store.conn.execute(
-            "SELECT * FROM ledger WHERE target = ? AND ("
-            " (outcome IN ('done','warning') AND verb IN ('assign','unassign','handoff'))"
-            " OR (outcome = 'skipped' AND verb IN ('assign','handoff') AND after IS NOT NULL))"
-            " ORDER BY at DESC, id DESC LIMIT 1",
-            (target.key,),
-        ) as cur:
-            row = await cur.fetchone()
-        return LedgerEntry.model_validate(dict(row)) if row else None
-
-    async def held_by(self, *, platform: Platform, identity: str) -> list[Target]:
-        """Items whose latest assignment change by the bot left them with ``identity`` (and not resolved since)."""
-        async with self.store.conn.execute(
-            "SELECT l.target FROM ledger l WHERE l.platform = ? AND l.after = ?"
-            " AND l.verb IN ('assign', 'handoff') AND l.outcome IN ('done', 'warning')"
-            " AND l.id = (SELECT MAX(l2.id) FROM ledger l2 WHERE l2.target = l.target"
-            "   AND l2.verb IN ('assign', 'handoff', 'unassign', 'resolve')"
-            "   AND l2.outcome IN ('done', 'warning'))",
-            (platform.value, identity),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [Target.from_key(r["target"]) for r in rows]
-
-    async def in_flight(self, target: Target, *, verb: str) -> tuple[Job, JobItem] | None:
-        """A queued or running job that will apply ``verb`` to ``target``."""
-        async with self.store.conn.execute(
-            "SELECT j.id AS jid, i.seq AS seq FROM job_items i JOIN jobs j ON j.id = i.job_id"
-            " WHERE i.target = ? AND i.state IN ('pending','running') AND j.verb = ?"
-            " AND j.state IN ('queued','running') ORDER BY j.created_at LIMIT 1",
-            (target.key, verb),
-        ) as cur:
-            row = await cur.fetchone()
-        if not row:
-            return None
-        job = await self.get(row["jid"])
-        if job is None:
-            return None
-        items = [i for i in await self.items(job.id) if i.seq == row["seq"]]
-        return (job, items[0]) if items else None

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
 
-from bot.models import ItemResult, Outcome, Platform, Target
+from bot.models import (
+    HandoffPhase,
+    HandoffPlan,
+    ItemResult,
+    ItemStatus,
+    Job,
+    JobParams,
+    JobState,
+    Outcome,
+    Platform,
+    Target,
+    Verb,
+)
 from bot.store.db import Store
-from bot.store.jobs import ItemStatus, JobParams, JobState, JobStore
+from bot.store.jobs import DuplicateDelivery, JobStore, SameChange
 
 X1 = Target(platform=Platform.XPANSE, id="1")
 X2 = Target(platform=Platform.XPANSE, id="2")
@@ -29,12 +42,12 @@ async def jobs(tmp_path: Path) -> AsyncIterator[JobStore]:
 async def new_job(
     jobs: JobStore,
     *,
-    verb: str = "assign",
+    verb: Verb = Verb.ASSIGN,
     key: str | None = None,
     targets: list[Target] | None = None,
     assignee: str | None = "U0BOB",
 ) -> str:
-    job = await jobs.create(
+    job = await jobs.submit(
         verb=verb,
         team_id="T1",
         actor_id="U0ALICE",
@@ -43,7 +56,7 @@ async def new_job(
         source="slash",
         interaction_key=key,
     )
-    assert job is not None
+    assert isinstance(job, Job), job
     return job.id
 
 
@@ -52,17 +65,17 @@ async def test_job_and_items_are_stored_pending_and_a_repeated_interaction_is_re
     job_id = await new_job(jobs, key="trigger.1")
     items = await jobs.items(job_id)
     assert [(i.seq, i.target, i.state) for i in items] == [(0, X1, ItemStatus.PENDING), (1, X2, ItemStatus.PENDING)]
-    assert (
-        await jobs.create(
-            verb="assign",
+    assert isinstance(
+        await jobs.submit(
+            verb=Verb.ASSIGN,
             team_id="T1",
             actor_id="U0ALICE",
             targets=[X1],
             params=JobParams(),
             source="slash",
             interaction_key="trigger.1",
-        )
-        is None
+        ),
+        DuplicateDelivery,
     )
     found = await jobs.by_interaction_key("trigger.1")
     assert found is not None and found.id == job_id
@@ -72,25 +85,23 @@ async def test_unfinished_lists_queued_running_and_unreported_jobs(jobs: JobStor
     """Resume sees queued, running and finished-but-unreported jobs, never reported or cancelled ones."""
     queued = await new_job(jobs)
     running = await new_job(jobs)
-    await jobs.set_state(running, JobState.RUNNING)
+    assert await jobs.move(running, JobState.RUNNING)
     unreported = await new_job(jobs)
-    await jobs.set_state(unreported, JobState.DONE)
+    assert await jobs.move(unreported, JobState.RUNNING) and await jobs.move(unreported, JobState.DONE)
     reported = await new_job(jobs)
-    await jobs.set_state(reported, JobState.DONE)
+    assert await jobs.move(reported, JobState.RUNNING) and await jobs.move(reported, JobState.DONE)
     await jobs.mark_reported(reported)
     cancelled = await new_job(jobs)
-    await jobs.set_state(cancelled, JobState.CANCELLED)
+    assert await jobs.move(cancelled, JobState.AWAITING_CONFIRM) and await jobs.move(cancelled, JobState.CANCELLED)
     assert [j.id for j in await jobs.unfinished()] == [queued, running, unreported]
 
 
 async def test_transition_is_won_once_under_concurrency(jobs: JobStore) -> None:
     """Two concurrent confirmations of one waiting job: exactly one moves it."""
     job_id = await new_job(jobs)
-    await jobs.set_state(job_id, JobState.AWAITING_CONFIRM)
+    assert await jobs.move(job_id, JobState.AWAITING_CONFIRM)
     params = JobParams(extra={"phase": "apply"})
-    won = await asyncio.gather(
-        *(jobs.reopen(job_id, from_state=JobState.AWAITING_CONFIRM, params=params) for _ in range(5))
-    )
+    won = await asyncio.gather(*(jobs.move(job_id, JobState.QUEUED, params=params) for _ in range(5)))
     assert sorted(won) == [False, False, False, False, True]
     job = await jobs.get(job_id)
     assert job is not None and job.state is JobState.QUEUED
@@ -139,7 +150,7 @@ async def test_latest_change_and_held_by_follow_the_newest_assignment(jobs: JobS
     assert await jobs.held_by(platform=Platform.XPANSE, identity="bob@x") == [X1]
     latest = await jobs.latest_change(X1)
     assert latest is not None and latest.assignee == "U0BOB"
-    unassign = await new_job(jobs, verb="unassign", targets=[X1], assignee=None)
+    unassign = await new_job(jobs, verb=Verb.UNASSIGN, targets=[X1], assignee=None)
     job = await jobs.get(unassign)
     assert job is not None
     await jobs.record_results(job, [(0, ItemResult(target=X1, outcome=Outcome.DONE, before="bob@x"))])
@@ -152,7 +163,114 @@ async def test_latest_change_and_held_by_follow_the_newest_assignment(jobs: JobS
 async def test_in_flight_finds_pending_items_of_live_jobs_only(jobs: JobStore) -> None:
     """A queued job's pending item is in flight; once the job is done it no longer is."""
     job_id = await new_job(jobs, targets=[X1])
-    flight = await jobs.in_flight(X1, verb="assign")
+    flight = await jobs.in_flight(X1, verb=Verb.ASSIGN)
     assert flight is not None and flight[0].id == job_id
-    await jobs.set_state(job_id, JobState.DONE)
-    assert await jobs.in_flight(X1, verb="assign") is None
+    assert await jobs.move(job_id, JobState.RUNNING) and await jobs.move(job_id, JobState.DONE)
+    assert await jobs.in_flight(X1, verb=Verb.ASSIGN) is None
+
+
+async def test_a_row_written_with_the_legacy_extra_dict_loads_as_a_typed_plan(jobs: JobStore) -> None:
+    """A job row whose params carry the old untyped ``extra`` dict loads with a typed HandoffPlan."""
+    legacy = {
+        "assignee": "U0BOB",
+        "from_user": "U0ALICE",
+        "identities": {"xpanse": "bob@x"},
+        "extra": {
+            "phase": "apply",
+            "counts": {"datadog": 0, "kibana": 2, "xpanse": 1},
+            "problems": {"datadog": "Datadog is not configured"},
+            "unmapped": ["kibana"],
+            "confirmed_by": "U0ALICE",
+            "retry_of": "abc123",
+            "from_identities": {"xpanse": "alice@x"},
+            "assignee_name": "Bob Ops",
+            "someone_elses_key": 1,
+        },
+    }
+    await jobs.store.conn.execute(
+        "INSERT INTO jobs (id, verb, state, team_id, actor_id, source, params, created_at, updated_at)"
+        " VALUES ('old1', 'handoff', 'awaiting_confirm', 'T1', 'U0ALICE', 'handoff', ?, 1.0, 1.0)",
+        (json.dumps(legacy),),
+    )
+    job = await jobs.get("old1")
+    assert job is not None and job.verb is Verb.HANDOFF and job.params.assignee_name == "Bob Ops"
+    assert job.params.handoff == HandoffPlan(
+        phase=HandoffPhase.APPLY,
+        counts={Platform.DATADOG: 0, Platform.KIBANA: 2, Platform.XPANSE: 1},
+        problems={Platform.DATADOG: "Datadog is not configured"},
+        unmapped=[Platform.KIBANA],
+        confirmed_by="U0ALICE",
+        retry_of="abc123",
+        from_identities={Platform.XPANSE: "alice@x"},
+    )
+    assert "extra" not in job.params.model_dump()
+    assert JobParams(extra={}).handoff is None
+
+
+async def test_two_replicas_submitting_the_same_change_store_one_job(tmp_path: Path) -> None:
+    """Two connections (two replicas, no shared in-process lock) racing one change: one job, the rest told."""
+    path = tmp_path / "shared.db"
+    first = await Store.open(path)
+    second = await Store.open(path)
+    try:
+        replicas = [JobStore(first), JobStore(second)]
+
+        async def click(n: int) -> object:
+            return await replicas[n % 2].submit(
+                verb=Verb.ASSIGN,
+                team_id="T1",
+                actor_id=f"U0CLICK{n}",
+                targets=[X1],
+                params=JobParams(assignee="U0BOB"),
+                source="button",
+                from_card=True,
+                interaction_key=f"click.{n}",
+            )
+
+        answers = await asyncio.gather(*(click(n) for n in range(6)))
+        stored = [a for a in answers if isinstance(a, Job)]
+        refused = [a for a in answers if isinstance(a, SameChange)]
+        assert len(stored) == 1 and len(refused) == 5, answers
+        assert all(
+            r.message.startswith(
+                f"xpanse:1 is already being handled: <@{stored[0].actor_id}> asked to assign it to <@U0BOB>"
+            )
+            for r in refused
+        )
+        async with first.conn.execute("SELECT COUNT(*) FROM jobs") as cur:
+            row = await cur.fetchone()
+        assert row is not None and row[0] == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_change_just_made_is_answered_with_who_made_it(jobs: JobStore) -> None:
+    """Once the job ran, the same change within the window is refused "was already assigned to … by …"."""
+    job_id = await new_job(jobs, targets=[X1])
+    job = await jobs.get(job_id)
+    assert job is not None
+    await jobs.record_results(job, [(0, ItemResult(target=X1, outcome=Outcome.DONE, after="bob@x"))])
+    answer = await jobs.submit(
+        verb=Verb.ASSIGN,
+        team_id="T1",
+        actor_id="U0CAROL",
+        targets=[X1],
+        params=JobParams(assignee="U0BOB"),
+        source="slash",
+    )
+    assert isinstance(answer, SameChange)
+    assert answer.message.startswith("xpanse:1 was already assigned to <@U0BOB> by <@U0ALICE> ")
+    assert answer.message.endswith(" s ago")
+
+
+async def test_moves_outside_the_state_table_are_refused(jobs: JobStore) -> None:
+    """A queued job cannot jump to done, and a finished job cannot be queued, cancelled or run again."""
+    job_id = await new_job(jobs)
+    assert not await jobs.move(job_id, JobState.DONE)
+    assert await jobs.move(job_id, JobState.RUNNING) and await jobs.move(job_id, JobState.PARTIAL)
+    for state in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED, JobState.DONE):
+        assert not await jobs.move(job_id, state)
+    job = await jobs.get(job_id)
+    assert job is not None and job.state is JobState.PARTIAL
+    assert all(not s.next_states for s in JobState if s.terminal)

@@ -8,8 +8,7 @@ from bot.core.access import Access, GroupDirectory, policy_verb
 from bot.core.policy import Policy
 from bot.core.service import ActionRequest, Source, Step
 from bot.errors import ForbiddenError
-from bot.models import Platform, Target, Verb
-from bot.store.jobs import JobParams
+from bot.models import JobParams, Platform, Target, Verb
 
 
 def request(verb: Verb, *, source: Source = Source.SLASH, actor: str = "U0BOB", **extra: object) -> ActionRequest:

@@ -109,10 +109,7 @@ def test_no_import_loops() -> None:
 def test_no_import_runs_back_up() -> None:
     """A module imports only its own package and lower layers (the Slack layer never reaches a client)."""
     upward = [
-        f"{a} -> {b}"
-        for a, targets in imports().items()
-        for b in targets
-        if unit(a) != unit(b) and rank(b) > rank(a)
+        f"{a} -> {b}" for a, targets in imports().items() for b in targets if unit(a) != unit(b) and rank(b) > rank(a)
     ]
     sideways = [
         f"{a} -> {b}"
