@@ -1,10 +1,14 @@
 """Built-in SANDBOX tenants: Datadog, Kibana (two spaces) + Elasticsearch, Xpanse and Slack.
 
-``Sandbox.start()`` runs one small in-memory server per vendor on 127.0.0.1, seeds them
-with findings, alerts, incidents and three people (alice, bob, carol) and returns the
-settings that point the real platform clients at them, so ``triage-bot shell`` works on
-a fresh machine with no credentials and the pipeline is the production one end to end.
-Keys are random per run: the real clients authenticate exactly as against a vendor.
+These are the ONE implementation of each vendor's behaviour: ``triage-bot shell`` runs
+them, the benchmark runs them with latency (``bench``), and the tests wrap them with a
+contract check (``tests/fakes``). ``bot.sandbox.payloads`` is the one builder of the
+payloads Slack sends. ``Sandbox.start()`` runs one small in-memory server per vendor on
+127.0.0.1, seeds them with findings, alerts, incidents and three people (alice, bob,
+carol) and returns the settings that point the real platform clients at them, so
+``triage-bot shell`` works on a fresh machine with no credentials and the pipeline is
+the production one end to end. Keys are random per run: the real clients authenticate
+exactly as against a vendor.
 """
 
 from __future__ import annotations

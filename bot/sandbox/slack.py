@@ -16,11 +16,8 @@ token is configured), from the real workspace, so identities resolve as in produ
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -28,95 +25,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import Recorded, SandboxServer, json_response
+from bot.sandbox.slack_types import Json, SlackCall, SlackEvent, SlackUser, decoded
 
-Json = dict[str, Any]
+__all__ = ["SCOPES", "SlackCall", "SlackEvent", "SlackSandbox", "SlackUser"]
 # Read-only methods forwarded to the real workspace when there is one.
 UPSTREAM_METHODS = frozenset({"users.info", "users.lookupByEmail", "usergroups.users.list", "auth.test"})
 SCOPES = "chat:write,commands,users:read,users:read.email,im:write,usergroups:read"
-
-
-class SlackCall(NamedTuple):
-    """One Web API call as received (unpacks as ``method, args, headers``)."""
-
-    method: str
-    args: dict[str, Any]
-    headers: dict[str, str]
-
-
-@dataclass
-class SlackUser:
-    """A person in the sandbox workspace."""
-
-    id: str
-    team_id: str
-    name: str
-    email: str | None = None
-    real_name: str = ""
-    display_name: str = ""
-    is_bot: bool = False
-    deleted: bool = False
-    tz: str = "Europe/London"
-
-    def to_json(self) -> Json:
-        """The user as users.info answers it."""
-        first, _, last = self.real_name.partition(" ")
-        profile: Json = {
-            "real_name": self.real_name,
-            "real_name_normalized": self.real_name,
-            "display_name": self.display_name,
-            "display_name_normalized": self.display_name,
-            "first_name": first,
-            "last_name": last,
-            "status_text": "",
-            "status_emoji": "",
-            "avatar_hash": "g000000000",
-            "image_48": "https://example.invalid/avatar_48.png",
-            "team": self.team_id,
-        }
-        # Slack omits the key when the user has no email or the token lacks users:read.email.
-        if self.email is not None:
-            profile["email"] = self.email
-        flags = ("is_admin", "is_owner", "is_primary_owner", "is_restricted", "is_ultra_restricted", "is_app_user")
-        return {
-            "id": self.id,
-            "team_id": self.team_id,
-            "name": self.name,
-            "deleted": self.deleted,
-            "color": "9f69e7",
-            "real_name": self.real_name,
-            "tz": self.tz,
-            "tz_label": "Greenwich Mean Time",
-            "tz_offset": 0,
-            "profile": profile,
-            **dict.fromkeys(flags, False),
-            "is_bot": self.is_bot,
-            "updated": 1502138686,
-            "is_email_confirmed": self.email is not None,
-            "has_2fa": False,
-        }
-
-
-@dataclass
-class SlackEvent:
-    """Something the bot did in Slack, in order: ``kind`` is post, update, ephemeral, response, view."""
-
-    kind: str
-    channel: str | None = None
-    ts: str | None = None
-    thread_ts: str | None = None
-    text: str = ""
-    blocks: list[Json] = field(default_factory=list)
-    view: Json | None = None
-
-
-def _decoded(value: Any) -> Any:
-    """Form posts carry blocks and views as JSON strings; None when such a string is not JSON."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
 
 
 class SlackSandbox(SandboxServer):
@@ -314,7 +228,7 @@ class SlackSandbox(SandboxServer):
         channel = self._channel_of(args)
         if channel is None:
             return {"ok": False, "error": "channel_not_found"}
-        blocks = _decoded(args.get("blocks"))
+        blocks = decoded(args.get("blocks"))
         if not args.get("text") and not blocks and not args.get("attachments"):
             return {"ok": False, "error": "no_text"}
         if args.get("blocks") is not None and blocks is None:
@@ -351,7 +265,7 @@ class SlackSandbox(SandboxServer):
         if "text" in args:
             message["text"] = args["text"]
         if "blocks" in args:
-            message["blocks"] = _decoded(args["blocks"])
+            message["blocks"] = decoded(args["blocks"])
         message["edited"] = {"user": self.bot_user_id, "ts": self.next_ts()}
         ts, text = message["ts"], message.get("text", "")
         self.events.append(
@@ -366,7 +280,7 @@ class SlackSandbox(SandboxServer):
         if not args.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
         ts = self.next_ts()
-        blocks = _decoded(args.get("blocks"))
+        blocks = decoded(args.get("blocks"))
         text, thread_ts = args.get("text", ""), args.get("thread_ts")
         self.ephemerals.append(
             {
@@ -382,7 +296,7 @@ class SlackSandbox(SandboxServer):
         return {"ok": True, "message_ts": ts}
 
     def _views_open(self, args: Json) -> Json:
-        view = _decoded(args.get("view"))
+        view = decoded(args.get("view"))
         if (not args.get("trigger_id") and not args.get("interactivity_pointer")) or not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
         view_id = f"V{next(self._view_seq):08d}"
@@ -405,7 +319,7 @@ class SlackSandbox(SandboxServer):
         return {"ok": True, "view": dict(stored)}
 
     def _views_update(self, args: Json) -> Json:
-        view = _decoded(args.get("view"))
+        view = decoded(args.get("view"))
         if not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
         view_id = args.get("view_id")

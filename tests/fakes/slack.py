@@ -22,6 +22,7 @@ import pytest_asyncio
 from aiohttp import WSMsgType, web
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.sandbox import payloads
 from bot.sandbox.server import Recorded
 from bot.sandbox.slack import SCOPES, SlackCall, SlackSandbox, SlackUser
 
@@ -159,9 +160,7 @@ class SlackFake(SlackSandbox):
     async def push_envelope(self, kind: str, payload: Json) -> str:
         """Queue a Socket Mode envelope (``slash_commands`` / ``interactive``); returns its id."""
         envelope_id = f"env-{next(self._seq)}"
-        await self._envelopes.put(
-            {"envelope_id": envelope_id, "type": kind, "payload": payload, "accepts_response_payload": True}
-        )
+        await self._envelopes.put(payloads.socket_envelope(kind, payload, envelope_id=envelope_id))
         return envelope_id
 
     async def wait_for_ack(self, envelope_id: str, timeout: float = 5) -> Json:
