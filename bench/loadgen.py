@@ -7,7 +7,7 @@ stdin/stdout, one JSON object per line:
     → {"url": ..., "secret": ..., "bodies": [...], "concurrency": 50}
     ← {"latencies_ms": [...], "statuses": {"200": 300}, "acks": {"...": 300}, "wall_s": 1.2}
 
-Each body is signed just before it is sent (Slack's v0 scheme), ``concurrency``
+Each body is signed just before it is sent (Slack's v0 scheme, ``bot.sandbox.payloads``), ``concurrency``
 closed-loop senders share one keep-alive connection pool per URL, and the
 latency of a request runs from just before the POST to the last byte of the
 answer. An empty line or EOF ends the process.
@@ -23,9 +23,9 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
-from slack_sdk.signature import SignatureVerifier
 
-CONTENT_TYPE = "application/x-www-form-urlencoded"
+from bot.sandbox.payloads import signature_headers
+
 MAX_CONNECTIONS = 64
 
 
@@ -50,7 +50,6 @@ class Sender:
     async def batch(self, *, url: str, secret: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
         """Send every body with ``concurrency`` closed-loop senders; latencies in send order."""
         session = self.session(url)
-        verifier = SignatureVerifier(secret)
         latencies: list[float] = [0.0] * len(bodies)
         statuses: Counter[str] = Counter()
         acks: Counter[str] = Counter()
@@ -62,12 +61,7 @@ class Sender:
             while not queue.empty():
                 i = queue.get_nowait()
                 body = bodies[i]
-                stamp = str(int(time.time()))
-                headers = {
-                    "Content-Type": CONTENT_TYPE,
-                    "X-Slack-Request-Timestamp": stamp,
-                    "X-Slack-Signature": verifier.generate_signature(timestamp=stamp, body=body) or "",
-                }
+                headers = signature_headers(body, secret)
                 started = time.perf_counter()
                 try:
                     async with session.post(url, data=body.encode(), headers=headers) as resp:

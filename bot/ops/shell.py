@@ -32,12 +32,14 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.runtime import Services
-from bot.sandbox import CHANNEL, PEOPLE, SEED, TEAM, Sandbox
+from bot.sandbox import CHANNEL, PEOPLE, SEED, TEAM, Sandbox, payloads
 from bot.sandbox.render import button_label, buttons, render_blocks
 from bot.sandbox.slack import SlackEvent, SlackSandbox
 from bot.settings import Settings
 
 Reader = Callable[[str], Awaitable[str | None]]
+# Who the shell's payloads say they come from (``bot.sandbox.payloads`` builds them).
+SHELL_APP = {"api_app_id": "A0SHELL", "token": "sandbox"}
 
 SHELL_HELP = """\
 Shell commands (everything else is a /triage command; the leading "/triage" is optional):
@@ -255,21 +257,18 @@ class Shell:
         return True
 
     async def command(self, text: str) -> None:
-        body = {
-            "token": "sandbox",
-            "team_id": self.team,
-            "team_domain": "sandbox",
-            "channel_id": self.channel,
-            "channel_name": "triage",
-            "user_id": self.user,
-            "user_name": self.name_of(self.user) or self.user,
-            "command": "/triage",
-            "text": self.slack_text(text),
-            "api_app_id": "A0SHELL",
-            "is_enterprise_install": "false",
-            "response_url": self.slack.webhook_url(f"cmd{next(self._n)}"),
-            "trigger_id": self._trigger(),
-        }
+        body = payloads.slash_command(
+            text=self.slack_text(text),
+            user_id=self.user,
+            user_name=self.name_of(self.user) or self.user,
+            team_id=self.team,
+            team_domain="sandbox",
+            channel_id=self.channel,
+            channel_name="triage",
+            response_url=self.slack.webhook_url(f"cmd{next(self._n)}"),
+            trigger_id=self._trigger(),
+            **SHELL_APP,
+        )
         answer = await self.dispatch(body)
         for line in self._render(answer.get("blocks") or [], str(answer.get("text") or "")):
             self.say(line)
@@ -349,28 +348,24 @@ class Shell:
             self.say(f"That button opens {element['url']} in a browser.")
             return
         before_views = len(self.slack.views)
-        body = {
-            "type": "block_actions",
-            "token": "sandbox",
-            "api_app_id": "A0SHELL",
-            "user": {"id": self.user, "team_id": self.team, "name": self.name_of(self.user) or self.user},
-            "team": {"id": self.team, "domain": "sandbox"},
-            "container": {"type": "message", "message_ts": card.ts, "channel_id": card.channel, "is_ephemeral": False},
-            "channel": {"id": card.channel, "name": "triage"},
-            "message": {"type": "message", **card.message, "ts": card.ts},
-            "trigger_id": self._trigger(),
-            "response_url": self.slack.webhook_url(f"btn{next(self._n)}"),
-            "actions": [
-                {
-                    "action_id": element.get("action_id"),
-                    "block_id": block.get("block_id", "b"),
-                    "value": element.get("value", ""),
-                    "type": "button",
-                    "text": element.get("text"),
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
+        body = payloads.block_actions(
+            action=payloads.button(
+                str(element.get("action_id")),
+                str(element.get("value", "")),
+                block_id=str(block.get("block_id", "b")),
+                text=element.get("text"),
+            ),
+            user_id=self.user,
+            user_name=self.name_of(self.user) or self.user,
+            team_id=self.team,
+            team_domain="sandbox",
+            channel_id=card.channel,
+            channel_name="triage",
+            message={**card.message, "ts": card.ts},
+            trigger_id=self._trigger(),
+            response_url=self.slack.webhook_url(f"btn{next(self._n)}"),
+            **SHELL_APP,
+        )
         self.say(f"(pressed [{button_label(element)}] on card #{card.number})")
         await self.dispatch(body)
         await self.settle()
@@ -403,15 +398,17 @@ class Shell:
                     return
                 values[str(block.get("block_id"))] = answer
             self.say(f"└ [{submit}]")
-            body = {
-                "type": "view_submission",
-                "token": "sandbox",
-                "api_app_id": "A0SHELL",
-                "team": {"id": self.team, "domain": "sandbox"},
-                "user": {"id": self.user, "team_id": self.team, "name": self.name_of(self.user) or self.user},
-                "trigger_id": self._trigger(),
-                "view": {**view, "state": {"values": values}, "hash": f"{view.get('hash')}.{next(self._n)}"},
-            }
+            body = payloads.view_submission(
+                view=view,
+                values=values,
+                user_id=self.user,
+                user_name=self.name_of(self.user) or self.user,
+                team_id=self.team,
+                team_domain="sandbox",
+                trigger_id=self._trigger(),
+                view_hash=f"{view.get('hash')}.{next(self._n)}",
+                **SHELL_APP,
+            )
             answer = await self.dispatch(body)
             if answer.get("response_action") == "errors":
                 errors = {str(k): str(v) for k, v in (answer.get("errors") or {}).items()}
@@ -480,19 +477,19 @@ class Shell:
             return
         ts = f"{int(time.time())}.{next(self._n):06d}"
         message = {"type": "message", "user": self.user, "text": self.slack_text(text.strip()), "ts": ts}
-        body = {
-            "type": "message_action",
-            "callback_id": "triage_message",
-            "token": "sandbox",
-            "trigger_id": self._trigger(),
-            "action_ts": f"{time.time():.6f}",
-            "team": {"id": self.team, "domain": "sandbox"},
-            "user": {"id": self.user, "name": self.name_of(self.user) or self.user},
-            "channel": {"id": self.channel, "name": "triage"},
-            "message": message,
-            "message_ts": ts,
-            "response_url": self.slack.webhook_url(f"sc{next(self._n)}"),
-        }
+        body = payloads.message_action(
+            callback_id="triage_message",
+            message=message,
+            user_id=self.user,
+            user_name=self.name_of(self.user) or self.user,
+            team_id=self.team,
+            team_domain="sandbox",
+            channel_id=self.channel,
+            channel_name="triage",
+            trigger_id=self._trigger(),
+            response_url=self.slack.webhook_url(f"sc{next(self._n)}"),
+            token=SHELL_APP["token"],
+        )
         await self.dispatch(body)
         await self.settle()
         self.flush_events()

@@ -1,10 +1,14 @@
 """Built-in SANDBOX tenants: Datadog, Kibana (two spaces) + Elasticsearch, Xpanse and Slack.
 
-``Sandbox.start()`` runs one small in-memory server per vendor on 127.0.0.1, seeds them
-with findings, alerts, incidents and three people (alice, bob, carol) and returns the
-settings that point the real platform clients at them, so ``triage-bot shell`` works on
-a fresh machine with no credentials and the pipeline is the production one end to end.
-Keys are random per run: the real clients authenticate exactly as against a vendor.
+These are the ONE implementation of each vendor's behaviour: ``triage-bot shell`` runs
+them, the benchmark runs them with latency (``bench``), and the tests wrap them with a
+contract check (``tests/fakes``). ``bot.sandbox.payloads`` is the one builder of the
+payloads Slack sends. ``Sandbox.start()`` runs one small in-memory server per vendor on
+127.0.0.1, seeds them with findings, alerts, incidents and three people (alice, bob,
+carol) and returns the settings that point the real platform clients at them, so
+``triage-bot shell`` works on a fresh machine with no credentials and the pipeline is
+the production one end to end. Keys are random per run: the real clients authenticate
+exactly as against a vendor.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.sandbox.datadog import DatadogSandbox
-from bot.sandbox.kibana import ElasticsearchSandbox, KibanaSandbox
+from bot.sandbox.elasticsearch import ElasticsearchSandbox
+from bot.sandbox.kibana import KibanaSandbox
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.slack import SlackSandbox
 from bot.sandbox.xpanse import XpanseSandbox
@@ -76,8 +81,10 @@ class Sandbox:
         self.datadog = DatadogSandbox(api_key=self.dd_api_key, app_key=self.dd_app_key)
         self.kibana = KibanaSandbox(api_key=self.kibana_key)
         self.elasticsearch = ElasticsearchSandbox(api_key=self.es_key)
-        self.xpanse = XpanseSandbox(keys={XPANSE_KEY_ID: ("standard", self.xpanse_key)})
-        self.slack = SlackSandbox(token=self.slack_token, team_id=TEAM)
+        self.xpanse = XpanseSandbox(
+            keys={XPANSE_KEY_ID: ("standard", self.xpanse_key)}, host="https://sandbox.xpanse.invalid"
+        )
+        self.slack = SlackSandbox(token=self.slack_token, team_id=TEAM, bot_user_id="U0TRIAGEBOT", bot_id="B0TRIAGEBOT")
         self.servers: list[SandboxServer] = [self.datadog, self.kibana, self.elasticsearch, self.xpanse, self.slack]
 
     async def start(self) -> Sandbox:
@@ -98,9 +105,9 @@ class Sandbox:
     def seed(self) -> None:
         """People everywhere (Carol not in Kibana) and a handful of items per platform."""
         for p in PEOPLE:
-            self.slack.add_user(p.slack_id, p.name, p.email, p.real_name)
+            self.slack.add_user(p.slack_id, name=p.name, email=p.email, real_name=p.real_name)
             if p.datadog:
-                self.datadog.add_user(p.datadog, p.email, p.real_name)
+                self.datadog.add_user(p.datadog, p.email, name=p.real_name)
             if p.kibana:
                 email = None if p is CAROL else p.email
                 self.elasticsearch.add_profile(p.kibana, email=email, username=p.name, full_name=p.real_name)
@@ -113,7 +120,7 @@ class Sandbox:
             f[1], title="IAM access key older than 90 days", severity="medium", assignee_id=BOB.datadog
         )
         self.datadog.add_finding(f[2], title="Security group allows SSH from 0.0.0.0/0", severity="critical")
-        self.datadog.add_case(SEED.case_uuid, SEED.case_key, "Exposed storage review")
+        self.datadog.add_case(SEED.case_uuid, SEED.case_key, title="Exposed storage review")
         d, s = SEED.alerts_default, SEED.alerts_secops
         self.kibana.add_alert(d[0], rule_name="Brute force login attempts", severity="high", host="vpn-1")
         self.kibana.add_alert(

@@ -1,81 +1,42 @@
-"""A sandbox Kibana (Security detection alerts, per space) and Elasticsearch (user profiles).
+"""A sandbox Kibana: Security detection alerts, one in-memory alert index per space.
 
 ``KibanaSandbox`` answers what ``KibanaClient`` calls, under ``/s/<space>`` or at the root
-for the ``default`` space: ``signals/search`` (the query DSL subset the client sends:
-``ids``, ``term``, ``terms``, ``range``, ``bool``, ``match_all``; ``sort``, ``size``,
-``_source``), ``signals/assignees`` and ``signals/status`` (update-by-query answers with
-``total``/``updated``/``noops``; ids the space does not hold match nothing). It wants
-``Authorization: ApiKey <key>`` (401 otherwise) and ``kbn-xsrf`` on every POST (400).
-``ElasticsearchSandbox`` answers ``/_security/profile/_suggest`` and ``/_security/profile/<uid>``.
+for the ``default`` space: ``signals/search`` (the query DSL subset in
+``bot.sandbox.dsl``; ``sort``, ``size``, ``_source``), ``signals/assignees`` and
+``signals/status`` (update-by-query answers: ``total``, ``updated``, ``noops``,
+``version_conflicts``, ``failures``; ids from another space match nothing, removals
+are applied before additions, a uid in both ``add`` and ``remove`` is the SIEM-style
+400 with an array message). As Kibana does, it authenticates first (``Authorization:
+ApiKey <key>``, 401 otherwise) and then refuses a non-GET without ``kbn-xsrf`` with its
+own message, before any route is reached. A query it does not understand is a 400
+noted in ``violations``.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.server import SandboxServer, json_response
+from bot.sandbox.dsl import UnsupportedQuery, filter_source, matches, sort_keys, values
+from bot.sandbox.server import Recorded, SandboxServer, json_response
 
-_SPACE_PATH = re.compile(r"^/s/([^/]+)(/.*)$")
+SPACE_PATH = re.compile(r"^/s/([^/]+)(/.*)$")
+Source = dict[str, Any]
+Change = Callable[[Source], bool]
 
 
 def _error(status: int, error: str, message: str) -> web.Response:
     return json_response({"statusCode": status, "error": error, "message": message}, status=status)
 
 
-def _values(source: dict[str, Any], field: str) -> list[Any]:
-    value = source.get("kibana.alert.uuid" if field == "_id" else field)
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _only(clause: Any) -> tuple[str, Any]:
-    if not isinstance(clause, dict) or len(clause) != 1:
-        raise ValueError(f"expected exactly one field in {clause!r}")
-    return next(iter(clause.items()))
-
-
-def matches(query: Any, source: dict[str, Any]) -> bool:
-    """Evaluate the supported query DSL subset; ``ValueError`` for anything else."""
-    if query is None:
-        return True
-    kind, spec = _only(query)
-    if kind == "match_all":
-        return True
-    if kind == "ids":
-        return source.get("kibana.alert.uuid") in set(spec.get("values") or [])
-    if kind in ("term", "terms"):
-        field, wanted = _only(spec)
-        if isinstance(wanted, dict):
-            wanted = wanted.get("value")
-        wanted = wanted if isinstance(wanted, list) else [wanted]
-        return any(v in wanted for v in _values(source, field))
-    if kind == "range":
-        field, bounds = _only(spec)
-        ops = {
-            "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b,
-            "lt": lambda a, b: a < b,
-            "lte": lambda a, b: a <= b,
-        }
-        return any(all(ops[o](v, b) for o, b in bounds.items() if o in ops) for v in _values(source, field))
-    if kind == "bool":
-
-        def group(key: str) -> list[Any]:
-            raw = spec.get(key) or []
-            return raw if isinstance(raw, list) else [raw]
-
-        if not all(matches(c, source) for c in group("filter") + group("must")):
-            return False
-        if any(matches(c, source) for c in group("must_not")):
-            return False
-        should = group("should")
-        needed = spec.get("minimum_should_match", 0 if group("filter") + group("must") else 1)
-        return not should or sum(matches(c, source) for c in should) >= int(needed)
-    raise ValueError(f"query type {kind!r} is not supported by the sandbox")
+def space_of(path: str) -> str:
+    """The space a request path addresses (``default`` at the root)."""
+    found = SPACE_PATH.match(path)
+    return found.group(1) if found else "default"
 
 
 class KibanaSandbox(SandboxServer):
@@ -86,168 +47,194 @@ class KibanaSandbox(SandboxServer):
     def __init__(self, *, api_key: str) -> None:
         super().__init__()
         self.api_key = api_key
-        self.alerts: dict[str, dict[str, dict[str, Any]]] = {}
+        # space -> alert id -> flat _source (dotted keys, as the alerts index stores them)
+        self.alerts: dict[str, dict[str, Source]] = {}
+        # ids whose next update meets a version conflict (counted, not updated, listed in failures)
+        self.conflict_ids: set[str] = set()
         self._clock = 0
+
+    # ---- seeding and reading ----------------------------------------------------------
 
     def add_alert(
         self,
         alert_id: str,
         *,
         space: str = "default",
-        rule_name: str,
+        rule_name: str = "Suspicious process",
         severity: str = "medium",
         status: str = "open",
-        assignees: list[str] | None = None,
+        assignees: tuple[str, ...] | list[str] = (),
         host: str = "host-1",
-    ) -> None:
-        """Seed one alert in ``space``."""
+    ) -> Source:
+        """Seed one alert in ``space``; returns its ``_source`` (live: edits show up)."""
         self._clock += 1
-        self.alerts.setdefault(space, {})[alert_id] = {
+        source: Source = {
             "@timestamp": f"2025-01-17T08:{self._clock // 60:02d}:{self._clock % 60:02d}.000Z",
             "kibana.alert.uuid": alert_id,
             "kibana.alert.rule.name": rule_name,
             "kibana.alert.severity": severity,
             "kibana.alert.workflow_status": status,
-            "kibana.alert.workflow_assignee_ids": list(assignees or []),
+            "kibana.alert.workflow_assignee_ids": list(assignees),
             "kibana.space_ids": [space],
             "host.name": host,
         }
+        self.alerts.setdefault(space, {})[alert_id] = source
+        return source
 
-    async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
-        if request.headers.get("Authorization") != f"ApiKey {self.api_key}":
+    def assignees(self, alert_id: str, space: str = "default") -> list[str]:
+        return list(self.alerts[space][alert_id]["kibana.alert.workflow_assignee_ids"])
+
+    def status(self, alert_id: str, space: str = "default") -> str:
+        return str(self.alerts[space][alert_id]["kibana.alert.workflow_status"])
+
+    def writes(self) -> list[Recorded]:
+        """The assignee and status requests received (the writes)."""
+        return [r for r in self.requests if r.path.endswith(("/signals/assignees", "/signals/status"))]
+
+    # ---- routing ------------------------------------------------------------------------
+
+    def route(self, path: str) -> str:
+        found = SPACE_PATH.match(path)
+        return found.group(2) if found else path
+
+    async def precheck(self, req: Recorded) -> web.StreamResponse | None:
+        if req.headers.get("authorization") != f"ApiKey {self.api_key}":
             return _error(
                 401,
                 "Unauthorized",
-                "[security_exception] unable to authenticate with provided "
-                "credentials and anonymous access is not allowed for this request",
+                "[security_exception\n\tRoot causes:\n\t\tsecurity_exception: "
+                "unable to authenticate with "
+                "provided credentials and anonymous access is not allowed for this request]",
             )
-        if request.method != "GET" and not request.headers.get("kbn-xsrf"):
+        if req.method not in ("GET", "HEAD") and not (req.headers.get("kbn-xsrf") or req.headers.get("kbn-version")):
+            self.violation(req, "missing kbn-xsrf header")
             return _error(400, "Bad Request", "Request must contain a kbn-xsrf header.")
-        found = _SPACE_PATH.match(request.path)
-        space, path = (found.group(1), found.group(2)) if found else ("default", request.path)
+        return None
+
+    async def handle(self, path: str, req: Recorded) -> web.StreamResponse:
+        space = space_of(req.path)
         index = self.alerts.get(space, {})
-        body = body if isinstance(body, dict) else {}
+        body = req.body if isinstance(req.body, dict) else {}
         try:
             if path == "/api/detection_engine/signals/search":
-                return self._search(space, index, body)
+                return self._search(req, space, index, body)
             if path == "/api/detection_engine/signals/assignees":
-                add, remove = list(body["assignees"]["add"]), list(body["assignees"]["remove"])
-                if set(add) & set(remove):
-                    return json_response(
-                        {
-                            "message": ["Duplicate assignees were found in the add and remove parameters."],
-                            "status_code": 400,
-                        },
-                        status=400,
-                    )
-
-                def reassign(source: dict[str, Any]) -> bool:
-                    kept = [u for u in source["kibana.alert.workflow_assignee_ids"] if u not in remove]
-                    source["kibana.alert.workflow_assignee_ids"] = kept + [u for u in add if u not in kept]
-                    return True
-
-                return self._update(index, list(body["ids"]), reassign)
+                return self._assignees(space, index, body)
             if path == "/api/detection_engine/signals/status":
-                status = body["status"]
-
-                def set_status(source: dict[str, Any]) -> bool:
-                    if source["kibana.alert.workflow_status"] == status:
-                        return False
-                    source["kibana.alert.workflow_status"] = status
-                    if body.get("reason"):
-                        source["kibana.alert.workflow_reason"] = body["reason"]
-                    return True
-
-                return self._update(index, list(body["signal_ids"]), set_status)
-        except (KeyError, TypeError, ValueError) as exc:
+                return self._status(space, index, body)
+        except (KeyError, TypeError) as exc:
             return json_response({"message": f"[request body] {exc}", "status_code": 400}, status=400)
         return _error(404, "Not Found", "Not Found")
 
-    def _search(self, space: str, index: dict[str, dict[str, Any]], body: dict[str, Any]) -> web.Response:
-        hits = [(i, s) for i, s in index.items() if matches(body.get("query"), s)]
-        sort = body.get("sort") or []
-        for item in reversed(sort if isinstance(sort, list) else [sort]):
-            field, order = (item, "asc") if isinstance(item, str) else _only(item)
-            order = order.get("order", "asc") if isinstance(order, dict) else order
-            hits.sort(key=lambda h, f=field: str((_values(h[1], f) or [""])[0]), reverse=order == "desc")
-        wanted = body.get("_source")
-        fields = [wanted] if isinstance(wanted, str) else wanted if isinstance(wanted, list) else None
+    # ---- routes -------------------------------------------------------------------------
+
+    def _search(self, req: Recorded, space: str, index: dict[str, Source], body: dict[str, Any]) -> web.Response:
+        try:
+            hits = [(i, s) for i, s in index.items() if matches(body.get("query"), s)]
+            for field, desc in reversed(sort_keys(body.get("sort"))):
+
+                def key(hit: tuple[str, Source], f: str = field) -> Any:
+                    return (values(hit[1], f) or [""])[0]
+
+                hits.sort(key=key, reverse=desc)
+        except UnsupportedQuery as exc:
+            self.violations.append(f"POST signals/search: {exc}")
+            return json_response({"message": f"[parsing_exception] {exc}", "status_code": 400}, status=400)
+        index_name = f".internal.alerts-security.alerts-{space}-000001"
         docs = [
             {
-                "_index": f".internal.alerts-security.alerts-{space}-000001",
-                "_id": i,
+                "_index": index_name,
+                "_id": alert_id,
                 "_score": None,
-                "_source": {k: v for k, v in s.items() if fields is None or k in fields},
+                "_source": filter_source(source, body.get("_source")),
             }
-            for i, s in hits[: int(body.get("size", 10))]
+            for alert_id, source in hits[: int(body.get("size", 10))]
         ]
-        return json_response(
-            {"took": 1, "timed_out": False, "hits": {"total": {"value": len(hits), "relation": "eq"}, "hits": docs}}
-        )
-
-    @staticmethod
-    def _update(index: dict[str, dict[str, Any]], ids: list[str], change: Any) -> web.Response:
-        held = [index[i] for i in dict.fromkeys(ids) if i in index]
-        updated = sum(1 for source in held if change(source))
         return json_response(
             {
                 "took": 1,
                 "timed_out": False,
-                "total": len(held),
-                "updated": updated,
-                "deleted": 0,
-                "batches": 1 if held else 0,
-                "version_conflicts": 0,
-                "noops": len(held) - updated,
-                "failures": [],
+                "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0},
+                "hits": {"total": {"value": len(hits), "relation": "eq"}, "max_score": None, "hits": docs},
             }
         )
 
+    def _update_by_query(self, space: str, index: dict[str, Source], ids: list[str], change: Change) -> web.Response:
+        """Apply ``change(source) -> changed?`` to each id the space holds, answering like ES."""
+        updated = noops = conflicts = total = 0
+        failures: list[dict[str, Any]] = []
+        for alert_id in dict.fromkeys(ids):
+            source = index.get(alert_id)
+            if source is None:
+                continue
+            total += 1
+            if alert_id in self.conflict_ids:
+                self.conflict_ids.discard(alert_id)
+                conflicts += 1
+                reason = f"[{alert_id}]: version conflict, required seqNo [4], primary term [1]"
+                failures.append(
+                    {
+                        "index": f".internal.alerts-security.alerts-{space}-000001",
+                        "id": alert_id,
+                        "cause": {"type": "version_conflict_engine_exception", "reason": reason},
+                        "status": 409,
+                    }
+                )
+                continue
+            if change(source):
+                updated += 1
+            else:
+                noops += 1
+        return json_response(
+            {
+                "took": 3,
+                "timed_out": False,
+                "total": total,
+                "updated": updated,
+                "deleted": 0,
+                "batches": 1 if total else 0,
+                "version_conflicts": conflicts,
+                "noops": noops,
+                "retries": {"bulk": 0, "search": 0},
+                "throttled_millis": 0,
+                "requests_per_second": -1,
+                "throttled_until_millis": 0,
+                "failures": failures,
+            }
+        )
 
-class ElasticsearchSandbox(SandboxServer):
-    """Elasticsearch user profiles, for the Kibana email look-up."""
+    def _assignees(self, space: str, index: dict[str, Source], body: dict[str, Any]) -> web.Response:
+        add = list(body["assignees"]["add"])
+        remove = list(body["assignees"]["remove"])
+        duplicates = [uid for uid in add if uid in remove]
+        if duplicates:
+            message = f"Duplicate assignees {json.dumps(duplicates)} were found in the add and remove parameters."
+            return json_response({"message": [message], "status_code": 400}, status=400)
 
-    name = "Elasticsearch"
+        def change(source: Source) -> bool:
+            current = [u for u in source.get("kibana.alert.workflow_assignee_ids") or [] if u not in remove]
+            current += [u for u in add if u not in current]
+            source["kibana.alert.workflow_assignee_ids"] = current
+            # The painless script never sets ctx.op = 'noop': every match is reindexed.
+            return True
 
-    def __init__(self, *, api_key: str) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.profiles: dict[str, dict[str, Any]] = {}
+        return self._update_by_query(space, index, list(body["ids"]), change)
 
-    def add_profile(self, uid: str, *, email: str | None, username: str, full_name: str) -> None:
-        """Seed an enabled profile (``email`` None: a profile the e-mail look-up cannot find)."""
-        self.profiles[uid] = {
-            "uid": uid,
-            "enabled": True,
-            "labels": {},
-            "data": {},
-            "user": {
-                "username": username,
-                "email": email,
-                "full_name": full_name,
-                "roles": ["analyst"],
-                "realm_name": "native",
-            },
-        }
-
-    async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
-        if request.headers.get("Authorization") != f"ApiKey {self.api_key}":
-            reason = "unable to authenticate with provided credentials"
-            return json_response({"error": {"type": "security_exception", "reason": reason}, "status": 401}, status=401)
-        if request.path == "/_security/profile/_suggest":
-            name = str((body or {}).get("name") or "").lower()
-            found = [
-                p
-                for p in self.profiles.values()
-                if name and name in " ".join(str(v or "") for v in p["user"].values()).lower()
-            ]
+    def _status(self, space: str, index: dict[str, Source], body: dict[str, Any]) -> web.Response:
+        if "signal_ids" not in body:
             return json_response(
-                {
-                    "total": {"value": len(found), "relation": "eq"},
-                    "profiles": found[: int((body or {}).get("size", 10))],
-                }
+                {"message": "the sandbox supports status by signal_ids only", "status_code": 400}, status=400
             )
-        if request.path.startswith("/_security/profile/"):
-            profile = self.profiles.get(request.path.rsplit("/", 1)[1])
-            return json_response({"profiles": [profile] if profile else []})
-        return json_response({"error": "no handler found"}, status=400)
+        status = body["status"]
+
+        def change(source: Source) -> bool:
+            if source.get("kibana.alert.workflow_status") == status:
+                return False
+            source["kibana.alert.workflow_status"] = status
+            source["kibana.alert.workflow_user"] = None  # API-key callers have no profile
+            source["kibana.alert.workflow_status_updated_at"] = "2025-01-18T00:00:00.000Z"
+            if "reason" in body:
+                source["kibana.alert.workflow_reason"] = body["reason"]
+            return True
+
+        return self._update_by_query(space, index, list(body["signal_ids"]), change)

@@ -1,237 +1,349 @@
-"""An in-process Slack Web API for ``triage-bot shell``: it keeps what the bot posts.
+"""A sandbox Slack Web API: it answers like Slack and keeps what the bot posts.
 
-The bot's ``AsyncWebClient`` points here (``base_url``), so chat.postMessage,
-chat.update, chat.postEphemeral, views.open/update and conversations.open are
-answered like Slack answers them and recorded as ``SlackEvent`` s for the shell to
-render; ``/webhook/<id>`` stands in for ``response_url``. User look-ups
-(users.info, users.lookupByEmail, usergroups.users.list, auth.test) answer from
-the sandbox directory or, when ``upstream`` is given (a real bot token is
-configured), from the real workspace, so identities resolve as in production.
+``AsyncWebClient(token=..., base_url=f"{slack.url}/api/")`` talks to it like to Slack
+(keep the trailing slash). It accepts POST JSON, POST form and GET query strings
+(merged into one ``args`` dict), checks the bearer token, records every call in
+``calls`` and keeps the state the bot cares about: users, messages per channel with
+increasing ``ts`` (a post to a user id lands in the bot's DM with them), ephemerals,
+views, DM channels and user groups; every message, update, ephemeral, modal and
+response_url body is also kept in order as a ``SlackEvent`` for ``triage-bot shell`` to
+render. POSTs to ``/webhook/<anything>`` stand in for ``response_url`` and land in
+``responses``. User look-ups (users.info, users.lookupByEmail, usergroups.users.list,
+auth.test) answer from the sandbox directory or, when ``upstream`` is given (a real bot
+token is configured), from the real workspace, so identities resolve as in production.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox.server import SandboxServer, json_response
+from bot.sandbox.server import Recorded, SandboxServer, json_response
+from bot.sandbox.slack_types import Json, SlackCall, SlackEvent, SlackUser, decoded
 
-Json = dict[str, Any]
+__all__ = ["SCOPES", "SlackCall", "SlackEvent", "SlackSandbox", "SlackUser"]
 # Read-only methods forwarded to the real workspace when there is one.
 UPSTREAM_METHODS = frozenset({"users.info", "users.lookupByEmail", "usergroups.users.list", "auth.test"})
-
-
-@dataclass
-class SlackUser:
-    """A person in the sandbox workspace."""
-
-    id: str
-    name: str
-    email: str
-    real_name: str
-
-    def to_json(self, team_id: str) -> Json:
-        return {
-            "id": self.id,
-            "team_id": team_id,
-            "name": self.name,
-            "real_name": self.real_name,
-            "deleted": False,
-            "is_bot": False,
-            "tz": "UTC",
-            "profile": {"email": self.email, "real_name": self.real_name, "display_name": self.name},
-        }
-
-
-@dataclass
-class SlackEvent:
-    """Something the bot did in Slack, in order: ``kind`` is post, update, ephemeral, response, view."""
-
-    kind: str
-    channel: str | None = None
-    ts: str | None = None
-    thread_ts: str | None = None
-    text: str = ""
-    blocks: list[Json] = field(default_factory=list)
-    view: Json | None = None
+SCOPES = "chat:write,commands,users:read,users:read.email,im:write,usergroups:read"
 
 
 class SlackSandbox(SandboxServer):
-    """The Web API subset the bot uses, recording every message and modal."""
+    """The Web API subset the bot uses, recording every call, message and modal."""
 
     name = "Slack"
 
-    def __init__(self, *, token: str, team_id: str = "T0SANDBOX", upstream: AsyncWebClient | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        token: str,
+        team_id: str = "T111",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        scopes: str = SCOPES,
+        upstream: AsyncWebClient | None = None,
+    ) -> None:
         super().__init__()
-        self.token = token
-        self.team_id = team_id
-        self.upstream = upstream
+        self.token, self.team_id, self.scopes, self.upstream = token, team_id, scopes, upstream
+        self.bot_user_id, self.bot_id = bot_user_id, bot_id
+        self.calls: list[SlackCall] = []
+        self.responses: list[Json] = []
         self.users: dict[str, SlackUser] = {}
-        self.messages: dict[tuple[str, str], Json] = {}
+        self.messages: dict[str, list[Json]] = {}
+        self.ephemerals: list[Json] = []
         self.views: dict[str, Json] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.dm_channels: dict[str, str] = {}
         self.events: list[SlackEvent] = []
-        self.calls: list[tuple[str, Json]] = []
+        self._ts_base = int(time.time())
         self._seq = itertools.count(1)
-        self._base = int(time.time())
+        self._view_seq = itertools.count(1)
+        self.methods: dict[str, Callable[[Json], Json]] = {
+            "auth.test": self._auth_test,
+            "users.info": self._users_info,
+            "users.lookupByEmail": self._users_lookup_by_email,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "views.open": self._views_open,
+            "views.push": self._views_open,
+            "views.update": self._views_update,
+            "conversations.open": self._conversations_open,
+            "usergroups.users.list": self._usergroups_users_list,
+        }
 
     @property
     def api_url(self) -> str:
+        """The ``base_url`` for ``AsyncWebClient`` (with its trailing slash)."""
         return f"{self.url}/api/"
 
-    def webhook_url(self, name: str) -> str:
+    def webhook_url(self, name: str = "response") -> str:
+        """A response_url that lands in ``responses``."""
         return f"{self.url}/webhook/{name}"
 
-    def add_user(self, user_id: str, name: str, email: str, real_name: str) -> None:
-        self.users[user_id] = SlackUser(user_id, name, email, real_name)
+    # ---- the directory ---------------------------------------------------------------------
+
+    def add_user(
+        self,
+        user_id: str,
+        *,
+        email: str | None = None,
+        real_name: str = "",
+        name: str = "",
+        team_id: str | None = None,
+        display_name: str = "",
+        is_bot: bool = False,
+        deleted: bool = False,
+    ) -> SlackUser:
+        """Seed a user for users.info / users.lookupByEmail (no email: the profile has none)."""
+        handle = name or (email or user_id).split("@")[0]
+        user = SlackUser(
+            user_id, team_id or self.team_id, handle, email, real_name or user_id, display_name, is_bot, deleted
+        )
+        self.users[user_id] = user
+        return user
+
+    def add_usergroup(self, usergroup_id: str, users: list[str]) -> None:
+        """Seed a user group for usergroups.users.list."""
+        self.usergroups[usergroup_id] = list(users)
 
     def user_named(self, name: str) -> SlackUser | None:
-        """The sandbox user called ``name`` (handle, first name or email), if any."""
+        """The user called ``name`` (id, handle, first name or email), if any."""
         wanted = name.lower().lstrip("@")
         for user in self.users.values():
-            if wanted in (user.id.lower(), user.name.lower(), user.email.lower(), user.real_name.split()[0].lower()):
+            first = (user.real_name.split() or [""])[0].lower()
+            if wanted in (user.id.lower(), user.name.lower(), (user.email or "").lower(), first):
                 return user
         return None
 
-    def _ts(self) -> str:
-        return f"{self._base}.{next(self._seq):06d}"
+    # ---- reading the state -----------------------------------------------------------------
 
-    async def handle(self, request: web.Request, body: Any) -> web.StreamResponse:
-        if request.path.startswith("/webhook/"):
-            payload = body if isinstance(body, dict) else {}
+    def calls_to(self, method: str) -> list[SlackCall]:
+        """Calls received for one Web API method, in order (faulted ones included)."""
+        return [c for c in self.calls if c.method == method]
+
+    def messages_in(self, channel: str) -> list[Json]:
+        """Messages posted to ``channel`` (as currently stored, updates applied)."""
+        return list(self.messages.get(channel, []))
+
+    def message(self, channel: str, ts: str) -> Json | None:
+        """The stored message ``ts`` in ``channel``."""
+        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
+
+    # ---- hooks -------------------------------------------------------------------------------
+
+    def token_for(self, method: str) -> str:
+        """The bearer token ``method`` wants."""
+        return self.token
+
+    def intercept(self, method: str, args: Json) -> web.StreamResponse | None:
+        """An answer given instead of the method's own (after the token check); none here."""
+        return None
+
+    # ---- HTTP ----------------------------------------------------------------------------------
+
+    async def handle(self, path: str, req: Recorded) -> web.StreamResponse:
+        if path.startswith("/webhook/") and req.method == "POST":
+            if isinstance(req.body, str) or (req.body is not None and not isinstance(req.body, dict)):
+                return web.Response(status=400, text="invalid_payload")
+            body: Json = req.body or {}
+            self.responses.append(body)
             self.events.append(
-                SlackEvent("response", text=str(payload.get("text") or ""), blocks=list(payload.get("blocks") or []))
+                SlackEvent("response", text=str(body.get("text") or ""), blocks=list(body.get("blocks") or []))
             )
             return web.Response(text="ok")
-        if not request.path.startswith("/api/"):
+        if not path.startswith("/api/"):
             return web.Response(status=404)
-        method = request.path.removeprefix("/api/")
-        args: Json = dict(request.query)
-        if isinstance(body, dict):
-            args.update(body)
-        elif isinstance(body, str) and body:  # a form post (the base class read the body already)
-            args.update(dict(parse_qsl(body)))
-        for key in ("blocks", "view"):
-            if isinstance(args.get(key), str):
-                try:
-                    args[key] = json.loads(args[key])
-                except ValueError:
-                    return json_response({"ok": False, "error": f"invalid_{key}"})
-        self.calls.append((method, args))
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        method = path.removeprefix("/api/")
+        args: Json = dict(req.query)
+        if isinstance(req.body, dict):
+            args.update(req.body)
+        elif isinstance(req.body, str) and req.body:
+            args.update(dict(parse_qsl(req.body, keep_blank_values=True)))
+        self.calls.append(SlackCall(method, args, req.headers))
+        if req.headers.get("authorization") != f"Bearer {self.token_for(method)}":
             return json_response({"ok": False, "error": "invalid_auth"})
+        early = self.intercept(method, args)
+        if early is not None:
+            return early
         if self.upstream is not None and method in UPSTREAM_METHODS:
-            try:
-                answer = await self.upstream.api_call(method, http_verb="GET", params=args)
-                return json_response(dict(answer.data) if isinstance(answer.data, dict) else {"ok": False})
-            except SlackApiError as exc:
-                return json_response(dict(exc.response.data) if isinstance(exc.response.data, dict) else {"ok": False})
-        handler = getattr(self, "_" + method.replace(".", "_"), None)
+            return await self._forward(method, args)
+        handler = self.methods.get(method)
         if handler is None:
             return json_response({"ok": False, "error": "unknown_method"})
-        return json_response(handler(args))
+        headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else None
+        return json_response(handler(args), headers=headers)
 
-    # ---- methods ----------------------------------------------------------------------
+    async def _forward(self, method: str, args: Json) -> web.Response:
+        try:
+            answer = await self.upstream.api_call(method, http_verb="GET", params=args)  # type: ignore[union-attr]
+            return json_response(dict(answer.data) if isinstance(answer.data, dict) else {"ok": False})
+        except SlackApiError as exc:
+            return json_response(dict(exc.response.data) if isinstance(exc.response.data, dict) else {"ok": False})
+
+    def next_ts(self) -> str:
+        return f"{self._ts_base}.{next(self._seq):06d}"
+
+    def _channel_of(self, args: Json) -> str | None:
+        channel = str(args.get("channel") or "")
+        # Posting to a user id goes to the bot's DM with them, as on Slack.
+        return self._dm_for(channel) if channel[:1] in ("U", "W") else channel or None
+
+    def _dm_for(self, user_id: str) -> str:
+        return self.dm_channels.setdefault(user_id, f"D{user_id[1:]}")
+
+    # ---- methods ---------------------------------------------------------------------------
 
     def _auth_test(self, args: Json) -> Json:
         return {
             "ok": True,
-            "team": "Sandbox",
-            "user": "triage",
+            "url": "https://triage-test.slack.com/",
+            "team": "Triage Test",
+            "user": "triage-bot",
             "team_id": self.team_id,
-            "user_id": "U0TRIAGEBOT",
-            "bot_id": "B0TRIAGEBOT",
-            "url": "https://sandbox.slack.invalid/",
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
         }
 
     def _users_info(self, args: Json) -> Json:
-        user = self.users.get(str(args.get("user")))
-        return {"ok": True, "user": user.to_json(self.team_id)} if user else {"ok": False, "error": "user_not_found"}
+        user = self.users.get(str(args.get("user", "")))
+        return {"ok": True, "user": user.to_json()} if user else {"ok": False, "error": "user_not_found"}
 
-    def _users_lookupByEmail(self, args: Json) -> Json:
-        email = str(args.get("email", "")).lower()
-        user = next((u for u in self.users.values() if u.email.lower() == email), None)
-        return {"ok": True, "user": user.to_json(self.team_id)} if user else {"ok": False, "error": "users_not_found"}
+    def _users_lookup_by_email(self, args: Json) -> Json:
+        email = str(args.get("email", "")).strip().lower()
+        if not email:
+            return {"ok": False, "error": "invalid_arguments"}
+        for user in self.users.values():
+            if user.email and user.email.lower() == email and not user.deleted:
+                return {"ok": True, "user": user.to_json()}
+        return {"ok": False, "error": "users_not_found"}
 
-    def _usergroups_users_list(self, args: Json) -> Json:
-        return {"ok": False, "error": "no_such_subteam"}
-
-    def _conversations_open(self, args: Json) -> Json:
-        users = str(args.get("users", "")).split(",")
-        return {"ok": True, "channel": {"id": "D" + users[0][1:]}}
-
-    def _chat_postMessage(self, args: Json) -> Json:
-        channel = str(args.get("channel") or "")
-        if not channel:
+    def _chat_post_message(self, args: Json) -> Json:
+        channel = self._channel_of(args)
+        if channel is None:
             return {"ok": False, "error": "channel_not_found"}
-        if not args.get("text") and not args.get("blocks"):
+        blocks = decoded(args.get("blocks"))
+        if not args.get("text") and not blocks and not args.get("attachments"):
             return {"ok": False, "error": "no_text"}
-        ts = self._ts()
-        message = {
+        if args.get("blocks") is not None and blocks is None:
+            return {"ok": False, "error": "invalid_blocks"}
+        ts = self.next_ts()
+        message: Json = {
             "type": "message",
-            "ts": ts,
+            "subtype": "bot_message",
             "text": args.get("text", ""),
-            "blocks": args.get("blocks") or [],
-            "thread_ts": args.get("thread_ts") or None,
+            "ts": ts,
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "team": self.team_id,
         }
-        self.messages[(channel, ts)] = message
-        self.events.append(SlackEvent("post", channel, ts, message["thread_ts"], message["text"], message["blocks"]))
-        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+        if blocks is not None:
+            message["blocks"] = blocks
+        if args.get("thread_ts"):
+            message["thread_ts"] = str(args["thread_ts"])
+        if args.get("metadata"):
+            message["metadata"] = args["metadata"]
+        self.messages.setdefault(channel, []).append(message)
+        self.events.append(
+            SlackEvent("post", channel, ts, message.get("thread_ts"), message["text"], list(blocks or []))
+        )
+        return {"ok": True, "channel": channel, "ts": ts, "message": dict(message)}
 
     def _chat_update(self, args: Json) -> Json:
-        key = (str(args.get("channel")), str(args.get("ts")))
-        message = self.messages.get(key)
+        channel = self._channel_of(args)
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        message = self.message(channel, str(args.get("ts", "")))
         if message is None:
             return {"ok": False, "error": "message_not_found"}
-        message.update({k: args[k] for k in ("text", "blocks") if k in args})
+        if "text" in args:
+            message["text"] = args["text"]
+        if "blocks" in args:
+            message["blocks"] = decoded(args["blocks"])
+        message["edited"] = {"user": self.bot_user_id, "ts": self.next_ts()}
+        ts, text = message["ts"], message.get("text", "")
         self.events.append(
-            SlackEvent(
-                "update", key[0], key[1], message.get("thread_ts"), message.get("text", ""), message.get("blocks") or []
-            )
+            SlackEvent("update", channel, ts, message.get("thread_ts"), text, list(message.get("blocks") or []))
         )
-        return {"ok": True, "channel": key[0], "ts": key[1], "message": message}
+        return {"ok": True, "channel": channel, "ts": ts, "text": text, "message": dict(message)}
 
-    def _chat_postEphemeral(self, args: Json) -> Json:
-        ts = self._ts()
-        self.events.append(
-            SlackEvent(
-                "ephemeral",
-                str(args.get("channel")),
-                ts,
-                args.get("thread_ts"),
-                str(args.get("text") or ""),
-                list(args.get("blocks") or []),
-            )
+    def _chat_post_ephemeral(self, args: Json) -> Json:
+        channel = self._channel_of(args)
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_in_channel"}
+        ts = self.next_ts()
+        blocks = decoded(args.get("blocks"))
+        text, thread_ts = args.get("text", ""), args.get("thread_ts")
+        self.ephemerals.append(
+            {
+                "channel": channel,
+                "user": str(args["user"]),
+                "text": text,
+                "blocks": blocks,
+                "thread_ts": thread_ts,
+                "message_ts": ts,
+            }
         )
+        self.events.append(SlackEvent("ephemeral", channel, ts, thread_ts, str(text or ""), list(blocks or [])))
         return {"ok": True, "message_ts": ts}
 
     def _views_open(self, args: Json) -> Json:
-        view = args.get("view")
-        if not isinstance(view, dict) or not args.get("trigger_id"):
+        view = decoded(args.get("view"))
+        if (not args.get("trigger_id") and not args.get("interactivity_pointer")) or not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
-        view_id = f"V{next(self._seq):08d}"
+        view_id = f"V{next(self._view_seq):08d}"
         stored = {
             **view,
             "id": view_id,
-            "hash": f"{self._base}.{view_id}",
             "team_id": self.team_id,
+            "app_id": "A111",
+            "bot_id": self.bot_id,
+            "root_view_id": view_id,
+            "previous_view_id": None,
+            "hash": f"{self._ts_base}.{view_id}",
             "state": {"values": {}},
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
         }
         self.views[view_id] = stored
         self.events.append(SlackEvent("view", view=stored))
-        return {"ok": True, "view": stored}
+        return {"ok": True, "view": dict(stored)}
 
     def _views_update(self, args: Json) -> Json:
-        view_id = str(args.get("view_id") or "")
-        if view_id not in self.views or not isinstance(args.get("view"), dict):
+        view = decoded(args.get("view"))
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        view_id = args.get("view_id")
+        if not view_id and args.get("external_id"):
+            view_id = next((k for k, v in self.views.items() if v.get("external_id") == args["external_id"]), None)
+        if not view_id or view_id not in self.views:
             return {"ok": False, "error": "not_found"}
-        self.views[view_id] = {**self.views[view_id], **args["view"], "id": view_id}
-        self.events.append(SlackEvent("view", view=self.views[view_id]))
-        return {"ok": True, "view": self.views[view_id]}
+        stored = {**self.views[view_id], **view, "id": view_id, "hash": f"{self.next_ts()}.{view_id}"}
+        self.views[view_id] = stored
+        self.events.append(SlackEvent("view", view=stored))
+        return {"ok": True, "view": dict(stored)}
+
+    def _conversations_open(self, args: Json) -> Json:
+        users = [u for u in str(args.get("users", "")).split(",") if u]
+        if args.get("channel"):
+            return {"ok": True, "channel": {"id": str(args["channel"])}}
+        if not users:
+            return {"ok": False, "error": "users_list_not_supplied"}
+        if len(users) > 1:
+            return {"ok": True, "channel": {"id": "G" + "".join(u[1:4] for u in users)}}
+        return {"ok": True, "channel": {"id": self._dm_for(users[0])}}
+
+    def _usergroups_users_list(self, args: Json) -> Json:
+        group = str(args.get("usergroup", ""))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}

@@ -1,320 +1,47 @@
-"""A fake Cortex Xpanse tenant checked against ``shared/contracts/xpanse.yaml``.
+"""A fake Cortex Xpanse tenant: the sandbox tenant checked against ``shared/contracts/xpanse.yaml``.
 
-It verifies standard and advanced keys exactly as the docs describe (the
-advanced hash is recomputed, the timestamp must be within five minutes and a
-nonce is accepted once), keeps incidents and users as state, validates
-``update_incident`` the way the real tenant does (unknown assignee emails,
-pretty name without a mail, resolve comments on open incidents, unknown
-incidents: 500 in the ``{"reply": {"err_code", "err_msg", "err_extra"}}``
-envelope), implements the ``get_incidents`` filters, sort and paging, and can
-throttle like the tenant (``rate_limit`` per second, 429 "Too many requests.").
+The tenant behaviour (keys, incidents, users, ``update_incident`` validation, the
+``get_incidents`` filters, sort and paging, throttling) is ``bot.sandbox.xpanse``;
+this adds the contract check and one standard and one advanced test key. The
+tenant's ``reply_false`` (incident ids whose update answers 200 ``{"reply": false}``)
+and ``rate_limit`` are what the tests script.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import time
-from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from bot.platforms.xpanse import XpanseClient
+from bot.sandbox.xpanse import GENERIC_ERROR, TIMESTAMP_SKEW_MS, XpanseSandbox, envelope
+from bot.sandbox.xpanse import Incident as FakeIncident
 from bot.settings import HttpPolicy, XpanseConfig
-from tests.fakes.contract import ContractServer, Recorded
+from tests.fakes.contract import ContractServer
+
+__all__ = ["GENERIC_ERROR", "TIMESTAMP_SKEW_MS", "FakeIncident", "XpanseFake", "envelope", "make_xpanse_config"]
 
 CONTRACT_HOST = "https://api-example.crtx.us.paloaltonetworks.com"
 STANDARD_KEY_ID = "17"
 STANDARD_KEY = "xpanse-standard-key-5f1c0d2a9b7e4c3d8a6f"
 ADVANCED_KEY_ID = "18"
 ADVANCED_KEY = "xpanse-advanced-key-0a9b8c7d6e5f4a3b2c1d"
-TIMESTAMP_SKEW_MS = 5 * 60 * 1000
-_NONCE = re.compile(r"^[A-Za-z0-9]{64}$")
-_SEVERITIES = ("low", "medium", "high")
-_SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-GENERIC_ERROR = "An error occurred while processing XDR public API"
 
 
-def envelope(status: int, msg: str, extra: str = "") -> dict[str, Any]:
-    """The error body every Xpanse error status carries."""
-    return {"reply": {"err_code": str(status), "err_msg": msg, "err_extra": extra}}
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-@dataclass
-class FakeIncident:
-    """One incident as the tenant stores it."""
-
-    incident_id: str
-    description: str
-    severity: str = "high"
-    status: str = "new"
-    manual_severity: str | None = None
-    assigned_user_mail: str | None = None
-    assigned_user_pretty_name: str | None = None
-    resolve_comment: str = ""
-    comments: list[str] = field(default_factory=list)
-    creation_time: int = 0
-    modification_time: int = 0
-    xdr_url: str = ""
-
-    def as_reply(self) -> dict[str, Any]:
-        """The incident as get_incidents returns it (the recorded field set)."""
-        return {
-            "incident_id": self.incident_id,
-            "incident_name": None,
-            "description": self.description,
-            "status": self.status,
-            "severity": self.severity,
-            "manual_severity": self.manual_severity,
-            "assigned_user_mail": self.assigned_user_mail,
-            "assigned_user_pretty_name": self.assigned_user_pretty_name,
-            "creation_time": self.creation_time,
-            "modification_time": self.modification_time,
-            "resolve_comment": self.resolve_comment,
-            "resolved_timestamp": self.modification_time if self.status.startswith("resolved") else None,
-            "alert_count": 1,
-            "incident_sources": ["ASM"],
-            "tags": [],
-            "original_tags": [],
-            "starred": False,
-            "xdr_url": self.xdr_url,
-            "xpanse_risk_score": 75,
-            "notes": None,
-        }
-
-
-class _Refused(Exception):
-    """A request the tenant answers with an error envelope."""
-
-    def __init__(self, status: int, msg: str, extra: str = "") -> None:
-        super().__init__(msg)
-        self.status = status
-        self.msg = msg
-        self.extra = extra
-
-
-class XpanseFake(ContractServer):
-    """A stateful Xpanse tenant on 127.0.0.1 (see the module docstring)."""
+class XpanseFake(ContractServer, XpanseSandbox):
+    """The Xpanse sandbox tenant, contract-checked, holding a standard and an advanced key."""
 
     contract = "xpanse"
 
     def __init__(self) -> None:
-        super().__init__()
-        # key id -> (scheme, key): a tenant holds keys of both kinds.
-        self.keys: dict[str, tuple[str, str]] = {
-            STANDARD_KEY_ID: ("standard", STANDARD_KEY),
-            ADVANCED_KEY_ID: ("advanced", ADVANCED_KEY),
-        }
-        self.incidents: dict[str, FakeIncident] = {}
-        self.users: dict[str, dict[str, Any]] = {}
-        self.rate_limit: float | None = None
-        self.seen_nonces: set[str] = set()
-        # Incident ids whose update_incident answers 200 {"reply": false}.
-        self.reply_false: set[str] = set()
-        self.auth_failures: list[str] = []
-        self.throttled = 0
-        self._recent: deque[float] = deque()
-        self._clock = _now_ms() - 10_000_000
-
-    # ---- seeding -------------------------------------------------------------------------
-
-    def add_incident(
-        self,
-        incident_id: str,
-        *,
-        description: str = "",
-        severity: str = "high",
-        status: str = "new",
-        assigned_user_mail: str | None = None,
-        assigned_user_pretty_name: str | None = None,
-        manual_severity: str | None = None,
-        creation_time: int | None = None,
-    ) -> FakeIncident:
-        """Store an incident; each one added is newer than the one before unless told otherwise."""
-        self._clock += 1000
-        created = creation_time if creation_time is not None else self._clock
-        incident = FakeIncident(
-            incident_id=incident_id,
-            description=description or f"'Exposed service' detected by ASM on host {incident_id}",
-            severity=severity,
-            status=status,
-            manual_severity=manual_severity,
-            assigned_user_mail=assigned_user_mail,
-            assigned_user_pretty_name=assigned_user_pretty_name,
-            creation_time=created,
-            modification_time=created,
-            xdr_url=f"https://example.crtx.us.paloaltonetworks.com/incident-view?caseId={incident_id}",
+        super().__init__(
+            keys={STANDARD_KEY_ID: ("standard", STANDARD_KEY), ADVANCED_KEY_ID: ("advanced", ADVANCED_KEY)}
         )
-        self.incidents[incident_id] = incident
-        return incident
-
-    def add_user(self, email: str, first: str, last: str, *, role: str = "Investigator") -> None:
-        """Add a tenant user (update_incident accepts only these emails)."""
-        self.users[email.lower()] = {
-            "user_email": email,
-            "user_first_name": first,
-            "user_last_name": last,
-            "role_name": role,
-            "last_logged_in": _now_ms(),
-            "user_type": "Cortex",
-            "groups": [],
-            "scope": [],
-        }
-
-    def add_key(self, key_id: str, key: str, *, advanced: bool) -> None:
-        """Register another API key."""
-        self.keys[key_id] = ("advanced" if advanced else "standard", key)
-
-    # ---- ContractServer hooks ----------------------------------------------------------
 
     def contract_location(self, path: str) -> tuple[str, str]:
         return CONTRACT_HOST, path
-
-    async def handle(self, path: str, req: Recorded) -> web.StreamResponse:
-        try:
-            self._throttle()
-            self._authenticate(req.headers)
-            body = req.body if isinstance(req.body, dict) else {}
-            data = body.get("request_data") or {}
-            if path.endswith("/incidents/get_incidents/"):
-                reply: Any = self._get_incidents(data)
-            elif path.endswith("/incidents/update_incident/"):
-                reply = self._update_incident(data)
-            elif path.endswith("/rbac/get_users/"):
-                reply = list(self.users.values())
-            else:
-                raise _Refused(404, "Not found", path)
-        except _Refused as exc:
-            return web.json_response(envelope(exc.status, exc.msg, exc.extra), status=exc.status)
-        return web.json_response({"reply": reply})
-
-    # ---- behaviour -----------------------------------------------------------------------
-
-    def _throttle(self) -> None:
-        if not self.rate_limit:
-            return
-        now = time.monotonic()
-        while self._recent and now - self._recent[0] >= 1.0:
-            self._recent.popleft()
-        if len(self._recent) >= self.rate_limit:
-            self.throttled += 1
-            raise _Refused(429, "Too many requests.")
-        self._recent.append(now)
-
-    def _authenticate(self, headers: dict[str, str]) -> None:
-        key_id = headers.get("x-xdr-auth-id", "")
-        sent = headers.get("authorization", "")
-        scheme, key = self.keys.get(key_id, ("", ""))
-        problem = ""
-        if not scheme:
-            problem = "unknown API key id"
-        elif scheme == "standard":
-            if sent != key:
-                problem = "API key does not match"
-        else:
-            nonce = headers.get("x-xdr-nonce", "")
-            timestamp = headers.get("x-xdr-timestamp", "")
-            if not _NONCE.match(nonce):
-                problem = "x-xdr-nonce must be 64 alphanumeric characters"
-            elif not timestamp.isdigit() or abs(_now_ms() - int(timestamp)) > TIMESTAMP_SKEW_MS:
-                problem = "x-xdr-timestamp is missing or not within 5 minutes"
-            elif sent != hashlib.sha256(f"{key}{nonce}{timestamp}".encode()).hexdigest():
-                problem = "API key does not match"
-            elif nonce in self.seen_nonces:
-                problem = "nonce was already used"
-            else:
-                self.seen_nonces.add(nonce)
-        if problem:
-            self.auth_failures.append(problem)
-            raise _Refused(401, "Public API request unauthorized", problem)
-
-    def _matches(self, incident: FakeIncident, flt: dict[str, Any]) -> bool:
-        name, op, value = flt["field"], flt["operator"], flt["value"]
-        if name == "incident_id_list" and op == "in":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise _Refused(500, GENERIC_ERROR, "incident_id_list takes a list of id strings")
-            return incident.incident_id in value
-        if name == "status" and op in ("eq", "neq") and isinstance(value, str):
-            return (incident.status == value) is (op == "eq")
-        if name == "description" and op == "contains" and isinstance(value, str):
-            return value.lower() in incident.description.lower()
-        if name == "alert_sources" and op == "in":
-            return "ASM" in (value if isinstance(value, list) else [value])
-        if name in ("creation_time", "modification_time") and op in ("gte", "lte"):
-            stamp = getattr(incident, name)
-            return stamp >= value if op == "gte" else stamp <= value
-        raise _Refused(500, GENERIC_ERROR, f"unsupported filter {name} {op}")
-
-    def _get_incidents(self, data: dict[str, Any]) -> dict[str, Any]:
-        start = int(data.get("search_from", 0))
-        end = int(data.get("search_to", start + 100))
-        if start < 0 or end < start or end - start > 100:
-            raise _Refused(500, GENERIC_ERROR, "search_to - search_from must be between 0 and 100")
-        filters = data.get("filters") or []
-        found = [i for i in self.incidents.values() if all(self._matches(i, f) for f in filters)]
-        sort = data.get("sort") or {}
-        sort_field = sort.get("field", "creation_time")
-        if sort_field not in ("creation_time", "modification_time", "severity"):
-            raise _Refused(500, GENERIC_ERROR, f"cannot sort by {sort_field}")
-        descending = str(sort.get("keyword", "desc")).lower() == "desc"
-
-        def key(i: FakeIncident) -> tuple[int, str]:
-            rank = _SEVERITY_RANK.get(i.severity, 0) if sort_field == "severity" else getattr(i, sort_field)
-            return rank, i.incident_id
-
-        found.sort(key=key, reverse=descending)
-        page = found[start:end]
-        return {
-            "total_count": len(found),
-            "result_count": len(page),
-            "incidents": [i.as_reply() for i in page],
-        }
-
-    def _update_incident(self, data: dict[str, Any]) -> bool:
-        incident_id = data["incident_id"]
-        update = data["update_data"]
-        incident = self.incidents.get(incident_id)
-        if incident is None:
-            raise _Refused(500, GENERIC_ERROR, f"Incident {incident_id} was not found")
-        if incident_id in self.reply_false:
-            return False
-        changes: dict[str, Any] = {}
-        if "assigned_user_mail" in update:
-            mail = update["assigned_user_mail"] or None
-            if mail is not None and mail.lower() not in self.users:
-                raise _Refused(500, GENERIC_ERROR, f"User {mail} does not exist in this tenant")
-            changes["assigned_user_mail"] = mail
-            changes["assigned_user_pretty_name"] = update.get("assigned_user_pretty_name") if mail else None
-        elif "assigned_user_pretty_name" in update:
-            raise _Refused(500, GENERIC_ERROR, "assigned_user_pretty_name requires assigned_user_mail")
-        if "manual_severity" in update:
-            severity = update["manual_severity"] or None
-            if severity is not None and severity not in _SEVERITIES:
-                raise _Refused(500, GENERIC_ERROR, f"invalid manual_severity {severity}")
-            changes["manual_severity"] = severity
-        status = update.get("status", incident.status)
-        if "status" in update:
-            changes["status"] = status
-        if "resolve_comment" in update:
-            if not status.startswith("resolved"):
-                raise _Refused(500, GENERIC_ERROR, "resolve_comment can be set only for resolved incidents")
-            changes["resolve_comment"] = update["resolve_comment"]
-        comment = update.get("comment")
-        for name, value in changes.items():
-            setattr(incident, name, value)
-        if comment:
-            incident.comments.append(comment["value"])
-        incident.modification_time = _now_ms()
-        return True
 
 
 def make_xpanse_config(

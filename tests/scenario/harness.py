@@ -2,8 +2,9 @@
 
 ``BotHarness`` starts the bot's aiohttp server on 127.0.0.1 (ephemeral port)
 with its services pointed at the platform fakes and the fake Slack Web API,
-then sends slash commands, button clicks, modal submissions and shortcuts
-built from ``../shared/slack/payloads`` and signed like Slack signs them.
+then sends slash commands, button clicks, modal submissions and shortcuts built
+by ``bot.sandbox.payloads`` (shaped after ``../shared/slack/payloads``) and signed
+like Slack signs them.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ import asyncio
 import copy
 import json
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiohttp import web
-from slack_sdk.signature import SignatureVerifier
 
 from bot.app import build_app
 from bot.runtime import Services, build_services
+from bot.sandbox import payloads
 from bot.settings import Settings, load_settings
 from bot.slack.ids import CallbackId
 from bot.web import build_web_app
@@ -161,14 +161,7 @@ class BotHarness:
     # ---- sending --------------------------------------------------------------------------
 
     def _sign(self, body: str, *, secret: str = SIGNING_SECRET, ts: int | None = None) -> dict[str, str]:
-        stamp = str(ts if ts is not None else int(time.time()))
-        sig = SignatureVerifier(secret).generate_signature(timestamp=stamp, body=body)
-        assert sig is not None
-        return {
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": sig,
-            "Content-Type": "application/x-www-form-urlencoded",
-        }
+        return payloads.signature_headers(body, secret, timestamp=ts)
 
     async def post_raw(self, body: str, **sign: Any) -> httpx.Response:
         resp = await self.http.post(f"{self.url}/slack/events", content=body, headers=self._sign(body, **sign))
@@ -184,26 +177,18 @@ class BotHarness:
 
     async def command(self, text: str, *, user: str = "U0ALICE", channel: str = CHANNEL, **sign: Any) -> httpx.Response:
         """Send ``/triage <text>`` as a signed form post, like Slack does."""
-        fields = payload("slash_command.json")
-        fields.update(
-            {
-                "command": "/triage",
-                "text": text,
-                "user_id": user,
-                "channel_id": channel,
-                "team_id": TEAM,
-                "is_enterprise_install": "false",
-                "enterprise_id": "",
-                "enterprise_name": "",
-                "response_url": self.slack.webhook_url(f"cmd{self._next()}"),
-                "trigger_id": f"trigger.{self._n}.{time.monotonic_ns()}",
-            }
+        fields = payloads.slash_command(
+            text=text,
+            user_id=user,
+            channel_id=channel,
+            team_id=TEAM,
+            response_url=self.slack.webhook_url(f"cmd{self._next()}"),
+            trigger_id=f"trigger.{self._n}.{time.monotonic_ns()}",
         )
-        return await self.post_raw(urllib.parse.urlencode(fields), **sign)
+        return await self.post_raw(payloads.form_body(fields), **sign)
 
     async def interactive(self, body: dict[str, Any], **sign: Any) -> httpx.Response:
-        raw = "payload=" + urllib.parse.quote(json.dumps(body))
-        return await self.post_raw(raw, **sign)
+        return await self.post_raw(payloads.interactive_body(body), **sign)
 
     async def click(
         self,
@@ -216,23 +201,16 @@ class BotHarness:
         message: dict[str, Any] | None = None,
     ) -> httpx.Response:
         """Click a button on the message ``message_ts`` in ``channel``."""
-        body = payload("block_actions.message.json")
-        body["user"] = {"id": user, "team_id": TEAM}
-        body["team"] = {"id": TEAM}
-        body["container"] = {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": False}
-        body["channel"] = {"id": channel}
-        body["message"] = message or {"ts": message_ts, "type": "message", "blocks": []}
-        body["response_url"] = self.slack.webhook_url(f"btn{self._next()}")
-        body["trigger_id"] = f"trigger.{self._n}"
-        body["actions"] = [
-            {
-                "action_id": action_id,
-                "block_id": "b",
-                "value": value,
-                "type": "button",
-                "action_ts": f"{time.time():.6f}.{self._n}",
-            }
-        ]
+        body = payloads.block_actions(
+            action=payloads.button(action_id, value, ts=f"{time.time():.6f}.{self._next()}"),
+            user_id=user,
+            team_id=TEAM,
+            channel_id=channel,
+            message=message or {"ts": message_ts, "type": "message", "blocks": []},
+            message_ts=message_ts,
+            response_url=self.slack.webhook_url(f"btn{self._n}"),
+            trigger_id=f"trigger.{self._n}",
+        )
         return await self.interactive(body)
 
     async def click_on_card(self, action_id: str, *, channel: str, ts: str, user: str = "U0ALICE") -> httpx.Response:
@@ -251,33 +229,33 @@ class BotHarness:
         self, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str = "U0ALICE"
     ) -> httpx.Response:
         """Submit a modal the bot opened, with ``values`` as view.state.values."""
-        body = payload("view_submission.json")
-        body["team"] = {"id": TEAM}
-        body["user"] = {"id": user, "team_id": TEAM}
-        body["view"] = {
-            **body["view"],
-            **view,
-            "state": {"values": values},
-            "id": f"V{self._next()}",
-            "hash": f"h{self._n}",
-        }
+        n = self._next()
+        body = payloads.view_submission(
+            view=view,
+            values=values,
+            user_id=user,
+            team_id=TEAM,
+            trigger_id=f"trigger.view.{n}",
+            view_id=f"V{n}",
+            view_hash=f"h{n}",
+        )
         return await self.interactive(body)
 
     async def shortcut(
         self, message: dict[str, Any], *, user: str = "U0ALICE", channel: str = CHANNEL
     ) -> httpx.Response:
         """Run the "Triage this" message shortcut on ``message`` in ``channel``."""
-        body = payload("message_action.json")
-        body["callback_id"] = CallbackId.TRIAGE_MESSAGE.value
-        # Each invocation has its own trigger, as on Slack (the bot de-duplicates on it).
-        body["trigger_id"] = f"trigger.sc.{time.monotonic_ns()}"
-        body["action_ts"] = f"{time.time():.6f}"
-        body["team"] = {"id": TEAM}
-        body["user"] = {"id": user}
-        body["channel"] = {"id": channel}
-        body["message"] = message
-        body["message_ts"] = message.get("ts", "1583636382.000300")
-        body["response_url"] = self.slack.webhook_url(f"sc{self._next()}")
+        body = payloads.message_action(
+            callback_id=CallbackId.TRIAGE_MESSAGE.value,
+            message=message,
+            message_ts=message.get("ts", "1583636382.000300"),
+            user_id=user,
+            team_id=TEAM,
+            channel_id=channel,
+            # Each invocation has its own trigger, as on Slack (the bot de-duplicates on it).
+            trigger_id=f"trigger.sc.{time.monotonic_ns()}",
+            response_url=self.slack.webhook_url(f"sc{self._next()}"),
+        )
         return await self.interactive(body)
 
     # ---- reading what the bot sent ----------------------------------------------------------
