@@ -171,7 +171,8 @@ class SlackFake(SlackSandbox):
             timeout,
             what=f"socket ack {envelope_id}",
         )
-        return acks[0]
+        ack: dict[str, Any] = acks[0]
+        return ack
 
     def _apps_connections_open(self, args: Json) -> Json:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}

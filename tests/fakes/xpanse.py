@@ -69,7 +69,7 @@ def make_xpanse_config(
         api_url=fake.url,
         api_key=SecretStr(api_key or default_key),
         api_key_id=key_id,
-        auth=auth,  # type: ignore[arg-type]
+        auth=auth,
         rate_limit=rate_limit,
         http=HttpPolicy(**http),
     )

@@ -144,7 +144,7 @@ async def test_key_used_with_wrong_scheme_is_refused(tenant: XpanseFake) -> None
 async def test_reused_nonce_is_rejected(tenant: XpanseFake) -> None:
     """The fake accepts a nonce once; the replay gets a 401 whose reason the parser reads."""
     auth = XpanseAuth(ADVANCED_KEY, ADVANCED_KEY_ID, advanced=True, nonce_factory=lambda: "N" * 64)
-    body = {"request_data": {}}
+    body: dict[str, dict[str, str]] = {"request_data": {}}
     async with httpx.AsyncClient(base_url=tenant.url, auth=auth) as raw:
         first = await raw.post("/public_api/v1/rbac/get_users/", json=body)
         replay = await raw.post("/public_api/v1/rbac/get_users/", json=body)

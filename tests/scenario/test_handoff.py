@@ -75,8 +75,8 @@ async def start_handoff(
 def all_with(dd: DatadogFake, kb: KibanaFake, xp: XpanseFake) -> set[str]:
     """Who holds each of Alice's original items now (as a set of holders)."""
     holders = {dd.findings[dd_id(n)]["assignee_id"] for n in range(N_DD)}
-    holders |= {tuple(kb.assignees(f"d{n}")) for n in range(N_KB_DEFAULT)}  # type: ignore[arg-type]
-    holders |= {tuple(kb.assignees(f"s{n}", "secops")) for n in range(N_KB_SECOPS)}  # type: ignore[arg-type]
+    holders |= {tuple(kb.assignees(f"d{n}")) for n in range(N_KB_DEFAULT)}
+    holders |= {tuple(kb.assignees(f"s{n}", "secops")) for n in range(N_KB_SECOPS)}
     holders |= {xp.incidents[str(1000 + n)].assigned_user_mail for n in range(N_XP)}
     return {str(h) for h in holders}
 

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -137,7 +138,7 @@ async def test_xpanse_sandbox_uses_the_reply_envelope(sandbox: Tenants) -> None:
 
 def test_block_kit_renders_as_readable_text() -> None:
     """Header, section text and fields, link accessory, context and buttons become plain lines."""
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Datadog: Public bucket"}},
         {
             "type": "section",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -18,7 +19,7 @@ FINDING = "ZmluZGluZy1zb2NrZXQtbW9kZQ=="
 BOB_DD = "22222222-2222-4222-8222-222222222222"
 
 
-async def test_slash_command_over_socket_mode(tmp_path, slack_fake: SlackFake, datadog_fake: DatadogFake) -> None:
+async def test_slash_command_over_socket_mode(tmp_path: Path, slack_fake: SlackFake, datadog_fake: DatadogFake) -> None:
     """An envelope is acked over the socket and its action runs; /readyz reports the socket connected."""
     slack_fake.add_user("U0BOB", email="bob@example.com")
     datadog_fake.add_user(BOB_DD, "bob@example.com")
@@ -51,7 +52,7 @@ async def test_slash_command_over_socket_mode(tmp_path, slack_fake: SlackFake, d
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        await handler.connect_async()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         command = payload("slash_command.json")
         command.update(
             {
@@ -78,6 +79,6 @@ async def test_slash_command_over_socket_mode(tmp_path, slack_fake: SlackFake, d
         async with httpx.AsyncClient() as http:
             assert (await http.post(f"http://127.0.0.1:{port}/slack/events", content="x")).status_code in (404, 405)
     finally:
-        await handler.close_async()
+        await handler.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
         await services.close()

@@ -175,7 +175,7 @@ def test_split_statements_keeps_semicolons_in_literals() -> None:
         split_statements("CREATE TABLE b (x)")
 
 
-async def test_urgent_writers_go_before_queued_ordinary_writers(tmp_path) -> None:
+async def test_urgent_writers_go_before_queued_ordinary_writers(tmp_path: Path) -> None:
     """A job being accepted (urgent) is not stuck behind the workers' queued bookkeeping writes."""
     import asyncio
 
@@ -203,7 +203,7 @@ async def test_urgent_writers_go_before_queued_ordinary_writers(tmp_path) -> Non
     await store.close()
 
 
-async def test_a_cancelled_waiter_does_not_wedge_the_lock(tmp_path) -> None:
+async def test_a_cancelled_waiter_does_not_wedge_the_lock(tmp_path: Path) -> None:
     """Cancelling a queued writer leaves the lock usable for everyone else."""
     import asyncio
 

@@ -438,7 +438,8 @@ async def test_whoami_reports_ok_drift_and_not_configured(
     statuses = {s.platform: s for s in await resolver.whoami(T, "U1")}
     assert statuses[Platform.DATADOG].status == "ok"
     assert statuses[Platform.DATADOG].source is Source.SELF
-    assert statuses[Platform.DATADOG].age is not None and statuses[Platform.DATADOG].age.total_seconds() >= 0
+    age = statuses[Platform.DATADOG].age
+    assert age is not None and age.total_seconds() >= 0
     assert statuses[Platform.KIBANA].status == "unverified (platform not configured)"
     assert statuses[Platform.XPANSE].status == "drift: gone@example.com is not a user in the Xpanse tenant"
     verified = await mappings.get(T, "U1")

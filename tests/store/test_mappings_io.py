@@ -17,7 +17,7 @@ from bot.platforms.datadog import DatadogClient
 from bot.platforms.kibana import KibanaClient
 from bot.platforms.xpanse import XpanseClient
 from bot.store.db import Store
-from bot.store.mappings import MappingStore, Source
+from bot.store.mappings import MappingStore, Source, UserIdentities
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake
 from tests.fakes.slack import SlackFake
@@ -224,9 +224,10 @@ async def test_export_round_trips_through_import(
     try:
         report = await import_mappings(other, path, team_id=T, slack=slack_client)
         assert report.ok and report.applied
-        values = lambda users: [  # noqa: E731 - a local projection for the comparison
-            (u.user_id, [(i.platform, i.value) for i in u.identities]) for u in users
-        ]
+
+        def values(users: list[UserIdentities]) -> list[tuple[str, list[tuple[Platform, str]]]]:
+            return [(u.user_id, [(i.platform, i.value) for i in u.identities]) for u in users]
+
         assert values(await MappingStore(other).all()) == values(await mappings.all(team_id=T))
     finally:
         await other.close()

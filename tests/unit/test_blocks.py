@@ -168,7 +168,7 @@ def test_alert_card_assignee_fallbacks() -> None:
     def assignee(**fields: Any) -> str:
         blocks = alert_card(state(Platform.KIBANA, **fields), assignee_mentions=fields.pop("m", []))
         assert_valid_message(blocks)
-        return next(f["text"] for f in blocks[1]["fields"] if f["text"].startswith("*Assignee*"))
+        return str(next(f["text"] for f in blocks[1]["fields"] if f["text"].startswith("*Assignee*")))
 
     assert assignee(assignees=["u_1"], assignee_name="Ann", m=["<@U5>"]).endswith("<@U5>")
     assert assignee(assignees=["u_1"], assignee_name="Ann").endswith("Ann")

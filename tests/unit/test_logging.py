@@ -245,7 +245,7 @@ def test_secret_values_collects_every_secret_field_of_the_settings() -> None:
         "triage_webhook_secret": "webhook-secret-9012",
     }
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         kibana_url="https://kibana.example.com",
         elasticsearch_url="https://es.example.com",
         xpanse_api_url="https://api.xpanse.example.com",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.errors import ConfigError
@@ -10,7 +12,7 @@ from bot.settings import DATADOG_SITES, load_settings
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests see only the variables they set (no .env, no inherited platform credentials)."""
     monkeypatch.chdir(tmp_path)
     for name in (
@@ -106,7 +108,7 @@ def test_kibana_spaces_include_the_default(monkeypatch: pytest.MonkeyPatch) -> N
     assert kb is not None and kb.spaces == ["soc", "secops"] and kb.default_space == "soc"
 
 
-def test_dotenv_file_is_read(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A .env file in the working directory configures the bot too."""
     (tmp_path / ".env").write_text(
         "XPANSE_API_URL=https://api-t.xdr.example.com\nXPANSE_API_KEY=k\nXPANSE_API_KEY_ID=7\nXPANSE_AUTH=advanced\n"
