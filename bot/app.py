@@ -27,10 +27,11 @@ from bot.models import Platform, Target, Verb
 from bot.runtime import Services
 from bot.settings import Settings
 from bot.slack import blocks
+from bot.slack.commands import Command, help_text, parse_command, usage
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
-from bot.slack.parsing import Command, extract_targets, help_text, parse_command, usage
 from bot.store.jobs import JobParams
+from bot.targets import extract_targets
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 from bot.errors import UsageError
 from bot.models import ItemState, Platform, Target
 from bot.settings import Settings
-from bot.slack.parsing import parse_target
+from bot.targets import parse_target
 
 SIGNATURE_HEADER = "X-Triage-Signature"
 

@@ -16,19 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import Platform
-
-DatadogSite = Literal[
-    "datadoghq.com",
-    "us3.datadoghq.com",
-    "us5.datadoghq.com",
-    "ap1.datadoghq.com",
-    "ap2.datadoghq.com",
-    "uk1.datadoghq.com",
-    "datadoghq.eu",
-    "ddog-gov.com",
-    "us2.ddog-gov.com",
-]
-DATADOG_SITES: tuple[str, ...] = DatadogSite.__args__  # type: ignore[attr-defined]
+from bot.rules import DatadogSite
 
 
 class HttpPolicy(BaseModel):

@@ -15,7 +15,6 @@ never hides the outcome of the others; reads raise the ``PlatformError`` they me
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 
+from bot import rules
 from bot.errors import PlatformError, PlatformNotFound, PlatformRateLimited, UsageError
 from bot.models import (
     BatchResult,
@@ -43,7 +43,7 @@ log = structlog.get_logger(__name__)
 
 # Limits that live only in the endpoint descriptions (the schemas have no maxItems).
 ASSIGN_CHUNK = 100
-ATTACH_MAX = 50
+ATTACH_MAX = rules.DATADOG_ATTACH_MAX
 # Findings per search page: the contract allows 1..150; 100 keeps responses modest.
 SEARCH_PAGE = 100
 # Ids per fetch query: keeps the OR-list (and the request body) small.
@@ -53,18 +53,6 @@ USERS_PAGE = 100
 USER_SCAN_PAGES = 50
 # Pages of substring matches to compare for one email (a short email can match many users).
 EMAIL_SCAN_PAGES = 10
-MAX_ID_LENGTH = 512
-
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-# Finding ids are base64 / base64url text, e.g. ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw==
-_FINDING_ID_RE = re.compile(r"^[A-Za-z0-9+/=_~-]+$")
-# Case keys are PROJECT-NUMBER, e.g. SEC-123 or CSMINV-459.
-_CASE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
-
-
-def is_uuid(value: str) -> bool:
-    """Whether ``value`` is a canonical UUID (the form of Datadog user and case ids)."""
-    return bool(_UUID_RE.match(value))
 
 
 def parse_datadog_error(response: httpx.Response) -> str:
@@ -93,16 +81,6 @@ def parse_datadog_error(response: httpx.Response) -> str:
         if text:
             parts.append(text)
     return "; ".join(parts)
-
-
-def app_host(site: str) -> str:
-    """The web app host for a Datadog site (``datadoghq.com`` → ``app.datadoghq.com``).
-
-    Regional sites with their own prefix (``us3.datadoghq.com``, ``us2.ddog-gov.com``) serve
-    the app on the site name itself; the bare ones (datadoghq.com, datadoghq.eu,
-    ddog-gov.com) serve it on ``app.<site>``, as the vendor's per-site endpoint table shows.
-    """
-    return site if site.count(".") >= 2 else f"app.{site}"
 
 
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
@@ -160,19 +138,7 @@ class DatadogClient(BasePlatformClient):
 
     def validate_id(self, item_id: str) -> str:
         """Return the finding id stripped; raise ``UsageError`` if it cannot be a finding id."""
-        value = (item_id or "").strip()
-        if not value:
-            raise UsageError("A Datadog finding id is empty; paste the id from the finding's page.")
-        if any(ch.isspace() for ch in value):
-            raise UsageError(f"A Datadog finding id cannot contain spaces: {value[:60]!r}.")
-        if len(value) > MAX_ID_LENGTH:
-            raise UsageError(f"That Datadog finding id is too long ({len(value)} characters).")
-        if not _FINDING_ID_RE.match(value):
-            raise UsageError(
-                f"{value[:60]!r} is not a Datadog finding id: finding ids are base64 text such as "
-                "ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw== (letters, digits, + / = ~ - _)."
-            )
-        return value
+        return rules.normalise_datadog_finding_id(item_id)
 
     def _unique_targets(self, targets: Sequence[Target], *, verb: Verb) -> dict[str, Target]:
         """Validated, de-duplicated targets keyed by normalised id, in first-seen order."""
@@ -186,14 +152,7 @@ class DatadogClient(BasePlatformClient):
 
     @staticmethod
     def _require_uuid(user_id: str, *, verb: Verb) -> str:
-        value = (user_id or "").strip()
-        if not is_uuid(value):
-            raise UsageError(
-                f"{value[:60]!r} is not a Datadog user id: Datadog user ids are UUIDs "
-                "such as f315bdaf-9ee7-4808-a9c1-99c15bf0f4d0.",
-                verb=verb.value,
-            )
-        return value.lower()
+        return rules.normalise_datadog_user_id(user_id, verb=verb)
 
     # ---- assignment ----------------------------------------------------------------------
 
@@ -317,20 +276,15 @@ class DatadogClient(BasePlatformClient):
                 f"you named {len(unique)}. Split them across cases or attach fewer.",
                 verb=Verb.ATTACH.value,
             )
-        reference = (case or "").strip()
-        if is_uuid(reference):
-            case_uuid, case_key = reference.lower(), None
-        elif _CASE_KEY_RE.match(reference):
-            case_key = reference.upper()
+        reference = rules.normalise_case(case)
+        if rules.is_uuid(reference):
+            case_uuid, case_key = reference, None
+        else:
+            case_key = reference
             try:
                 case_uuid = await self._resolve_case_key(case_key)
             except PlatformError as exc:
                 return self._all_failed(unique, list(unique), exc)
-        else:
-            raise UsageError(
-                f"{reference[:60]!r} is not a Datadog case: give its key (e.g. SEC-123) or its UUID.",
-                verb=Verb.ATTACH.value,
-            )
         ids = list(unique)
         try:
             response = await self._http.request(
@@ -365,7 +319,7 @@ class DatadogClient(BasePlatformClient):
         body = json_or_none(response)
         data = body.get("data") if isinstance(body, dict) else None
         case_uuid = data.get("id") if isinstance(data, dict) else None
-        if not isinstance(case_uuid, str) or not is_uuid(case_uuid):
+        if not isinstance(case_uuid, str) or not rules.is_uuid(case_uuid):
             raise PlatformError(
                 Platform.DATADOG.value,
                 f"the answer for case {key} carries no case UUID",
@@ -533,7 +487,7 @@ class DatadogClient(BasePlatformClient):
         per-category page; the path is to be confirmed on a live tenant.
         """
         query = quote(f"@finding_id:{_quote_query_value(finding_id)}", safe="")
-        return f"https://{app_host(self._site)}/security/findings?query={query}"
+        return f"https://{rules.app_host(self._site)}/security/findings?query={query}"
 
     # ---- identities ----------------------------------------------------------------------
 
@@ -544,9 +498,8 @@ class DatadogClient(BasePlatformClient):
         exactly; disabled and service accounts are skipped. Raises ``UsageError`` for a
         malformed email and the ``PlatformError`` met for a failed call.
         """
-        wanted = (email or "").strip()
-        if not wanted or "@" not in wanted or any(ch.isspace() for ch in wanted):
-            raise UsageError(f"{wanted[:80]!r} is not an email address.")
+        rules.normalise_email(email)
+        wanted = email.strip()
         folded = wanted.casefold()
         for number in range(EMAIL_SCAN_PAGES):
             page = await self._users_page({"filter": wanted, "filter[status]": "Active"}, number)

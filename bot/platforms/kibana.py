@@ -21,7 +21,6 @@ caller falls back to a configured mapping) and ``get_user`` cannot verify a uid.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import httpx
 import structlog
 
+from bot import rules
 from bot.errors import ConfigError, PlatformError, PlatformNotFound, UsageError
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, PlatformUser, Target
 from bot.platforms.base import BasePlatformClient
@@ -42,18 +42,8 @@ SEARCH_PATH = "/api/detection_engine/signals/search"
 ASSIGNEES_PATH = "/api/detection_engine/signals/assignees"
 STATUS_PATH = "/api/detection_engine/signals/status"
 
-# The contract's ReasonEnum for closing alerts.
-CLOSE_REASONS: tuple[str, ...] = (
-    "false_positive",
-    "issue_resolved",
-    "acceptable_risk",
-    "expected_activity",
-    "low_severity",
-    "duplicate",
-    "investigation_required",
-)
-# Workflow statuses that still need someone ("mine" lists them); closed is the only final one.
-OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged", "in-progress")
+CLOSE_REASONS = rules.KIBANA_CLOSE_REASONS
+OPEN_STATUSES = rules.KIBANA_OPEN_STATUSES
 
 F_UUID = "kibana.alert.uuid"
 F_RULE = "kibana.alert.rule.name"
@@ -63,9 +53,6 @@ F_ASSIGNEES = "kibana.alert.workflow_assignee_ids"
 SOURCE_FIELDS = [F_UUID, F_RULE, F_SEVERITY, F_STATUS, F_ASSIGNEES]
 
 MAX_BATCH = 1000
-_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,512}$")
-_SPACE_RE = re.compile(r"^[a-z0-9_-]{1,255}$")
-_UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def parse_error(response: httpx.Response) -> str:
@@ -173,28 +160,15 @@ class KibanaClient(BasePlatformClient):
 
     def validate_id(self, item_id: str) -> str:
         """Return the alert ``_id`` stripped; raise ``UsageError`` if it cannot be one."""
-        value = (item_id or "").strip()
-        if not value:
-            raise UsageError("a Kibana alert id is required")
-        if not _ID_RE.match(value):
-            raise UsageError(
-                f"{value[:80]!r} is not a Kibana alert id (letters, digits, '_', '-', '.', ':'; "
-                "at most 512 characters, no spaces)"
-            )
-        return value
+        return rules.normalise_kibana_alert_id(item_id)
 
     def validate_space(self, space: str) -> str:
         """Return the space id; raise ``UsageError`` unless it is lowercase a-z, 0-9, _ or -."""
-        value = (space or "").strip()
-        if not _SPACE_RE.match(value):
-            raise UsageError(f"{value[:80]!r} is not a Kibana space id (lowercase a-z, 0-9, '_' and '-')")
-        return value
+        return rules.normalise_kibana_space(space)
 
-    def _validate_uid(self, uid: str) -> str:
-        value = (uid or "").strip()
-        if not _UID_RE.match(value):
-            raise UsageError(f"{value[:80]!r} is not a Kibana user profile uid")
-        return value
+    @staticmethod
+    def _validate_uid(uid: str) -> str:
+        return rules.normalise_kibana_uid(uid, verb=None)
 
     def _space_of(self, target: Target) -> str:
         if target.platform is not Platform.KIBANA:
@@ -213,7 +187,7 @@ class KibanaClient(BasePlatformClient):
 
     @staticmethod
     def _prefix(space: str) -> str:
-        return "" if space == "default" else f"/s/{space}"
+        return "" if space == rules.DEFAULT_KIBANA_SPACE else f"/s/{space}"
 
     def link(self, space: str, alert_id: str) -> str:
         """The Kibana UI address that opens one alert."""
@@ -504,15 +478,7 @@ class KibanaClient(BasePlatformClient):
     @staticmethod
     def normalise_reason(reason: str | None) -> str | None:
         """The contract's close reason for ``reason`` (case, spaces, dashes forgiven) or raise."""
-        if reason is None or not reason.strip():
-            return None
-        value = re.sub(r"[\s-]+", "_", reason.strip().lower())
-        if value not in CLOSE_REASONS:
-            raise UsageError(
-                f"{reason.strip()[:60]!r} is not a Kibana close reason; use one of: " + ", ".join(CLOSE_REASONS),
-                verb="resolve",
-            )
-        return value
+        return rules.normalise_kibana_reason(reason)
 
     async def resolve(
         self, targets: Sequence[Target], *, reason: str | None = None, comment: str | None = None
@@ -588,9 +554,8 @@ class KibanaClient(BasePlatformClient):
         Returns ``None`` when Elasticsearch is not configured or nothing matches exactly;
         raises ``UsageError`` for a malformed email and ``PlatformError`` when ES fails.
         """
-        wanted = (email or "").strip()
-        if "@" not in wanted or any(c.isspace() for c in wanted) or len(wanted) > 320:
-            raise UsageError(f"{wanted[:80]!r} is not an email address")
+        rules.normalise_email(email)
+        wanted = email.strip()
         if self._es is None:
             return None
         response = await self._es.request(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import secrets
 import string
 import time
@@ -26,6 +25,7 @@ import httpx
 import stamina
 import structlog
 
+from bot import rules
 from bot.errors import (
     PlatformAuthError,
     PlatformError,
@@ -48,23 +48,11 @@ PAGE_SIZE = 100  # get_incidents answers at most 100 incidents per request
 USERS_TTL = 60.0  # seconds a get_users answer is reused, so a burst of look-ups is one call
 MAX_COMMENT_LENGTH = 10_000
 
-_ID = re.compile(r"^[0-9]{1,20}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _NONCE_ALPHABET = string.ascii_letters + string.digits
 
-RESOLVED = "resolved"
-# update_incident's status enum (contract): the resolved variants a reason may name.
-RESOLVE_REASONS: tuple[str, ...] = (
-    "resolved_-_no_longer_observed",
-    "resolved_-_no_risk",
-    "resolved_-_risk_accepted",
-    "resolved_-_contested_asset",
-    "resolved_-_remediated_automatically",
-)
-# The contract lists high, medium and low for manual_severity (from the XDR reference).
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
-# Statuses list_assigned leaves out; filters are AND-ed, so one `neq` per closed status.
-_CLOSED_STATUSES: tuple[str, ...] = (RESOLVED, *RESOLVE_REASONS)
+RESOLVED = rules.XPANSE_RESOLVED
+RESOLVE_REASONS = rules.XPANSE_RESOLVE_REASONS
+SEVERITIES = rules.XPANSE_SEVERITIES
 
 
 def new_nonce() -> str:
@@ -190,10 +178,7 @@ class XpanseClient(BasePlatformClient):
 
     def validate_id(self, item_id: str) -> str:
         """Return the incident id stripped, or raise ``UsageError`` unless it is numeric."""
-        value = item_id.strip()
-        if not _ID.match(value):
-            raise UsageError(f"Xpanse incident ids are numbers (like 5471), not {item_id!r}")
-        return value
+        return rules.normalise_xpanse_incident_id(item_id)
 
     def _targets(self, targets: Sequence[Target]) -> list[Target]:
         """Check every target before any call; drop duplicates, keep order."""
@@ -207,10 +192,8 @@ class XpanseClient(BasePlatformClient):
 
     @staticmethod
     def _email(email: str) -> str:
-        value = email.strip()
-        if not _EMAIL.match(value):
-            raise UsageError(f"{email!r} is not an email address")
-        return value
+        rules.normalise_email(email)
+        return email.strip()  # as typed: the tenant's spelling comes from get_users
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -292,7 +275,7 @@ class XpanseClient(BasePlatformClient):
         wanted = self._email(user_id).lower()
         if limit <= 0:
             return []
-        filters = [{"field": "status", "operator": "neq", "value": s} for s in _CLOSED_STATUSES]
+        filters = [{"field": "status", "operator": "neq", "value": s} for s in rules.XPANSE_CLOSED_STATUSES]
         found: dict[str, ItemState] = {}
         start = 0
         while len(found) < limit:
@@ -449,17 +432,7 @@ class XpanseClient(BasePlatformClient):
     @staticmethod
     def resolve_status(reason: str | None) -> str:
         """The status for a resolve reason (enum value or short form); ``UsageError`` if unknown."""
-        if reason is None or not reason.strip():
-            return RESOLVED
-        key = re.sub(r"[\s\-]+", "_", reason.strip().lower())
-        key = key.removeprefix("resolved___").removeprefix("resolved_")
-        if key in ("", RESOLVED):
-            return RESOLVED
-        candidate = f"resolved_-_{key}"
-        if candidate in RESOLVE_REASONS:
-            return candidate
-        short = ", ".join(r.removeprefix("resolved_-_") for r in RESOLVE_REASONS)
-        raise UsageError(f"unknown Xpanse resolve reason {reason!r}; use one of: {short}", verb="resolve")
+        return rules.xpanse_resolve_status(reason)
 
     async def resolve(
         self, targets: Sequence[Target], *, reason: str | None = None, comment: str | None = None
@@ -496,12 +469,7 @@ class XpanseClient(BasePlatformClient):
 
     async def set_severity(self, targets: Sequence[Target], severity: str) -> BatchResult:
         """Set each incident's manual severity (low, medium, high); ``UsageError`` for others."""
-        value = severity.strip().lower()
-        if value not in SEVERITIES:
-            raise UsageError(
-                f"unknown Xpanse severity {severity!r}; use one of: {', '.join(SEVERITIES)}",
-                verb="severity",
-            )
+        value = rules.normalise_severity(Platform.XPANSE, severity)
 
         def decide(target: Target, incident: dict[str, Any]) -> Any:
             manual = incident.get("manual_severity") or None

@@ -22,11 +22,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot import rules
 from bot.errors import UnsupportedError
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, Target, Verb
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
-from bot.slack.parsing import RESOLVE_REASONS
 
 if TYPE_CHECKING:
     from bot.core.identity import IdentityStatus
@@ -282,7 +282,7 @@ def alert_card(
         _md(f"*Status*\n{esc_cut(state.status or '—', FIELD_MAX - 20)}"),
         _md(f"*Assignee*\n{_assignee_text(state, assignee_mentions)}"),
     ]
-    if target.platform is Platform.DATADOG:
+    if rules.supports(target.platform, Verb.ATTACH):
         fields.append(_md(f"*Case*\n{esc_cut(state.case or '—', FIELD_MAX - 20)}"))
     section: Block = {"type": "section", "text": _md(f"{label} {_key(target, 500)}"), "fields": fields}
     if state.link and len(state.link) <= URL_MAX and state.link.startswith(("https://", "http://")):
@@ -299,9 +299,9 @@ def alert_card(
         _button("Assign…", ActionId.ASSIGN_OPEN, value=value),
         _button("Unassign", ActionId.UNASSIGN, value=value),
     ]
-    if target.platform is Platform.DATADOG:
+    if rules.supports(target.platform, Verb.ATTACH):
         buttons.append(_button("Attach to case…", ActionId.ATTACH_OPEN, value=value))
-    if target.platform in RESOLVE_REASONS and state.is_open:
+    if rules.supports(target.platform, Verb.RESOLVE) and state.is_open:
         buttons.append(_button("Resolve…", ActionId.RESOLVE_OPEN, value=value))
     buttons.append(_button("Refresh", ActionId.REFRESH, value=value))
     blocks.append({"type": "actions", "elements": buttons})
@@ -391,7 +391,7 @@ def resolve_modal(meta: ModalMeta, *, platform: Platform) -> dict[str, Any]:
     """The "Resolve…" modal for one platform: a reason select with that platform's valid
     reasons and a multi-line comment. Raises ``UnsupportedError`` for a platform without
     a resolve operation (Datadog) and ``ValueError`` if ``meta`` does not fit."""
-    reasons = RESOLVE_REASONS.get(platform)
+    reasons = rules.RESOLVE_REASONS.get(platform)
     if not reasons:
         raise UnsupportedError(f"{platform.label} items cannot be resolved from Slack")
     options = [{"text": _plain(reason_label(r), OPTION_TEXT_MAX), "value": r} for r in reasons]
@@ -402,7 +402,7 @@ def resolve_modal(meta: ModalMeta, *, platform: Platform) -> dict[str, Any]:
         "options": options,
     }
     # Xpanse needs a resolved_* status to resolve at all; Kibana's reason is optional.
-    required = platform is Platform.XPANSE
+    required = rules.CAPABILITIES[platform].reason_required
     if required:
         select["initial_option"] = options[0]
     reason_input = {
@@ -603,11 +603,6 @@ _SOURCE_LABEL = {
     "self": "mapped by themselves",
     "admin": "mapped by an admin",
 }
-_IDENTITY_EXAMPLE = {
-    Platform.DATADOG: "<user UUID>",
-    Platform.KIBANA: "u_…",
-    Platform.XPANSE: "<email>",
-}
 
 
 def _age(seconds: float) -> str:
@@ -630,7 +625,7 @@ def whoami_lines(user_id: str, statuses: Sequence[IdentityStatus], *, configured
             if status.platform not in configured:
                 lines.append(f"• *{label}*: not configured in this bot")
                 continue
-            example = esc(_IDENTITY_EXAMPLE[status.platform])
+            example = esc(rules.IDENTITY_EXAMPLE[status.platform])
             hint = f"`/triage map {mention(user_id)} {status.platform.value}={example}`"
             lines.append(
                 f"• *{label}*: not mapped yet — the bot looks the Slack e-mail up on first use, or map it with {hint}"

@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 from bot.errors import PlatformAuthError, PlatformError, UnsupportedError, UsageError
 from bot.models import Outcome, Platform, Target
 from bot.platforms.base import PlatformClient
-from bot.platforms.datadog import DatadogClient, app_host, parse_datadog_error
+from bot.platforms.datadog import DatadogClient, parse_datadog_error
+from bot.rules import app_host
 from tests.fakes.datadog import DatadogFake, make_datadog_config
 
 ANN = "f315bdaf-9ee7-4808-a9c1-99c15bf0f4d0"

@@ -569,13 +569,13 @@ async def test_get_user_found_missing_and_404(
     kibana_client: KibanaClient, elasticsearch_fake: ElasticsearchFake
 ) -> None:
     """get_user returns the profile, None for an unknown uid (empty list or 404)."""
-    elasticsearch_fake.add_profile("u_ana", email="ana@example.com", username="ana", enabled=False)
-    user = await kibana_client.get_user("u_ana")
+    elasticsearch_fake.add_profile("u_ana_0", email="ana@example.com", username="ana", enabled=False)
+    user = await kibana_client.get_user("u_ana_0")
     assert user is not None and user.email == "ana@example.com" and user.name == "ana"
     assert user.active is False
-    assert await kibana_client.get_user("u_gone") is None
-    elasticsearch_fake.fail("/_security/profile/u_old", 404, body={})
-    assert await kibana_client.get_user("u_old") is None
+    assert await kibana_client.get_user("u_gone_0") is None
+    elasticsearch_fake.fail("/_security/profile/u_old_0", 404, body={})
+    assert await kibana_client.get_user("u_old_0") is None
 
 
 async def test_elasticsearch_auth_failure_raises(

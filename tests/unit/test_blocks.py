@@ -10,6 +10,7 @@ import pytest
 
 from bot.errors import UnsupportedError
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, Target, Verb
+from bot.rules import RESOLVE_REASONS
 from bot.slack.blocks import (
     OUTCOME_EMOJI,
     alert_card,
@@ -31,9 +32,9 @@ from bot.slack.blocks import (
     usage_error_blocks,
     usage_error_text,
 )
+from bot.slack.commands import GRAMMAR, help_text
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
-from bot.slack.parsing import GRAMMAR, RESOLVE_REASONS, help_text
 from tests.blockkit import assert_valid_message, assert_valid_view, text_length
 
 TARGETS = {

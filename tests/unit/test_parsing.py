@@ -11,19 +11,18 @@ import pytest
 
 from bot.errors import UsageError
 from bot.models import Platform, Target, Verb
-from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
-from bot.slack.parsing import (
+from bot.rules import RESOLVE_REASONS, normalise_kibana_uid
+from bot.slack.commands import (
     GRAMMAR,
-    RESOLVE_REASONS,
     Command,
-    extract_targets,
     help_text,
     parse_command,
-    parse_target,
     slack_to_plain,
-    target_from_link,
     usage,
 )
+from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
+from bot.store.mappings import validate_identity
+from bot.targets import extract_targets, parse_target, target_from_link
 
 PAYLOADS = Path(__file__).resolve().parents[3] / "shared" / "slack" / "payloads"
 DD_ID = "ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw=="
@@ -321,7 +320,7 @@ def test_datadog_path_on_other_host_is_not_datadog() -> None:
         ("attach dd:a xpanse:1 to case SEC-1", Verb.ATTACH, "not `xpanse:1`"),
         ("attach dd:a", Verb.ATTACH, "Missing the case"),
         ("attach dd:a case", Verb.ATTACH, "Missing the case after `case`"),
-        ("attach dd:a case banana", Verb.ATTACH, "`banana` is not a case"),
+        ("attach dd:a case banana", Verb.ATTACH, "'banana' is not a Datadog case"),
         ("attach case SEC-1", Verb.ATTACH, "Missing targets"),
         ("resolve kibana:a reason bogus", Verb.RESOLVE, "`bogus` is not a Kibana reason"),
         ("resolve xpanse:1 reason false_positive", Verb.RESOLVE, "not a Xpanse reason"),
@@ -347,9 +346,9 @@ def test_datadog_path_on_other_host_is_not_datadog() -> None:
         ("mine <@U1> <@U2>", Verb.MINE, "at most one person"),
         ("whoami bob", Verb.WHOAMI, "Expected the user"),
         ("map", Verb.MAP, "Missing the user"),
-        ("map <@U1> datadog=nope", Verb.MAP, "`nope` is not a Datadog user id"),
-        ("map <@U1> xpanse=nope", Verb.MAP, "not an e-mail address"),
-        ("map <@U1> kibana=a/b", Verb.MAP, "not a Kibana user profile uid"),
+        ("map <@U1> datadog=nope", Verb.MAP, "'nope' is not a Datadog user id"),
+        ("map <@U1> xpanse=nope", Verb.MAP, "not an email address"),
+        ("map <@U1> kibana=a/b", Verb.MAP, "'a/b' is not a Kibana profile uid"),
         ("map <@U1> splunk=x", Verb.MAP, "`splunk` is not a platform"),
         ("map <@U1> xpanse", Verb.MAP, "Expected `platform=value`"),
         ("map <@U1> xpanse=", Verb.MAP, "Missing the value"),
@@ -565,3 +564,52 @@ def test_resolve_reason_short_forms_the_client_accepts_parse() -> None:
     assert parse("resolve kibana:a1 reason False-Positive").reason == "false-positive"
     with pytest.raises(UsageError):
         parse("resolve xpanse:7 reason because")
+
+
+# ---------------------------------------------------------------- one rule for identities
+
+
+@pytest.mark.parametrize(
+    ("platform", "value"),
+    [
+        (Platform.KIBANA, "u_short_0"),
+        (Platform.KIBANA, "u_alice_0"),
+        (Platform.KIBANA, "u_REDACTED_1"),
+        (Platform.KIBANA, "u_79HkWkwmnBH5gqFKwoxggWPjEBOur1zLPXQPEl1VBW0_0"),
+        (Platform.KIBANA, "u_short"),
+        (Platform.KIBANA, "alice"),
+        (Platform.KIBANA, "a/b"),
+        (Platform.KIBANA, "alice@example.com"),
+        (Platform.DATADOG, UUID.upper()),
+        (Platform.DATADOG, UUID.replace("-", "")),
+        (Platform.DATADOG, "nope"),
+        (Platform.XPANSE, "Alice@Example.com"),
+        (Platform.XPANSE, "a@b"),
+        (Platform.XPANSE, "nope"),
+    ],
+)
+def test_map_parser_and_mapping_store_agree(platform: Platform, value: str) -> None:
+    """`/triage map platform=value` parses exactly what the mapping store accepts, to the same
+    value, and otherwise refuses it with the store's own message."""
+    try:
+        stored: str | None = validate_identity(platform, value)
+        refusal = ""
+    except UsageError as exc:
+        stored, refusal = None, exc.message
+    if stored is not None:
+        cmd = parse(f"map <@U1> {platform.value}={value}")
+        assert cmd.identities == {platform: stored}
+    else:
+        err = usage_error(f"map <@U1> {platform.value}={value}")
+        assert err.message.startswith(refusal + "\nUsage: ")
+
+
+def test_kibana_short_uid_is_accepted_by_parser_store_and_client() -> None:
+    """`u_short_0` has the Elastic profile uid shape (u_ + base64url + _n), so the parser, the
+    store and the Kibana client's check all take it; `u_short` (no generation) none of them."""
+    assert parse("map <@U1> kibana=u_short_0").identities == {Platform.KIBANA: "u_short_0"}
+    assert validate_identity(Platform.KIBANA, "u_short_0") == "u_short_0"
+    assert normalise_kibana_uid("u_short_0") == "u_short_0"
+    with pytest.raises(UsageError, match="is not a Kibana profile uid"):
+        validate_identity(Platform.KIBANA, "u_short")
+    assert "'u_short' is not a Kibana profile uid" in usage_error("map <@U1> kibana=u_short").message

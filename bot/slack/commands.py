@@ -1,39 +1,12 @@
-"""The ``/triage`` grammar, its parser, its generated help, and target extraction.
+"""The ``/triage`` grammar, its parser, its generated help and usage lines.
 
 Everything here is pure: text in, typed values out, ``UsageError`` on bad input.
 
 The grammar is declared once, as data (``GRAMMAR``); the parser's usage lines and
 ``help_text`` are both generated from it, so help cannot drift from what parses.
-
-Targets
--------
-* ``dd:<id>`` / ``datadog:<id>`` — a Datadog security finding id. Finding ids are
-  base64-like: letters, digits and ``+ / = ~ - _`` are all part of the id (a ``/``
-  in a Datadog id is never a separator).
-* ``kibana:<id>`` / ``kibana:<space>/<id>`` — an Elastic Security alert ``_id``,
-  optionally in a Kibana space. ``Target.space`` holds the explicit space, or
-  ``None`` for "the deployment's default space"; an explicit space equal to
-  ``default_space`` is stored as ``None`` so one alert has one canonical key. Kibana
-  ids never contain ``/``, so ``space/id`` is unambiguous.
-* ``xpanse:<id>`` — a Cortex Xpanse incident id (digits).
-* Prefixes are case-insensitive; several targets may be separated by spaces or
-  commas, and platforms may be mixed.
-
-Links accepted as targets (Slack's ``<url>`` / ``<url|label>`` wrapping is removed
-and ``&amp;`` unescaped first):
-
-* Datadog: any ``https://`` host that is a site from the contract's list
-  (``datadoghq.com``, ``us3.datadoghq.com``, ``datadoghq.eu``, ``ddog-gov.com`` …) or
-  a subdomain of one (``app.datadoghq.com``, ``myorg.datadoghq.com``), with the
-  finding id in the query (``finding_id=``, ``findingId=`` or ``finding=``) or as
-  the path segment after ``/findings/`` under ``/security/``. Query values are
-  percent-decoded without turning ``+`` into a space, since ``+`` is part of ids.
-* Kibana: any host, optional base path, optional ``/s/<space>``, then
-  ``/app/security/alerts/redirect/<id>`` or ``/app/security/alerts?…`` with the id
-  in ``alertId=``/``alert_id=``/``id=`` or in the rison ``flyout=`` state
-  (``params:(id:'<id>'…``). No ``/s/`` means Kibana's space named ``default``.
-* Xpanse: any non-Datadog host with ``/incident-view?caseId=<id>`` (also
-  ``incidentId=``), ``/incident-view/<id>`` or ``/incidents/<id>``, the id numeric.
+Targets are read by ``bot.targets`` and every per-platform fact (id and identity
+formats, reasons, severities, which verb works on which platform) comes from
+``bot.rules``, the same rules the platform clients and the mapping store apply.
 
 Users are Slack mentions (``<@U123>`` or ``<@U123|name>``) or ``me`` (the actor).
 """
@@ -41,34 +14,26 @@ Users are Slack mentions (``<@U123>`` or ``<@U123|name>``) or ``me`` (the actor)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
-from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot import rules
 from bot.errors import UsageError
 from bot.models import Platform, Target, Verb
-from bot.platforms.kibana import CLOSE_REASONS, KibanaClient
-from bot.platforms.xpanse import RESOLVE_REASONS as XPANSE_RESOLVE_REASONS
-from bot.platforms.xpanse import RESOLVED, SEVERITIES, XpanseClient
-from bot.settings import DATADOG_SITES
+from bot.targets import TargetProblem, platform_word, read_target, unescape
 
 __all__ = [
     "GRAMMAR",
-    "RESOLVE_REASONS",
-    "SEVERITIES",
+    "SPECS",
+    "TARGETS_HELP",
     "Command",
     "VerbSpec",
-    "extract_targets",
     "help_text",
     "parse_command",
-    "parse_target",
     "slack_to_plain",
-    "target_from_link",
-    "unescape",
     "usage",
 ]
 
@@ -190,37 +155,7 @@ TARGETS_HELP = (
     "Datadog, Kibana or Xpanse. Separate several with spaces or commas; platforms can be mixed."
 )
 
-# The reasons each platform's client accepts for resolving, and Xpanse's manual severities:
-# one home, in the clients, so the parser can never accept what the platform refuses.
-# Datadog has no resolve API.
-RESOLVE_REASONS: dict[Platform, tuple[str, ...]] = {
-    Platform.KIBANA: CLOSE_REASONS,
-    Platform.XPANSE: (RESOLVED, *XPANSE_RESOLVE_REASONS),
-}
-_REASON_CHECKS: dict[Platform, Callable[[str], object]] = {
-    Platform.KIBANA: KibanaClient.normalise_reason,
-    Platform.XPANSE: XpanseClient.resolve_status,
-}
-
-
-_PLATFORM_WORDS: dict[str, Platform] = {
-    "dd": Platform.DATADOG,
-    "datadog": Platform.DATADOG,
-    "kibana": Platform.KIBANA,
-    "xpanse": Platform.XPANSE,
-}
-
-# The same id rules as the platform clients' validate_id, so bad ids fail here,
-# before any network call.
-_DD_ID = re.compile(r"^[A-Za-z0-9+/=_~-]{1,512}$")
-_KIBANA_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,512}$")
-_KIBANA_SPACE = re.compile(r"^[a-z0-9_-]{1,255}$")
-_XPANSE_ID = re.compile(r"^[0-9]{1,20}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_CASE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
-_KIBANA_UID = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
-_EMAIL = re.compile(r"^[^@\s<>|]+@[^@\s<>|]+\.[^@\s<>|]+$")
 
 _QUOTES = {'"': '"', "“": "”", "”": "”"}
 # Standalone separators before a free-text comment; Slack clients often turn "--" into a dash.
@@ -278,7 +213,7 @@ def help_text(verb: Verb | None = None) -> str:
         return "\n".join(lines)
     lines = [f"`{spec.usage}`", spec.summary]
     if spec.verb is Verb.RESOLVE:
-        for platform, reasons in RESOLVE_REASONS.items():
+        for platform, reasons in rules.RESOLVE_REASONS.items():
             lines.append(f"{platform.label} reasons: " + ", ".join(f"`{r}`" for r in reasons))
     if spec.examples:
         lines.append("*Examples:*")
@@ -289,11 +224,6 @@ def help_text(verb: Verb | None = None) -> str:
 
 
 # ---------------------------------------------------------------- Slack text
-
-
-def unescape(text: str) -> str:
-    """Undo Slack's three text escapes (``&lt;`` ``&gt;`` ``&amp;``); never fails."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 _ENTITY = re.compile(r"<([^<>]*)>")
@@ -388,217 +318,6 @@ def _user(tok: _Tok, actor_id: str) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- targets
-
-
-class _TargetProblem(ValueError):
-    """Why one piece of text is not a target (wrapped into a UsageError by callers)."""
-
-
-def _normal_space(space: str | None, default_space: str | None) -> str | None:
-    if space is None or space == default_space:
-        return None
-    return space
-
-
-def _make_target(
-    platform: Platform, raw_id: str, *, space: str | None, default_space: str | None, source: str
-) -> Target:
-    if platform is Platform.DATADOG:
-        if not _DD_ID.match(raw_id):
-            raise _TargetProblem(f"`{source}` is not a Datadog finding id (letters, digits and + / = ~ - _ only)")
-        return Target(platform=platform, id=raw_id)
-    if platform is Platform.KIBANA:
-        if space is not None and not _KIBANA_SPACE.match(space):
-            raise _TargetProblem(
-                f"`{source}`: `{space}` is not a Kibana space id (lower-case letters, digits, _ and -)"
-            )
-        if not _KIBANA_ID.match(raw_id):
-            raise _TargetProblem(f"`{source}` is not a Kibana alert id (letters, digits, _ . : - only)")
-        return Target(platform=platform, id=raw_id, space=_normal_space(space, default_space))
-    if not _XPANSE_ID.match(raw_id):
-        raise _TargetProblem(f"`{source}`: Xpanse incident ids are numbers, like `xpanse:5471`")
-    return Target(platform=platform, id=raw_id)
-
-
-def _target_from_word(word: str, *, default_space: str | None) -> Target:
-    """A ``prefix:id`` word as a target, or ``_TargetProblem`` saying what is wrong."""
-    prefix, colon, rest = word.partition(":")
-    if not colon:
-        raise _TargetProblem(
-            f"`{word}` is not a target: write `dd:<id>`, `kibana:<id>` or `xpanse:<id>`, or paste the item's link"
-        )
-    platform = _PLATFORM_WORDS.get(prefix.lower())
-    if platform is None:
-        raise _TargetProblem(f"`{prefix}:` is not a platform prefix: use `dd:`, `datadog:`, `kibana:` or `xpanse:`")
-    if not rest:
-        raise _TargetProblem(f"`{word}` has no id after `{prefix}:`")
-    space: str | None = None
-    if platform is Platform.KIBANA and "/" in rest:
-        space, _, rest = rest.partition("/")
-        if not space or not rest:
-            raise _TargetProblem(f"`{word}`: write `kibana:<space>/<alert id>`")
-    return _make_target(platform, rest, space=space, default_space=default_space, source=word)
-
-
-def parse_target(text: str, *, default_space: str | None = "default") -> Target:
-    """One target from ``dd:``/``kibana:``/``xpanse:`` text or a platform link (Slack-wrapped
-    or not); raises ``UsageError`` saying what is wrong.
-
-    With ``default_space=None`` a Kibana space is kept exactly as written, which
-    makes ``parse_target(t.key, default_space=None) == t`` for every target.
-    """
-    try:
-        return _target_from_text(text.strip(), default_space=default_space)
-    except _TargetProblem as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _target_from_text(text: str, *, default_space: str | None) -> Target:
-    if text.startswith("<") and text.endswith(">"):
-        text = text[1:-1].partition("|")[0]
-    text = unescape(text)
-    if text.lower().startswith(("http://", "https://")):
-        target = target_from_link(text, default_space=default_space)
-        if target is None:
-            raise _TargetProblem(
-                f"can't find a Datadog finding, Kibana alert or Xpanse incident id in the link {text} "
-                "— use `dd:<id>`, `kibana:<id>` or `xpanse:<id>` instead"
-            )
-        return target
-    return _target_from_word(text, default_space=default_space)
-
-
-def _query(query: str) -> dict[str, str]:
-    """Query parameters, first value wins; ``+`` stays ``+`` because ids contain it."""
-    params: dict[str, str] = {}
-    for pair in query.split("&"):
-        key, _, value = pair.partition("=")
-        if key:
-            params.setdefault(unquote(key), unquote(value))
-    return params
-
-
-def _is_datadog_host(host: str) -> bool:
-    return any(host == site or host.endswith("." + site) for site in DATADOG_SITES)
-
-
-_DD_PATH = re.compile(r"/security/(?:.*/)?findings/(?P<id>[^/]+)/?$")
-_KIBANA_PATH = re.compile(r"(?:/s/(?P<space>[^/]+))?/app/security/alerts(?:/redirect/(?P<id>[^/]+))?/?$")
-_RISON_ID = re.compile(r"params:\((?:[^()]*?,)?(?:id|eventId):'?(?P<id>[A-Za-z0-9_.:-]+)")
-_XPANSE_PATH = re.compile(r"/(?:incident-view|incidents)/(?P<id>[0-9]+)/?$")
-
-
-def target_from_link(url: str, *, default_space: str | None = "default") -> Target | None:
-    """The target a Datadog, Kibana or Xpanse link points at, or None when the link is not
-    one of the forms in the module docstring or its id is malformed."""
-    try:
-        return _link(unescape(url.strip()), default_space=default_space)
-    except (_TargetProblem, ValueError):
-        return None
-
-
-def _link(url: str, *, default_space: str | None) -> Target | None:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    params = _query(parts.query)
-    path = unquote(parts.path) if parts.path else ""
-    if _is_datadog_host(host):
-        finding = params.get("finding_id") or params.get("findingId") or params.get("finding")
-        if not finding:
-            match = _DD_PATH.search(parts.path)  # segments decoded after the split
-            finding = unquote(match.group("id")) if match else None
-        if not finding:
-            return None
-        return _make_target(Platform.DATADOG, finding, space=None, default_space=default_space, source=url)
-    kibana = _KIBANA_PATH.search(parts.path)
-    if kibana:
-        alert_id = kibana.group("id")
-        alert_id = (
-            unquote(alert_id) if alert_id else (params.get("alertId") or params.get("alert_id") or params.get("id"))
-        )
-        if not alert_id and "flyout" in params:
-            rison = _RISON_ID.search(params["flyout"])
-            alert_id = rison.group("id") if rison else None
-        if not alert_id:
-            return None
-        # No /s/<space> in a Kibana URL means the space literally named "default".
-        space = unquote(kibana.group("space")) if kibana.group("space") else "default"
-        return _make_target(Platform.KIBANA, alert_id, space=space, default_space=default_space, source=url)
-    incident: str | None = None
-    if path.rstrip("/").endswith("/incident-view"):
-        incident = params.get("caseId") or params.get("incidentId")
-    if incident is None:
-        match = _XPANSE_PATH.search(path)
-        incident = match.group("id") if match else None
-    if incident:
-        return _make_target(Platform.XPANSE, incident, space=None, default_space=default_space, source=url)
-    return None
-
-
-# Entities, bare links and prefix:id words, in text order.
-_SCAN = re.compile(
-    r"<(?P<entity>[^<>@#!\s][^<>]*)>"
-    r"|(?P<url>https?://[^\s<>|]+)"
-    r"|(?<![\w/:.=+~-])(?P<word>(?:dd|datadog|kibana|xpanse):[^\s<>`*,;|()\[\]{}\"']+)",
-    re.IGNORECASE,
-)
-_SKIP_KEYS = frozenset({"type", "block_id", "action_id", "style", "user_id", "team", "channel_id"})
-
-
-def _strings(node: Any) -> Iterator[str]:
-    """Every string anywhere in nested blocks/attachments, in document order."""
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key not in _SKIP_KEYS:
-                yield from _strings(value)
-    elif isinstance(node, list | tuple):
-        for item in node:
-            yield from _strings(item)
-
-
-def _scan(text: str, *, default_space: str | None) -> Iterator[Target]:
-    for match in _SCAN.finditer(text):
-        target: Target | None = None
-        if match.group("entity") is not None:
-            url = match.group("entity").partition("|")[0]
-            target = target_from_link(url, default_space=default_space)
-        elif match.group("url") is not None:
-            target = target_from_link(match.group("url"), default_space=default_space)
-        else:
-            word = unescape(match.group("word")).rstrip(".!?:")
-            try:
-                target = _target_from_word(word, default_space=default_space)
-            except _TargetProblem:
-                target = None
-        if target is not None:
-            yield target
-
-
-def extract_targets(
-    text: str,
-    blocks: Sequence[dict[str, Any]] | None = None,
-    *,
-    attachments: Sequence[dict[str, Any]] | None = None,
-    default_space: str | None = "default",
-) -> list[Target]:
-    """Every target named in a message: ``dd:``/``kibana:``/``xpanse:`` words and platform
-    links in its text and in any string inside its blocks and attachments, de-duplicated,
-    in order of first appearance. Text that is not a valid target is ignored; never raises."""
-    found: dict[Target, None] = {}
-    sources: list[str] = [text or ""]
-    sources += _strings(list(blocks or []))
-    sources += _strings(list(attachments or []))
-    for source in sources:
-        for target in _scan(source, default_space=default_space):
-            found.setdefault(target, None)
-    return list(found)
-
-
 # ---------------------------------------------------------------- the parser
 
 
@@ -623,8 +342,8 @@ class _Ctx:
                 pieces = [p for p in tok.raw.split(",") if p]
             for piece in pieces:
                 try:
-                    found.setdefault(_target_from_text(piece, default_space=self.default_space), None)
-                except _TargetProblem as exc:
+                    found.setdefault(read_target(piece, default_space=self.default_space), None)
+                except TargetProblem as exc:
                     raise self.error(_sentence(str(exc))) from None
         return tuple(found)
 
@@ -689,12 +408,10 @@ def _parse_unassign(ctx: _Ctx, toks: list[_Tok]) -> Command:
 
 
 def _case_ref(ctx: _Ctx, tok: _Tok) -> str:
-    value = unescape(tok.raw).strip()
-    if _UUID.match(value):
-        return value.lower()
-    if _CASE_KEY.match(value):
-        return value.upper()
-    raise ctx.error(f"`{value}` is not a case: give its key (like `SEC-123`) or its UUID.")
+    try:
+        return rules.normalise_case(unescape(tok.raw))
+    except UsageError as exc:
+        raise ctx.error(exc.message) from None
 
 
 def _parse_attach(ctx: _Ctx, toks: list[_Tok]) -> Command:
@@ -705,7 +422,7 @@ def _parse_attach(ctx: _Ctx, toks: list[_Tok]) -> Command:
             raise ctx.error("Missing the case after `case`: give its key (`SEC-123`) or UUID.")
         if len(case_toks) > 1:
             raise ctx.error("Give exactly one case after `case`.")
-    elif toks and (_UUID.match(toks[-1].raw) or _CASE_KEY.match(toks[-1].raw)):
+    elif toks and rules.is_case_ref(toks[-1].raw):
         rest, case_toks = toks[:-1], toks[-1:]
     else:
         raise ctx.error("Missing the case: end with `case SEC-123` or `case <case uuid>`.")
@@ -713,7 +430,7 @@ def _parse_attach(ctx: _Ctx, toks: list[_Tok]) -> Command:
         rest = rest[:-1]
     case = _case_ref(ctx, case_toks[0])
     targets = ctx.targets(rest)
-    others = [t for t in targets if t.platform is not Platform.DATADOG]
+    others = [t for t in targets if not rules.supports(t.platform, Verb.ATTACH)]
     if others:
         names = ", ".join(f"`{t.key}`" for t in others)
         raise ctx.error(f"Only Datadog findings can be attached to a case; not {names}.")
@@ -735,14 +452,13 @@ def _parse_resolve(ctx: _Ctx, toks: list[_Tok]) -> Command:
     targets = ctx.targets(toks)
     if reason is not None:
         for platform in dict.fromkeys(t.platform for t in targets):
-            allowed = RESOLVE_REASONS.get(platform)
-            normalise = _REASON_CHECKS.get(platform)
-            if allowed is None or normalise is None:
+            allowed = rules.RESOLVE_REASONS.get(platform)
+            if allowed is None:
                 continue
-            # The client's own check, so every form the client accepts (e.g. Xpanse's
+            # The platform's own rule, so every form the client accepts (e.g. Xpanse's
             # short `no_risk`) parses, and nothing it refuses does.
             try:
-                normalise(reason)
+                rules.normalise_reason(platform, reason)
             except UsageError:
                 raise ctx.error(
                     f"`{reason}` is not a {platform.label} reason; use one of "
@@ -753,7 +469,7 @@ def _parse_resolve(ctx: _Ctx, toks: list[_Tok]) -> Command:
 
 
 def _xpanse_only(ctx: _Ctx, target: Target) -> None:
-    if target.platform is not Platform.XPANSE:
+    if not rules.supports(target.platform, ctx.spec.verb):
         raise ctx.error(
             f"`{ctx.spec.verb}` works on Xpanse incidents only; `{target.key}` is a {target.platform.label} item."
         )
@@ -780,8 +496,9 @@ def _parse_severity(ctx: _Ctx, toks: list[_Tok]) -> Command:
     if len(toks) != 2:
         raise ctx.error("Missing the severity." if len(toks) < 2 else "Give one incident and one severity.")
     level = unescape(toks[1].raw).lower()
-    if level not in SEVERITIES:
-        raise ctx.error(f"`{level}` is not a severity; use one of " + ", ".join(f"`{s}`" for s in SEVERITIES) + ".")
+    allowed = rules.SEVERITIES[target.platform]
+    if level not in allowed:
+        raise ctx.error(f"`{level}` is not a severity; use one of " + ", ".join(f"`{s}`" for s in allowed) + ".")
     return Command(verb=Verb.SEVERITY, targets=(target,), severity=level)
 
 
@@ -815,24 +532,17 @@ def _parse_optional_user(ctx: _Ctx, toks: list[_Tok]) -> Command:
     return Command(verb=ctx.spec.verb, user=user)
 
 
-def _platform(word: str) -> Platform | None:
-    return _PLATFORM_WORDS.get(word.lower())
-
-
-def _identity(ctx: _Ctx, platform: Platform, tok: _Tok, raw_value: str) -> str:
+def _identity(ctx: _Ctx, platform: Platform, raw_value: str) -> str:
     value = raw_value
     if value.startswith("<") and value.endswith(">"):
         # Slack links e-mail addresses as <mailto:a@b.c|a@b.c>.
         value = value[1:-1].partition("|")[0]
         value = value.removeprefix("mailto:")
-    value = unescape(value).strip()
-    if platform is Platform.DATADOG and not _UUID.match(value):
-        raise ctx.error(f"`{value}` is not a Datadog user id (a UUID, like `f315bdaf-9ee7-…`).")
-    if platform is Platform.KIBANA and not _KIBANA_UID.match(value):
-        raise ctx.error(f"`{value}` is not a Kibana user profile uid (like `u_…_0`).")
-    if platform is Platform.XPANSE and not _EMAIL.match(value):
-        raise ctx.error(f"`{value}` is not an e-mail address (Xpanse identifies users by e-mail).")
-    return value.lower() if platform is not Platform.KIBANA else value
+    try:
+        # The mapping store's own rule, so what parses here is what it stores.
+        return rules.normalise_identity(platform, unescape(value))
+    except UsageError as exc:
+        raise ctx.error(exc.message) from None
 
 
 def _parse_map(ctx: _Ctx, toks: list[_Tok]) -> Command:
@@ -842,7 +552,7 @@ def _parse_map(ctx: _Ctx, toks: list[_Tok]) -> Command:
     identities: dict[Platform, str] = {}
     for tok in toks[1:]:
         key, equals, value = tok.raw.partition("=")
-        platform = _platform(key) if equals else None
+        platform = platform_word(key) if equals else None
         if not equals:
             raise ctx.error(f"Expected `platform=value`, got `{unescape(tok.raw)}`.")
         if platform is None:
@@ -851,7 +561,7 @@ def _parse_map(ctx: _Ctx, toks: list[_Tok]) -> Command:
             raise ctx.error(f"Missing the value after `{key}=`.")
         if platform in identities:
             raise ctx.error(f"{platform.label} is given twice.")
-        identities[platform] = _identity(ctx, platform, tok, value)
+        identities[platform] = _identity(ctx, platform, value)
     return Command(verb=Verb.MAP, user=user, identities=identities)
 
 
@@ -859,7 +569,7 @@ def _parse_unmap(ctx: _Ctx, toks: list[_Tok]) -> Command:
     if len(toks) != 2:
         raise ctx.error("Name the user and one platform.")
     user = ctx.user(toks[0])
-    platform = _platform(toks[1].raw)
+    platform = platform_word(toks[1].raw)
     if platform is None:
         raise ctx.error(f"`{unescape(toks[1].raw)}` is not a platform; use datadog, kibana or xpanse.")
     return Command(verb=Verb.UNMAP, user=user, platform=platform)
@@ -904,7 +614,7 @@ _PARSERS: dict[Verb, Callable[[_Ctx, list[_Tok]], Command]] = {
 }
 
 
-def parse_command(text: str, *, actor_id: str, default_space: str = "default") -> Command:
+def parse_command(text: str, *, actor_id: str, default_space: str = rules.DEFAULT_KIBANA_SPACE) -> Command:
     """Parse the text of ``/triage`` (as Slack sends it) into a ``Command``.
 
     Empty text means help. Raises ``UsageError`` (with ``verb`` set when the verb
