@@ -384,7 +384,7 @@ def test_usage_error_blocks() -> None:
 def test_modal_item_list_fits_the_largest_metadata() -> None:
     """The most items ModalMeta can carry still fit the modal's item section, and the
     section's own cut-off says how many it left out."""
-    from bot.slack.blocks import _target_lines
+    from bot.slack.blocks._kit import _target_lines
 
     targets = tuple(Target(platform=Platform.DATADOG, id=f"{i:0>90}") for i in range(30))
     view = attach_modal(ModalMeta(verb=Verb.ATTACH, targets=targets))
