@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import Platform
-from bot.rules import DatadogSite
+from bot.rules import DEFAULT_KIBANA_SPACE, DatadogSite
 
 
 class HttpPolicy(BaseModel):
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     # Kibana / Elasticsearch
     kibana_url: str | None = None
     kibana_api_key: SecretStr | None = None
-    kibana_space: str = "default"
+    kibana_space: str = DEFAULT_KIBANA_SPACE
     kibana_spaces: str = ""
     elasticsearch_url: str | None = None
     elasticsearch_api_key: SecretStr | None = None

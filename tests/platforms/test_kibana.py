@@ -15,6 +15,7 @@ from bot.errors import (
 from bot.models import Outcome, Platform, Target
 from bot.platforms.base import PlatformClient
 from bot.platforms.kibana import CLOSE_REASONS, KibanaClient, parse_error
+from bot.store.mappings import validate_identity
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake, make_kibana_config
 
 SEARCH_KEYS = {
@@ -510,6 +511,19 @@ async def test_list_assigned_invalid_uid(kibana_client: KibanaClient, kibana_fak
     """A malformed uid is refused before any search."""
     with pytest.raises(UsageError):
         await kibana_client.list_assigned("bad uid!")
+    assert kibana_fake.requests == []
+
+
+@pytest.mark.parametrize("bad", ["u_short", "alice", "a/b", "alice@example.com"])
+async def test_uid_rule_is_the_mapping_store_rule(
+    kibana_client: KibanaClient, kibana_fake: KibanaFake, bad: str
+) -> None:
+    """The client refuses exactly the uids the mapping store refuses, with the same message, before any request."""
+    with pytest.raises(UsageError) as by_client:
+        await kibana_client.list_assigned(bad)
+    with pytest.raises(UsageError) as by_store:
+        validate_identity(Platform.KIBANA, bad)
+    assert by_client.value.message == by_store.value.message
     assert kibana_fake.requests == []
 
 
