@@ -18,10 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from bot import rules
 from bot.errors import UsageError
 from bot.models import ItemState, Platform, Target
 from bot.settings import Settings
-from bot.slack.parsing import parse_target
+from bot.targets import parse_target
 
 SIGNATURE_HEADER = "X-Triage-Signature"
 
@@ -100,8 +101,11 @@ def parse_alerts(platform: Platform, payload: Any) -> list[IncomingAlert]:
         except ValidationError as exc:
             first = exc.errors()[0]
             raise UsageError(f"alert #{n + 1}: {first['loc'][0]}: {first['msg']}") from None
-        if platform is Platform.XPANSE and not alerts[-1].id.isdigit():
-            raise UsageError(f"alert #{n + 1}: an Xpanse incident id is a number, got {alerts[-1].id!r}")
+        if platform is Platform.XPANSE:
+            try:
+                rules.normalise_xpanse_incident_id(alerts[-1].id)
+            except UsageError:
+                raise UsageError(f"alert #{n + 1}: an Xpanse incident id is a number, got {alerts[-1].id!r}") from None
         # The card's buttons carry the target as text; refuse what could not be read back.
         key = Target(platform=platform, id=alerts[-1].id, space=alerts[-1].space).key
         try:

@@ -16,19 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import Platform
-
-DatadogSite = Literal[
-    "datadoghq.com",
-    "us3.datadoghq.com",
-    "us5.datadoghq.com",
-    "ap1.datadoghq.com",
-    "ap2.datadoghq.com",
-    "uk1.datadoghq.com",
-    "datadoghq.eu",
-    "ddog-gov.com",
-    "us2.ddog-gov.com",
-]
-DATADOG_SITES: tuple[str, ...] = DatadogSite.__args__  # type: ignore[attr-defined]
+from bot.rules import DEFAULT_KIBANA_SPACE, DatadogSite
 
 
 class HttpPolicy(BaseModel):
@@ -101,7 +89,7 @@ class Settings(BaseSettings):
     # Kibana / Elasticsearch
     kibana_url: str | None = None
     kibana_api_key: SecretStr | None = None
-    kibana_space: str = "default"
+    kibana_space: str = DEFAULT_KIBANA_SPACE
     kibana_spaces: str = ""
     elasticsearch_url: str | None = None
     elasticsearch_api_key: SecretStr | None = None

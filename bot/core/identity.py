@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import rules
 from bot.errors import (
     NotConfiguredError,
     NotMappedError,
@@ -45,18 +46,9 @@ log = structlog.get_logger(__name__)
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-# What an admin types after "platform=" in /triage map, per platform.
-MAP_EXAMPLE: dict[Platform, str] = {
-    Platform.DATADOG: "<user UUID>",
-    Platform.KIBANA: "u_…",
-    Platform.XPANSE: "<email>",
-}
-# What the platform calls the identity, for messages.
-IDENTITY_NOUN: dict[Platform, str] = {
-    Platform.DATADOG: "user",
-    Platform.KIBANA: "profile",
-    Platform.XPANSE: "user",
-}
+# What an admin types after "platform=" in /triage map, and what the platform calls it.
+MAP_EXAMPLE = rules.IDENTITY_EXAMPLE
+IDENTITY_NOUN = rules.IDENTITY_NOUN
 
 
 def map_hint(user_id: str, platform: Platform) -> str:

@@ -15,9 +15,9 @@ import structlog
 from bot.core.service import ActionRequest, Source, Step
 from bot.errors import UsageError
 from bot.models import JobParams, Target, Verb
+from bot.slack.commands import Command
 from bot.slack.ids import ActionId, BlockId
 from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
-from bot.slack.parsing import Command
 
 log = structlog.get_logger(__name__)
 

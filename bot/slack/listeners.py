@@ -28,11 +28,12 @@ from bot.metrics import SLACK_ACK_LATENCY
 from bot.models import JobParams, Verb
 from bot.slack import blocks
 from bot.slack import context as ctx
+from bot.slack.commands import parse_command
 from bot.slack.errors import FormError
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.parsing import extract_targets, parse_command
 from bot.slack.render import render
 from bot.slack.reporter import Reporter
+from bot.targets import extract_targets
 
 log = structlog.get_logger(__name__)
 

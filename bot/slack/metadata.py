@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from bot.errors import UsageError
 from bot.models import Target, Verb
-from bot.slack.parsing import parse_target
+from bot.targets import parse_target
 
 BUTTON_VALUE_MAX = 2000
 PRIVATE_METADATA_MAX = 3000

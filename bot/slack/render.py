@@ -13,7 +13,7 @@ from bot.core import answers as a
 from bot.errors import UsageError, UserError
 from bot.models import Platform, Verb
 from bot.slack import blocks
-from bot.slack.parsing import help_text, usage
+from bot.slack.commands import help_text, usage
 
 Message = dict[str, Any]
 

@@ -7,8 +7,6 @@ uid, Xpanse email), so everything read back is usable as is.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,14 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.errors import UsageError
 from bot.models import Platform, Verb
+from bot.rules import normalise_identity
 from bot.store.db import Store
-
-# Kibana profile uids are "u_" + a base64url digest + "_" + a version digit
-# (u_79HkWkwmnBH5gqFKwoxggWPjEBOur1zLPXQPEl1VBW0_0); accept the base64url alphabet
-# loosely rather than pin the digest length, which is Elastic's business.
-_KIBANA_UID = re.compile(r"^u_[A-Za-z0-9_-]{10,200}$")
-# Deliberately simple: one @, no spaces, a dot in the domain. Xpanse is the judge of the rest.
-_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
 class Source(StrEnum):
@@ -75,7 +67,9 @@ class UserIdentities(BaseModel):
 
 def validate_identity(platform: Platform | str, value: str) -> str:
     """Return ``value`` normalised as a ``platform`` identity, or raise ``UsageError`` saying
-    what shape was expected (Datadog user UUID, Kibana profile uid, Xpanse email)."""
+    what shape was expected (Datadog user UUID, Kibana profile uid, Xpanse email).
+
+    The shapes are ``bot.rules``', the same the ``/triage map`` parser applies."""
     try:
         platform = Platform(platform)
     except ValueError:
@@ -83,32 +77,7 @@ def validate_identity(platform: Platform | str, value: str) -> str:
             f"unknown platform {platform!r}: use one of " + ", ".join(p.value for p in Platform),
             verb=Verb.MAP,
         ) from None
-    raw = (value or "").strip()
-    if platform is Platform.DATADOG:
-        try:
-            return str(uuid.UUID(raw))
-        except ValueError:
-            raise UsageError(
-                f"{raw!r} is not a Datadog user id: expected the user's UUID "
-                "(e.g. 3f1b6c2e-7a5d-4e8b-9c0a-1d2e3f4a5b6c, "
-                "shown in Organization Settings → Users)",
-                verb=Verb.MAP,
-            ) from None
-    if platform is Platform.KIBANA:
-        if not _KIBANA_UID.match(raw):
-            raise UsageError(
-                f"{raw!r} is not a Kibana profile uid: expected u_ followed by letters, digits, "
-                "_ or - (e.g. u_79HkWkwmnBH5gqFKwoxggWPjEBOur1zLPXQPEl1VBW0_0)",
-                verb=Verb.MAP,
-            )
-        return raw
-    if not _EMAIL.match(raw):
-        raise UsageError(
-            f"{raw!r} is not an email address: Xpanse identifies users by their email",
-            verb=Verb.MAP,
-        )
-    # Xpanse compares emails case-insensitively; one spelling keeps the unique index honest.
-    return raw.lower()
+    return normalise_identity(platform, value)
 
 
 def _now() -> datetime:

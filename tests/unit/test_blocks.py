@@ -1,4 +1,4 @@
-"""Block Kit builders: every output is valid Block Kit within Slack's limits."""
+"""Block Kit builders: every output is valid Block Kit within Slack's limits (cards, modals, results)."""
 
 from __future__ import annotations
 
@@ -10,30 +10,22 @@ import pytest
 
 from bot.errors import UnsupportedError
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, Target, Verb
+from bot.rules import RESOLVE_REASONS
 from bot.slack.blocks import (
     OUTCOME_EMOJI,
     alert_card,
     alert_card_text,
     assign_modal,
     attach_modal,
-    handoff_preview,
-    handoff_preview_text,
-    handoff_result,
-    handoff_result_text,
-    help_blocks,
-    help_fallback_text,
     missing_card,
     missing_card_text,
     resolve_modal,
     result_blocks,
     result_text,
     updated_note,
-    usage_error_blocks,
-    usage_error_text,
 )
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
-from bot.slack.parsing import GRAMMAR, RESOLVE_REASONS, help_text
+from bot.slack.metadata import CardRef, ModalMeta
 from tests.blockkit import assert_valid_message, assert_valid_view, text_length
 
 TARGETS = {
@@ -312,78 +304,10 @@ def test_result_with_no_items() -> None:
     assert_valid_message(blocks, result_text(Verb.ASSIGN, BatchResult(), actor_id="U1", summary="x"))
 
 
-# ---------------------------------------------------------------- handoff
-
-
-def test_handoff_preview() -> None:
-    """The preview counts items per platform, warns about unmapped platforms, and confirms."""
-    items = [state(p) for p in Platform] + [state(Platform.XPANSE, target=Target(platform=Platform.XPANSE, id="9"))]
-    ref = HandoffRef(id="job-1")
-    blocks = handoff_preview(ref, from_user="U1", to_user="U2", items=items, unmapped=[Platform.KIBANA])
-    assert_valid_message(blocks, handoff_preview_text(from_user="U1", to_user="U2", items=items))
-    body = all_text(blocks)
-    assert "4 open items" in body and "Xpanse 2" in body and "Datadog 1" in body
-    assert "no identity on Kibana" in body
-    buttons = actions(blocks)
-    assert [b["action_id"] for b in buttons] == [ActionId.HANDOFF_CONFIRM, ActionId.HANDOFF_CANCEL]
-    assert all(HandoffRef.loads(b["value"]) == ref for b in buttons)
-    assert "confirm" in buttons[0]
-
-
-def test_handoff_preview_many_and_none() -> None:
-    """300 items stay within limits; no items means no buttons."""
-    items = [
-        state(Platform.XPANSE, target=Target(platform=Platform.XPANSE, id=str(i)), title="t" * 200) for i in range(300)
-    ]
-    blocks = handoff_preview(HandoffRef(id="j"), from_user="U1", to_user="U2", items=items)
-    assert_valid_message(blocks)
-    assert "more" in all_text(blocks)
-    empty = handoff_preview(HandoffRef(id="j"), from_user="U1", to_user="U2", items=[])
-    assert_valid_message(empty)
-    assert actions(empty) == []
-
-
-def test_handoff_result_retry_button_only_with_failures() -> None:
-    """A "Retry failed" button appears, valued with the job, only when items failed."""
-    ref = HandoffRef(id="job-7")
-    failed = BatchResult(items=[item(1, Outcome.DONE), item(2, Outcome.FAILED, "boom")])
-    blocks = handoff_result(ref, result=failed, actor_id="U1", from_user="U1", to_user="U2")
-    text = handoff_result_text(result=failed, actor_id="U1", from_user="U1", to_user="U2")
-    assert_valid_message(blocks, text)
-    retry = actions(blocks)
-    assert [b["action_id"] for b in retry] == [ActionId.RETRY_FAILED]
-    assert HandoffRef.loads(retry[0]["value"]) == ref and "Retry 1 failed" in all_text(retry)
-    ok = BatchResult(items=[item(1, Outcome.DONE)])
-    assert actions(handoff_result(ref, result=ok, actor_id="U1", from_user="U1", to_user="U2")) == []
-
-
-# ---------------------------------------------------------------- help and errors
-
-
-@pytest.mark.parametrize("verb", [None, *(s.verb for s in GRAMMAR)])
-def test_help_blocks(verb: Verb | None) -> None:
-    """Help for the grammar and each verb is valid, with < and > escaped."""
-    text = help_text(verb)
-    blocks = help_blocks(text)
-    assert_valid_message(blocks, help_fallback_text(text))
-    body = "\n".join(b["text"]["text"] for b in blocks)
-    assert "<targets" not in body and "<@" not in body
-    assert body.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == text
-
-
-def test_usage_error_blocks() -> None:
-    """A usage error is shown escaped, with a pointer to the help."""
-    message = "Missing user.\nUsage: `/triage assign <targets…> [to] <@user | me>`"
-    blocks = usage_error_blocks(message)
-    assert_valid_message(blocks, usage_error_text(message))
-    assert "&lt;@user | me&gt;" in blocks[0]["text"]["text"]
-    assert_valid_message(usage_error_blocks("x" * 10_000), usage_error_text("x" * 10_000))
-
-
 def test_modal_item_list_fits_the_largest_metadata() -> None:
     """The most items ModalMeta can carry still fit the modal's item section, and the
     section's own cut-off says how many it left out."""
-    from bot.slack.blocks import _target_lines
+    from bot.slack.blocks._kit import _target_lines
 
     targets = tuple(Target(platform=Platform.DATADOG, id=f"{i:0>90}") for i in range(30))
     view = attach_modal(ModalMeta(verb=Verb.ATTACH, targets=targets))

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from bot.settings import Settings
-from bot.slack.parsing import GRAMMAR
+from bot.slack.commands import GRAMMAR
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

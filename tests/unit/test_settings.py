@@ -8,7 +8,8 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.models import Platform
-from bot.settings import DATADOG_SITES, load_settings
+from bot.rules import DATADOG_SITES
+from bot.settings import load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -1,41 +1,36 @@
-"""Datadog security findings: assign, unassign, attach to a case, read, list, identities.
-
-Every call follows ``../shared/contracts/datadog.yaml`` and its NOTES:
-
-* assignment is ``PATCH /api/v2/security/findings/assignee`` (preview API), at most
-  100 findings per request, and a 202 can still carry per-finding ``meta.failures``;
-* attaching is ``PATCH /api/v2/security/findings/cases/{uuid}``, at most 50 findings,
-  with a case key (``SEC-123``) resolved to its UUID first through ``GET /api/v2/cases/{key}``;
-* reads go through ``POST /api/v2/security/findings/search`` (cursor paging);
-* identities come from ``GET /api/v2/users`` (a substring filter, so matches are exact client-side).
-
-Whole-request failures of a write become per-item ``FAILED`` results so one bad chunk
-never hides the outcome of the others; reads raise the ``PlatformError`` they met.
-"""
+"""The Datadog client: validation, then the requests ``shared/contracts/datadog.yaml`` names."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import structlog
 
-from bot.errors import PlatformError, PlatformNotFound, PlatformRateLimited, UsageError
+from bot import rules
+from bot.errors import PlatformError, PlatformNotFound, UsageError
 from bot.models import (
     BatchResult,
-    ItemResult,
     ItemState,
-    Outcome,
     Platform,
     PlatformUser,
     Target,
     Verb,
 )
 from bot.platforms.base import BasePlatformClient
+from bot.platforms.datadog.wire import (
+    all_failed,
+    as_dict,
+    assignee_outcomes,
+    attach_outcomes,
+    chunks,
+    finding_state,
+    parse_datadog_error,
+    platform_user,
+    quote_query_value,
+)
 from bot.platforms.http import PlatformHttp, json_or_none
 from bot.settings import DatadogConfig
 
@@ -43,7 +38,7 @@ log = structlog.get_logger(__name__)
 
 # Limits that live only in the endpoint descriptions (the schemas have no maxItems).
 ASSIGN_CHUNK = 100
-ATTACH_MAX = 50
+ATTACH_MAX = rules.DATADOG_ATTACH_MAX
 # Findings per search page: the contract allows 1..150; 100 keeps responses modest.
 SEARCH_PAGE = 100
 # Ids per fetch query: keeps the OR-list (and the request body) small.
@@ -53,72 +48,6 @@ USERS_PAGE = 100
 USER_SCAN_PAGES = 50
 # Pages of substring matches to compare for one email (a short email can match many users).
 EMAIL_SCAN_PAGES = 10
-MAX_ID_LENGTH = 512
-
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
-# Finding ids are base64 / base64url text, e.g. ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw==
-_FINDING_ID_RE = re.compile(r"^[A-Za-z0-9+/=_~-]+$")
-# Case keys are PROJECT-NUMBER, e.g. SEC-123 or CSMINV-459.
-_CASE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
-
-
-def is_uuid(value: str) -> bool:
-    """Whether ``value`` is a canonical UUID (the form of Datadog user and case ids)."""
-    return bool(_UUID_RE.match(value))
-
-
-def parse_datadog_error(response: httpx.Response) -> str:
-    """Readable text of a Datadog error body; accepts both shapes Datadog uses.
-
-    ``{"errors": ["Forbidden"]}`` (the spec's APIErrorResponse) and JSON:API objects
-    ``{"errors": [{"status","title","detail"}]}`` or ``[{"code","title"}]`` (what the findings
-    and cases endpoints really return). Returns "" when the body is neither.
-    """
-    body = json_or_none(response)
-    if not isinstance(body, dict):
-        return ""
-    errors = body.get("errors")
-    if not isinstance(errors, list):
-        return ""
-    parts: list[str] = []
-    for err in errors:
-        if isinstance(err, str):
-            text = err.strip()
-        elif isinstance(err, dict):
-            title = str(err.get("title") or err.get("code") or "").strip()
-            detail = str(err.get("detail") or "").strip()
-            text = f"{title}: {detail}" if title and detail and detail != title else (title or detail)
-        else:
-            text = ""
-        if text:
-            parts.append(text)
-    return "; ".join(parts)
-
-
-def app_host(site: str) -> str:
-    """The web app host for a Datadog site (``datadoghq.com`` → ``app.datadoghq.com``).
-
-    Regional sites with their own prefix (``us3.datadoghq.com``, ``us2.ddog-gov.com``) serve
-    the app on the site name itself; the bare ones (datadoghq.com, datadoghq.eu,
-    ddog-gov.com) serve it on ``app.<site>``, as the vendor's per-site endpoint table shows.
-    """
-    return site if site.count(".") >= 2 else f"app.{site}"
-
-
-def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
-
-
-def _failed_detail(exc: PlatformError) -> str:
-    # The analyst sees this per item: make a rate limit recognisable as such.
-    if isinstance(exc, PlatformRateLimited):
-        return f"rate limited by Datadog: {exc.reason}"
-    return exc.reason
-
-
-def _quote_query_value(value: str) -> str:
-    # Log-search syntax treats = ~ - / + as special; a double-quoted value is literal.
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class DatadogClient(BasePlatformClient):
@@ -160,19 +89,7 @@ class DatadogClient(BasePlatformClient):
 
     def validate_id(self, item_id: str) -> str:
         """Return the finding id stripped; raise ``UsageError`` if it cannot be a finding id."""
-        value = (item_id or "").strip()
-        if not value:
-            raise UsageError("A Datadog finding id is empty; paste the id from the finding's page.")
-        if any(ch.isspace() for ch in value):
-            raise UsageError(f"A Datadog finding id cannot contain spaces: {value[:60]!r}.")
-        if len(value) > MAX_ID_LENGTH:
-            raise UsageError(f"That Datadog finding id is too long ({len(value)} characters).")
-        if not _FINDING_ID_RE.match(value):
-            raise UsageError(
-                f"{value[:60]!r} is not a Datadog finding id: finding ids are base64 text such as "
-                "ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw== (letters, digits, + / = ~ - _)."
-            )
-        return value
+        return rules.normalise_datadog_finding_id(item_id)
 
     def _unique_targets(self, targets: Sequence[Target], *, verb: Verb) -> dict[str, Target]:
         """Validated, de-duplicated targets keyed by normalised id, in first-seen order."""
@@ -186,14 +103,7 @@ class DatadogClient(BasePlatformClient):
 
     @staticmethod
     def _require_uuid(user_id: str, *, verb: Verb) -> str:
-        value = (user_id or "").strip()
-        if not is_uuid(value):
-            raise UsageError(
-                f"{value[:60]!r} is not a Datadog user id: Datadog user ids are UUIDs "
-                "such as f315bdaf-9ee7-4808-a9c1-99c15bf0f4d0.",
-                verb=verb.value,
-            )
-        return value.lower()
+        return rules.normalise_datadog_user_id(user_id, verb=verb)
 
     # ---- assignment ----------------------------------------------------------------------
 
@@ -216,7 +126,7 @@ class DatadogClient(BasePlatformClient):
 
     async def _set_assignee(self, unique: dict[str, Target], assignee: str | None) -> BatchResult:
         result = BatchResult()
-        for chunk in _chunks(list(unique), ASSIGN_CHUNK):
+        for chunk in chunks(list(unique), ASSIGN_CHUNK):
             data: dict[str, Any] = {
                 "type": "assignee",
                 "relationships": {"findings": {"data": [{"id": i, "type": "findings"} for i in chunk]}},
@@ -238,65 +148,10 @@ class DatadogClient(BasePlatformClient):
                     status=exc.status,
                     reason=exc.reason,
                 )
-                result.extend(self._all_failed(unique, chunk, exc))
+                result.extend(all_failed(unique, chunk, exc))
                 continue
-            result.extend(self._assignee_outcomes(unique, chunk, response, assignee))
+            result.extend(assignee_outcomes(unique, chunk, response, assignee))
         return result
-
-    @staticmethod
-    def _all_failed(unique: dict[str, Target], chunk: list[str], exc: PlatformError) -> BatchResult:
-        detail = _failed_detail(exc)
-        return BatchResult.of(
-            ItemResult(target=unique[i], outcome=Outcome.FAILED, detail=detail, status=exc.status) for i in chunk
-        )
-
-    @staticmethod
-    def _assignee_outcomes(
-        unique: dict[str, Target], chunk: list[str], response: httpx.Response, assignee: str | None
-    ) -> BatchResult:
-        body = json_or_none(response)
-        meta = body.get("meta") if isinstance(body, dict) else None
-        meta = meta if isinstance(meta, dict) else {}
-
-        def by_finding(key: str) -> dict[str, dict[str, Any]]:
-            entries = meta.get(key) or []
-            return {str(e["finding_id"]): e for e in entries if isinstance(e, dict) and e.get("finding_id")}
-
-        failures, warnings = by_finding("failures"), by_finding("warnings")
-        items: list[ItemResult] = []
-        for item_id in chunk:
-            target = unique[item_id]
-            if item_id in failures:
-                entry = failures[item_id]
-                items.append(
-                    ItemResult(
-                        target=target,
-                        outcome=Outcome.FAILED,
-                        detail=_entry_text(entry),
-                        status=_entry_status(entry),
-                    )
-                )
-            elif item_id in warnings:
-                entry = warnings[item_id]
-                items.append(
-                    ItemResult(
-                        target=target,
-                        outcome=Outcome.WARNING,
-                        detail=_entry_text(entry),
-                        status=_entry_status(entry),
-                        after=assignee,
-                    )
-                )
-            else:
-                items.append(
-                    ItemResult(
-                        target=target,
-                        outcome=Outcome.DONE,
-                        status=response.status_code,
-                        after=assignee,
-                    )
-                )
-        return BatchResult.of(items)
 
     # ---- cases ---------------------------------------------------------------------------
 
@@ -317,20 +172,15 @@ class DatadogClient(BasePlatformClient):
                 f"you named {len(unique)}. Split them across cases or attach fewer.",
                 verb=Verb.ATTACH.value,
             )
-        reference = (case or "").strip()
-        if is_uuid(reference):
-            case_uuid, case_key = reference.lower(), None
-        elif _CASE_KEY_RE.match(reference):
-            case_key = reference.upper()
+        reference = rules.normalise_case(case)
+        if rules.is_uuid(reference):
+            case_uuid, case_key = reference, None
+        else:
+            case_key = reference
             try:
                 case_uuid = await self._resolve_case_key(case_key)
             except PlatformError as exc:
-                return self._all_failed(unique, list(unique), exc)
-        else:
-            raise UsageError(
-                f"{reference[:60]!r} is not a Datadog case: give its key (e.g. SEC-123) or its UUID.",
-                verb=Verb.ATTACH.value,
-            )
+                return all_failed(unique, list(unique), exc)
         ids = list(unique)
         try:
             response = await self._http.request(
@@ -353,8 +203,8 @@ class DatadogClient(BasePlatformClient):
             ) from exc
         except PlatformError as exc:
             log.warning("datadog_attach_failed", findings=len(ids), status=exc.status, reason=exc.reason)
-            return self._all_failed(unique, ids, exc)
-        return self._attach_outcomes(unique, ids, response, case_key or case_uuid)
+            return all_failed(unique, ids, exc)
+        return attach_outcomes(unique, ids, response, case_key or case_uuid)
 
     async def _resolve_case_key(self, key: str) -> str:
         """The UUID of the case with this key; ``UsageError`` when Datadog has no such case."""
@@ -365,58 +215,13 @@ class DatadogClient(BasePlatformClient):
         body = json_or_none(response)
         data = body.get("data") if isinstance(body, dict) else None
         case_uuid = data.get("id") if isinstance(data, dict) else None
-        if not isinstance(case_uuid, str) or not is_uuid(case_uuid):
+        if not isinstance(case_uuid, str) or not rules.is_uuid(case_uuid):
             raise PlatformError(
                 Platform.DATADOG.value,
                 f"the answer for case {key} carries no case UUID",
                 status=response.status_code,
             )
         return case_uuid.lower()
-
-    @staticmethod
-    def _attach_outcomes(
-        unique: dict[str, Target], ids: list[str], response: httpx.Response, fallback_key: str
-    ) -> BatchResult:
-        body = json_or_none(response)
-        data = body.get("data") if isinstance(body, dict) else None
-        attributes = data.get("attributes") if isinstance(data, dict) else None
-        attributes = attributes if isinstance(attributes, dict) else {}
-        case_key = attributes.get("key") or fallback_key
-        insights = attributes.get("insights")
-        # The recorded 200 lists every finding the case holds, those just sent included, so
-        # when the list is there a finding missing from it was not attached: say so rather
-        # than report it done. A response without the list (the spec example) proves nothing
-        # more than the 200 itself.
-        listed: set[str] | None = None
-        if isinstance(insights, list):
-            listed = {
-                str(i.get("resource_id"))
-                for i in insights
-                if isinstance(i, dict) and i.get("type", "SECURITY_FINDING") == "SECURITY_FINDING"
-            }
-        items: list[ItemResult] = []
-        for item_id in ids:
-            if listed is not None and item_id not in listed:
-                items.append(
-                    ItemResult(
-                        target=unique[item_id],
-                        outcome=Outcome.FAILED,
-                        detail=(
-                            f"Datadog answered {response.status_code} but case {case_key} does not list this finding"
-                        ),
-                        status=response.status_code,
-                    )
-                )
-            else:
-                items.append(
-                    ItemResult(
-                        target=unique[item_id],
-                        outcome=Outcome.DONE,
-                        status=response.status_code,
-                        after=case_key,
-                    )
-                )
-        return BatchResult.of(items)
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -432,12 +237,12 @@ class DatadogClient(BasePlatformClient):
         """
         unique = self._unique_targets(targets, verb=Verb.SHOW)
         states: dict[Target, ItemState] = {}
-        for chunk in _chunks(list(unique), FETCH_CHUNK):
-            query = "@finding_id:(" + " OR ".join(_quote_query_value(i) for i in chunk) + ")"
+        for chunk in chunks(list(unique), FETCH_CHUNK):
+            query = "@finding_id:(" + " OR ".join(quote_query_value(i) for i in chunk) + ")"
             async for finding in self._search(query, limit=len(chunk), operation="fetch_findings"):
                 target = unique.get(str(finding.get("id")))
                 if target is not None:
-                    states[target] = self._state(target, finding)
+                    states[target] = finding_state(target, finding, link=self.finding_link(target.id))
         return states
 
     async def list_assigned(self, user_id: str, *, limit: int = 1000) -> list[ItemState]:
@@ -454,7 +259,7 @@ class DatadogClient(BasePlatformClient):
             finding_id = finding.get("id")
             if isinstance(finding_id, str) and finding_id:
                 target = Target(platform=Platform.DATADOG, id=finding_id)
-                states.append(self._state(target, finding))
+                states.append(finding_state(target, finding, link=self.finding_link(target.id)))
         return states
 
     async def _search(self, query: str, *, limit: int, operation: str) -> AsyncIterator[dict[str, Any]]:
@@ -482,7 +287,7 @@ class DatadogClient(BasePlatformClient):
             )
             body = json_or_none(response)
             body = body if isinstance(body, dict) else {}
-            meta = _dict(body.get("meta"))
+            meta = as_dict(body.get("meta"))
             if meta.get("status") == "timeout":
                 log.warning("datadog_search_partial", operation=operation, returned=returned)
             raw_data = body.get("data")
@@ -493,37 +298,11 @@ class DatadogClient(BasePlatformClient):
                 if isinstance(finding, dict):
                     returned += 1
                     yield finding
-            page_meta = _dict(meta.get("page"))
+            page_meta = as_dict(meta.get("page"))
             after = page_meta.get("after")
             cursor = after if isinstance(after, str) else None
             if not cursor or not data:
                 return
-
-    def _state(self, target: Target, finding: dict[str, Any]) -> ItemState:
-        outer = _dict(finding.get("attributes"))
-        attrs = _dict(outer.get("attributes"))
-        workflow = _dict(attrs.get("workflow"))
-        triage = _dict(workflow.get("triage"))
-        assignee = _dict(triage.get("assignee"))
-        integrations = _dict(workflow.get("integrations"))
-        cases = integrations.get("cases")
-        # The schema documents @workflow.integrations.cases.{id,key} without saying whether
-        # it is one object or a list of them: accept both, the first case wins.
-        case = cases[0] if isinstance(cases, list) and cases else cases
-        case = case if isinstance(case, dict) else {}
-        assignee_id = assignee.get("id")
-        rule = _dict(attrs.get("rule"))
-        title = attrs.get("title") or rule.get("name")
-        return ItemState(
-            target=target,
-            title=str(title or ""),
-            severity=_str_or_none(attrs.get("severity")),
-            status=_str_or_none(attrs.get("status")),
-            assignees=[str(assignee_id)] if assignee_id else [],
-            assignee_name=_str_or_none(assignee.get("name")),
-            case=_str_or_none(case.get("key") or case.get("id")),
-            link=self.finding_link(target.id),
-        )
 
     def finding_link(self, finding_id: str) -> str:
         """A link to the finding in the Datadog app of the configured site.
@@ -532,8 +311,8 @@ class DatadogClient(BasePlatformClient):
         filtered on ``@finding_id`` (the same query ``fetch`` uses) rather than guessing a
         per-category page; the path is to be confirmed on a live tenant.
         """
-        query = quote(f"@finding_id:{_quote_query_value(finding_id)}", safe="")
-        return f"https://{app_host(self._site)}/security/findings?query={query}"
+        query = quote(f"@finding_id:{quote_query_value(finding_id)}", safe="")
+        return f"https://{rules.app_host(self._site)}/security/findings?query={query}"
 
     # ---- identities ----------------------------------------------------------------------
 
@@ -544,21 +323,20 @@ class DatadogClient(BasePlatformClient):
         exactly; disabled and service accounts are skipped. Raises ``UsageError`` for a
         malformed email and the ``PlatformError`` met for a failed call.
         """
-        wanted = (email or "").strip()
-        if not wanted or "@" not in wanted or any(ch.isspace() for ch in wanted):
-            raise UsageError(f"{wanted[:80]!r} is not an email address.")
+        rules.normalise_email(email)
+        wanted = email.strip()
         folded = wanted.casefold()
         for number in range(EMAIL_SCAN_PAGES):
             page = await self._users_page({"filter": wanted, "filter[status]": "Active"}, number)
             for user in page:
-                attrs = _dict(user.get("attributes"))
+                attrs = as_dict(user.get("attributes"))
                 if str(attrs.get("email") or "").casefold() != folded:
                     continue
                 if attrs.get("disabled") or attrs.get("service_account"):
                     continue
                 if attrs.get("status") not in (None, "Active"):
                     continue
-                return self._platform_user(user, attrs)
+                return platform_user(user, attrs)
             if len(page) < USERS_PAGE:
                 break
         return None
@@ -578,10 +356,10 @@ class DatadogClient(BasePlatformClient):
             for user in page:
                 if str(user.get("id", "")).lower() != uuid:
                     continue
-                attrs = _dict(user.get("attributes"))
+                attrs = as_dict(user.get("attributes"))
                 if attrs.get("disabled") or attrs.get("status") not in (None, "Active"):
                     return None
-                return self._platform_user(user, attrs)
+                return platform_user(user, attrs)
             if len(page) < USERS_PAGE:
                 return None
         raise PlatformError(
@@ -601,16 +379,6 @@ class DatadogClient(BasePlatformClient):
         data = body.get("data") if isinstance(body, dict) else None
         return [u for u in data if isinstance(u, dict)] if isinstance(data, list) else []
 
-    @staticmethod
-    def _platform_user(user: dict[str, Any], attrs: dict[str, Any]) -> PlatformUser:
-        return PlatformUser(
-            platform=Platform.DATADOG,
-            id=str(user.get("id")),
-            email=_str_or_none(attrs.get("email")),
-            name=_str_or_none(attrs.get("name")) or _str_or_none(attrs.get("handle")),
-            active=True,
-        )
-
     async def check(self) -> str:
         """Prove the keys work with the cheapest findings read (one finding, no filter).
 
@@ -620,27 +388,3 @@ class DatadogClient(BasePlatformClient):
         """
         await self._http.request("GET", "/api/v2/security/findings", operation="check", params={"page[limit]": 1})
         return f"Datadog ({self._site}): keys accepted, security findings readable"
-
-
-def _entry_text(entry: dict[str, Any]) -> str:
-    title = str(entry.get("title") or "").strip()
-    detail = str(entry.get("detail") or "").strip()
-    if title and detail:
-        return f"{title}: {detail}"
-    return title or detail
-
-
-def _entry_status(entry: dict[str, Any]) -> int | None:
-    status = entry.get("status")
-    try:
-        return int(status) if status is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str_or_none(value: object) -> str | None:
-    return str(value) if value not in (None, "") else None

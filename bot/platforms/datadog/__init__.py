@@ -1,0 +1,23 @@
+"""Datadog security findings: assign, unassign, attach to a case, read, list, identities.
+
+Every call follows ``../shared/contracts/datadog.yaml`` and its NOTES:
+
+* assignment is ``PATCH /api/v2/security/findings/assignee`` (preview API), at most
+  100 findings per request, and a 202 can still carry per-finding ``meta.failures``;
+* attaching is ``PATCH /api/v2/security/findings/cases/{uuid}``, at most 50 findings,
+  with a case key (``SEC-123``) resolved to its UUID first through ``GET /api/v2/cases/{key}``;
+* reads go through ``POST /api/v2/security/findings/search`` (cursor paging);
+* identities come from ``GET /api/v2/users`` (a substring filter, so matches are exact client-side).
+
+Whole-request failures of a write become per-item ``FAILED`` results so one bad chunk
+never hides the outcome of the others; reads raise the ``PlatformError`` they met.
+
+The client is in ``client``; the reading of Datadog's answers, pure, in ``wire``.
+"""
+
+from __future__ import annotations
+
+from bot.platforms.datadog.client import ASSIGN_CHUNK, ATTACH_MAX, DatadogClient
+from bot.platforms.datadog.wire import parse_datadog_error
+
+__all__ = ["ASSIGN_CHUNK", "ATTACH_MAX", "DatadogClient", "parse_datadog_error"]

@@ -1,0 +1,117 @@
+"""Alert cards: one item's state with its action buttons, and the card of a missing item."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot import rules
+from bot.models import ItemState, Outcome, Target, Verb
+from bot.slack.blocks._kit import (
+    FIELD_MAX,
+    HEADER_MAX,
+    OUTCOME_EMOJI,
+    URL_MAX,
+    Block,
+    _button,
+    _context,
+    _key,
+    _md,
+    _plain,
+    _section,
+    esc_cut,
+    mention,
+)
+from bot.slack.ids import ActionId
+from bot.slack.metadata import CardRef
+
+# ---------------------------------------------------------------- alert cards
+
+
+def _assignee_text(state: ItemState, mentions: Sequence[str]) -> str:
+    parts: list[str]
+    if mentions:
+        parts = [m if m.startswith("<") else mention(m) for m in mentions]
+    elif state.assignee_name:
+        parts = [esc_cut(state.assignee_name, 200)]
+    elif state.assignees:
+        parts = [f"`{esc_cut(a, 200)}`" for a in state.assignees]
+    else:
+        return "_unassigned_"
+    text = ""
+    for index, part in enumerate(parts):
+        candidate = f"{text}, {part}" if text else part
+        if len(candidate) > FIELD_MAX - 40:
+            return f"{text} and {len(parts) - index} more"
+        text = candidate
+    return text
+
+
+def alert_card(
+    state: ItemState,
+    *,
+    assignee_mentions: Sequence[str],
+    actor_note: str | None = None,
+    channel: str | None = None,
+    ts: str | None = None,
+    thread_ts: str | None = None,
+) -> list[Block]:
+    """The card of one item: title header, severity/status/assignee(/case) fields, a link
+    button, an optional context line, and the action buttons (each valued with a CardRef).
+
+    ``assignee_mentions`` are Slack user ids or mentions of the assignees the bot
+    could map; without them the platform's name or ids are shown. ``actor_note`` is
+    bot-written mrkdwn such as ``updated_note(...)``. ``channel``/``ts``/``thread_ts``
+    go into the buttons' CardRef when the card's place is already known. Raises
+    ``ValueError`` only if the CardRef cannot fit a button value (an id of over 1,900
+    characters, which the parser never produces).
+    """
+    target = state.target
+    label = target.platform.label
+    title = state.title.strip() or target.key
+    fields = [
+        _md(f"*Severity*\n{esc_cut(state.severity or '—', FIELD_MAX - 20)}"),
+        _md(f"*Status*\n{esc_cut(state.status or '—', FIELD_MAX - 20)}"),
+        _md(f"*Assignee*\n{_assignee_text(state, assignee_mentions)}"),
+    ]
+    if rules.supports(target.platform, Verb.ATTACH):
+        fields.append(_md(f"*Case*\n{esc_cut(state.case or '—', FIELD_MAX - 20)}"))
+    section: Block = {"type": "section", "text": _md(f"{label} {_key(target, 500)}"), "fields": fields}
+    if state.link and len(state.link) <= URL_MAX and state.link.startswith(("https://", "http://")):
+        section["accessory"] = _button(f"Open in {label}", ActionId.OPEN_LINK, url=state.link)
+    blocks: list[Block] = [
+        {"type": "header", "text": _plain(f"{label}: {title}", HEADER_MAX)},
+        section,
+    ]
+    if actor_note:
+        blocks.append(_context(actor_note))
+    value = CardRef(target=target, channel=channel, ts=ts, thread_ts=thread_ts).dumps()
+    buttons = [
+        _button("Assign to me", ActionId.ASSIGN_ME, value=value, style="primary"),
+        _button("Assign…", ActionId.ASSIGN_OPEN, value=value),
+        _button("Unassign", ActionId.UNASSIGN, value=value),
+    ]
+    if rules.supports(target.platform, Verb.ATTACH):
+        buttons.append(_button("Attach to case…", ActionId.ATTACH_OPEN, value=value))
+    if rules.supports(target.platform, Verb.RESOLVE) and state.is_open:
+        buttons.append(_button("Resolve…", ActionId.RESOLVE_OPEN, value=value))
+    buttons.append(_button("Refresh", ActionId.REFRESH, value=value))
+    blocks.append({"type": "actions", "elements": buttons})
+    return blocks
+
+
+def alert_card_text(state: ItemState) -> str:
+    """The fallback text of an alert card."""
+    title = state.title.strip() or state.target.key
+    status = f" ({state.status})" if state.status else ""
+    return esc_cut(f"{state.target.platform.label}: {title} [{state.target.key}]{status}", 1000)
+
+
+def missing_card(target: Target, reason: str) -> list[Block]:
+    """The card for an item the platform does not hold (or could not be read), with why."""
+    text = f"{OUTCOME_EMOJI[Outcome.NOT_FOUND]} {target.platform.label} {_key(target, 500)}"
+    return [_section(f"{text}\n{esc_cut(reason or 'not found', 2000)}")]
+
+
+def missing_card_text(target: Target, reason: str) -> str:
+    """The fallback text of ``missing_card``."""
+    return esc_cut(f"{target.key}: {reason or 'not found'}", 1000)
