@@ -53,7 +53,7 @@ if set(VerbName.__args__) != set(ALL_VERBS):  # type: ignore[attr-defined]
     raise RuntimeError("bot.core.policy.VerbName is out of step with bot.models.Verb")
 
 # What each verb lets someone do, phrased to follow "may" in a refusal.
-_ACTIONS: Final[dict[str, str]] = {
+ACTIONS: Final[dict[str, str]] = {
     "assign": "assign items",
     "unassign": "unassign items",
     "attach": "attach items to a case",
@@ -204,7 +204,7 @@ class Policy(BaseModel):
         raise ForbiddenError(self._refusal(verb, rule))
 
     def _refusal(self, verb: str, rule: Rule) -> str:
-        action = _ACTIONS[verb]
+        action = ACTIONS[verb]
         who = rule.who()
         if not who:
             if not self.admins.configured:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from bot.core.policy import ALL_VERBS
+from bot.core.policy import ACTIONS, ALL_VERBS
 from bot.models import Target
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
@@ -172,26 +172,6 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("shortcut", "show", shortcut("look at kibana:m1 please"), "ephemeral"),
 ]
 
-ACTION_WORDS = {
-    "assign": "assign items",
-    "unassign": "unassign items",
-    "attach": "attach items to a case",
-    "resolve": "resolve items",
-    "comment": "comment on items",
-    "severity": "change the severity of items",
-    "show": "show items",
-    "refresh": "refresh items",
-    "handoff": "hand off items",
-    "history": "see the history of items",
-    "mine": "list their items",
-    "map": "map their platform identities",
-    "unmap": "unmap their platform identities",
-    "whoami": "see their platform identities",
-    "help": "get help",
-    "map_others": "map or unmap someone else",
-    "handoff_others": "hand off someone else's items",
-}
-
 
 def test_every_verb_and_surface_is_in_the_matrix() -> None:
     """The matrix names every policy verb a Slack user can reach (import is the CLI's, not Slack's)."""
@@ -225,7 +205,7 @@ async def test_a_refused_user_is_told_recorded_and_nothing_is_called(
     if how == "ephemeral":
         found = await world.slack.wait_for_responses(responses_before + 1)
         text = json.dumps(found[responses_before:])
-    assert "admins may" in text.lower() and ACTION_WORDS[verb][:20] in text, text
+    assert "admins may" in text.lower() and ACTIONS[verb][:20] in text, text
     await world.bot.settle()
     refused = [e for e in await world.bot.svc.jobs.ledger_since(0) if e.outcome == "refused"]
     assert [(e.actor_id, e.outcome) for e in refused] == [(BOB, "refused")], refused
