@@ -38,6 +38,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         core=services.core,
         reporter=services.reporter,
         background=background,
+        groups=services.access.groups,
         default_space=settings.kibana_space,
     )
     register_error_handler(app, reporter=services.reporter, spawn=background.spawn)

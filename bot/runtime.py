@@ -70,6 +70,7 @@ class Services:
     started_at: float = field(default_factory=time.monotonic)
 
     async def close(self) -> None:
+        await self.access.groups.stop()
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
@@ -93,7 +94,10 @@ async def build_services(
     platform_clients = dict(clients) if clients is not None else build_clients(settings)
     slack = slack or slack_web_client(settings)
     identity = IdentityResolver(mappings=mappings, clients=platform_clients, slack=slack)
-    access = Access(policy, GroupDirectory(slack, policy))
+    groups = GroupDirectory(slack, policy)
+    await groups.load()  # before serving, so no request waits on Slack to be authorised
+    groups.start()
+    access = Access(policy, groups)
 
     actions = ActionService(
         clients=platform_clients,

@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.access import GroupDirectory
 from bot.core.answers import HandoffDecided, Reply
 from bot.core.door import Core
 from bot.core.service import Step
@@ -71,7 +72,15 @@ class Acker:
         SLACK_ACK_LATENCY.labels(self._kind).observe(time.perf_counter() - self._started)
 
 
-def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Background, default_space: str) -> None:
+def register(
+    app: AsyncApp,
+    *,
+    core: Core,
+    reporter: Reporter,
+    background: Background,
+    groups: GroupDirectory,
+    default_space: str,
+) -> None:
     """Register every listener of the bot on ``app``."""
 
     def follow_up(reply: Reply, response_url: str | None) -> None:
@@ -194,6 +203,22 @@ def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Backg
     handoff_button(ActionId.HANDOFF_CONFIRM, Step.CONFIRM)
     handoff_button(ActionId.HANDOFF_CANCEL, Step.CANCEL)
     handoff_button(ActionId.RETRY_FAILED, Step.RETRY)
+
+    # ---- user group changes (keep the policy's membership warm) ----------------------------
+
+    @app.event("subteam_members_changed")
+    async def on_members_changed(event: dict[str, Any]) -> None:
+        groups.members_changed(
+            str(event.get("subteam_id") or ""),
+            added=event.get("added_users") or [],
+            removed=event.get("removed_users") or [],
+        )
+
+    @app.event("subteam_updated")
+    async def on_group_updated(event: dict[str, Any]) -> None:
+        subteam = event.get("subteam") or {}
+        if isinstance(subteam, dict) and isinstance(subteam.get("users"), list):
+            groups.replaced(str(subteam.get("id") or ""), subteam["users"])
 
     # ---- message shortcut -----------------------------------------------------------------
 

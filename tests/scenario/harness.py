@@ -171,6 +171,12 @@ class BotHarness:
             self.acks.append(resp.json() if json_body else {"text": resp.text})
         return resp
 
+    async def event(self, event: dict[str, Any]) -> httpx.Response:
+        """Deliver one Events API event, signed, as the JSON body Slack sends."""
+        body = json.dumps(payloads.event_callback(event, team_id=TEAM, event_id=f"Ev{self._next()}"))
+        headers = {**self._sign(body), "Content-Type": "application/json"}
+        return await self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+
     def _next(self) -> str:
         self._n += 1
         return f"{self._n}"

@@ -21,7 +21,7 @@ class NoGroups(GroupDirectory):
     def __init__(self) -> None:
         self.groups = []
 
-    async def groups_of(self, user_id: str) -> frozenset[str]:
+    def groups_of(self, user_id: str) -> frozenset[str]:
         raise AssertionError("no group look-up was needed")
 
 
