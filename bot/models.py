@@ -174,7 +174,8 @@ class ItemState(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return (self.status or "").lower() not in {"closed", "resolved"} and not (self.status or "").lower().startswith(
+        # auto_closed: Datadog's own closing of a finding whose cause went away.
+        return (self.status or "").lower() not in {"closed", "resolved", "auto_closed"} and not (self.status or "").lower().startswith(
             "resolved"
         )
 
