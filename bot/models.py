@@ -175,9 +175,9 @@ class ItemState(BaseModel):
     @property
     def is_open(self) -> bool:
         # auto_closed: Datadog's own closing of a finding whose cause went away.
-        return (self.status or "").lower() not in {"closed", "resolved", "auto_closed"} and not (self.status or "").lower().startswith(
-            "resolved"
-        )
+        return (self.status or "").lower() not in {"closed", "resolved", "auto_closed"} and not (
+            self.status or ""
+        ).lower().startswith("resolved")
 
 
 class PlatformUser(BaseModel):
