@@ -194,9 +194,10 @@ class DatadogSandbox(SandboxServer):
         custom: dict[str, Any] = recorded.get("custom") or _custom_template(finding_id, f)
         workflow: dict[str, Any] = {**(custom.get("workflow") or {}), "mute": {"is_muted": False}}
         workflow.pop("triage", None)
-        workflow.pop("auto_closed_at", None)
         if f["status"] == "auto_closed":
-            workflow["auto_closed_at"] = f["detection_changed_at"]
+            workflow.setdefault("auto_closed_at", f["detection_changed_at"])
+        else:
+            workflow.pop("auto_closed_at", None)
         user: dict[str, Any] = {}
         if f["assignee_id"]:
             user = self.users.get(f["assignee_id"], {})

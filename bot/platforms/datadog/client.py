@@ -316,7 +316,10 @@ class DatadogClient(DatadogUsers, BasePlatformClient):
             page_meta = as_dict(meta.get("page"))
             after = page_meta.get("after")
             cursor = after if isinstance(after, str) else None
-            if not cursor or not data:
+            # A finished page shorter than its limit is the last, cursor or not (the recorded
+            # pages carry meta.page.after whatever their length).
+            short = len(data) < page["limit"] and meta.get("status") != "timeout"
+            if not cursor or not data or short:
                 return
 
     def finding_link(self, finding_id: str) -> str:

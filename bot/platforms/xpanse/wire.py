@@ -66,7 +66,10 @@ def business_cause(body: Any) -> str:
     extra = _text(fields.get("err_extra"))
     if extra:
         return extra
-    msg = _text(fields.get("err_msg"))
+    raw_msg = fields.get("err_msg")
+    msg = _text(raw_msg)
+    if isinstance(raw_msg, dict):  # a validation error: {"line", "column", "message"}
+        return msg
     if msg.startswith(GENERIC_ERROR):
         return msg[len(GENERIC_ERROR) :].lstrip(" -,:").strip()
     return ""
