@@ -174,9 +174,9 @@ class ItemState(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return (self.status or "").lower() not in {"closed", "resolved"} and not (self.status or "").lower().startswith(
-            "resolved"
-        )
+        status = (self.status or "").lower()
+        # auto_closed: Datadog closed the finding itself because its cause went away.
+        return status not in {"closed", "resolved", "auto_closed"} and not status.startswith("resolved")
 
 
 class PlatformUser(BaseModel):

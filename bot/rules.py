@@ -156,16 +156,19 @@ def normalise_case(case: str) -> str:
 
 # No /s/<space> in a Kibana path means the space with this id.
 DEFAULT_KIBANA_SPACE = "default"
-# The contract's ReasonEnum for closing alerts.
+# Kibana's default closing reasons (DefaultClosingReasonSchema; the contract's older enum is
+# refused by current Kibana). A space can add custom ones (advanced setting), so any other
+# 1-1024 character reason is sent as given and Kibana's 400 "<reason> is an invalid closing
+# reason." reported when it is not one of them.
 KIBANA_CLOSE_REASONS: tuple[str, ...] = (
     "false_positive",
-    "issue_resolved",
-    "acceptable_risk",
-    "expected_activity",
-    "low_severity",
     "duplicate",
-    "investigation_required",
+    "true_positive",
+    "benign_positive",
+    "automated_closure",
+    "other",
 )
+KIBANA_REASON_MAX = 1024
 # Workflow statuses that still need someone ("mine" lists them); closed is the only final one.
 KIBANA_OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged", "in-progress")
 
@@ -213,16 +216,20 @@ def normalise_kibana_uid(uid: str, *, verb: Verb | None = Verb.MAP) -> str:
 
 
 def normalise_kibana_reason(reason: str | None) -> str | None:
-    """The contract's close reason for ``reason`` (case, spaces, dashes forgiven), None for none."""
+    """A default close reason for ``reason`` (case, spaces, dashes forgiven), any other reason
+    as given (a space's custom reason; Kibana says when it is not one), None for none."""
     if reason is None or not reason.strip():
         return None
     value = re.sub(r"[\s-]+", "_", reason.strip().lower())
-    if value not in KIBANA_CLOSE_REASONS:
+    if value in KIBANA_CLOSE_REASONS:
+        return value
+    if len(reason.strip()) > KIBANA_REASON_MAX:
         raise UsageError(
-            f"{reason.strip()[:60]!r} is not a Kibana close reason; use one of: " + ", ".join(KIBANA_CLOSE_REASONS),
+            f"a Kibana close reason is at most {KIBANA_REASON_MAX} characters; the defaults are: "
+            + ", ".join(KIBANA_CLOSE_REASONS),
             verb=Verb.RESOLVE,
         )
-    return value
+    return reason.strip()
 
 
 # ---------------------------------------------------------------- Xpanse

@@ -3,7 +3,8 @@
 A long-lived ``httpx.AsyncClient`` per platform with explicit timeouts, a
 concurrency limit, an optional client-side rate limit, and retries (stamina)
 for 429, 5xx, timeouts and connection errors, honouring ``Retry-After`` and
-Datadog's ``X-RateLimit-Reset``. Other 4xx are never retried. Failures leave
+Datadog's ``X-RateLimit-Reset``. Other 4xx are never retried, nor a 5xx the platform's
+``refusal`` hook recognises as a business error (Xpanse answers those 500). Failures leave
 as the ``PlatformError`` subclasses of ``bot.errors``.
 """
 
@@ -85,8 +86,11 @@ class PlatformHttp:
         limiter: AsyncLimiter | None = None,
         auth: httpx.Auth | None = None,
         secrets: Iterable[str] = (),
+        refusal: Callable[[httpx.Response], bool] | None = None,
     ) -> None:
         self.platform = platform
+        # A 5xx for which refusal(response) is true is a final PlatformRejected, never retried.
+        self._refusal = refusal
         # A vendor error body may quote a credential back; reasons reach Slack, so the client's own
         # credentials (its auth headers and any extra secrets) are redacted from them.
         credential_values = [
@@ -177,6 +181,9 @@ class PlatformHttp:
         status = response.status_code
         if status == 429:
             raise _Retryable("429", response=response, wait=retry_after_seconds(response))
+        if status >= 500 and self._refusal is not None and self._refusal(response):
+            log.info("platform_refused", platform=self.platform, operation=operation, status=status)
+            raise PlatformRejected(self.platform, self._reason(response), status=status)
         if status >= 500:
             raise _Retryable("5xx", response=response, wait=retry_after_seconds(response))
         if status >= 400:

@@ -60,6 +60,8 @@ class Seed:
     """The seeded item ids, for the banner's tour and for tests."""
 
     findings: tuple[str, ...] = ("ZGVtby1zMy0x", "ZGVtby1pYW0tMg==", "ZGVtby1zc2gtMw==")
+    # The real id form: URL-safe base64 of "<rule id>~<resource id>".
+    auto_closed_finding: str = "ZGVmLTAwMC1zM3B-YWNtZS1vbGQtbG9ncw=="
     case_key: str = "SEC-1"
     case_uuid: str = "4b1c9d2e-5a6f-4c3b-9d2e-00000000c001"
     alerts_default: tuple[str, ...] = ("kb-brute-1", "kb-pwsh-2")
@@ -120,6 +122,14 @@ class Sandbox:
             f[1], title="IAM access key older than 90 days", severity="medium", assignee_id=BOB.datadog
         )
         self.datadog.add_finding(f[2], title="Security group allows SSH from 0.0.0.0/0", severity="critical")
+        # Most real findings are auto_closed (their cause went away): `mine` (@status:open) skips them.
+        self.datadog.add_finding(
+            SEED.auto_closed_finding,
+            title="Public S3 bucket acme-old-logs",
+            severity="low",
+            status="auto_closed",
+            assignee_id=BOB.datadog,
+        )
         self.datadog.add_case(SEED.case_uuid, SEED.case_key, title="Exposed storage review")
         d, s = SEED.alerts_default, SEED.alerts_secops
         self.kibana.add_alert(d[0], rule_name="Brute force login attempts", severity="high", host="vpn-1")

@@ -1,12 +1,17 @@
 """A sandbox Datadog tenant: security findings, users and cases, in Datadog's shapes.
 
-Implements what ``DatadogClient`` calls: ``PATCH /api/v2/security/findings/assignee``
-(202 with ``meta.failures``/``meta.warnings``; unknown findings fail per item),
-``PATCH /api/v2/security/findings/cases/{uuid}`` (the 200 ``FindingCaseResponse`` with
-``insights``), ``POST /api/v2/security/findings/search`` and ``GET
-/api/v2/security/findings`` (the ``@path:value`` / ``@path:("a" OR "b")`` query subset,
-cursor paging), ``GET /api/v2/users`` (substring filter, status filter, page numbers)
-and ``GET /api/v2/cases/{uuid-or-key}``. Both keys are checked (403 JSON:API error
+Implements what ``DatadogClient`` calls, in the shapes of Datadog's recorded traffic
+(``shared/real/datadog``): ``PATCH /api/v2/security/findings/assignee`` (202 whose body
+has no ``meta`` unless a test scripted ``meta.failures``/``meta.warnings``; one unknown
+finding fails the whole request 404 ``finding not found``, as recorded for mute and
+detach), ``PATCH /api/v2/security/findings/cases/{uuid}`` (the 200 ``FindingCaseResponse``
+with ``insights``; an unknown finding is the same whole-request 404), ``POST
+/api/v2/security/findings/search`` and ``GET /api/v2/security/findings`` (the
+``@path:value`` / ``@path:("a" OR "b")`` query subset over the fields under
+``attributes.attributes.custom``, cursor paging on ``meta.page.after``, ``links.next`` a
+relative path, epoch-millisecond timestamps, ``assignee:none`` tags and no
+``workflow.triage`` while unassigned), ``GET /api/v2/users`` (substring filter, status
+filter, page numbers) and ``GET /api/v2/cases/{uuid-or-key}``. Both keys are checked (403 JSON:API error
 otherwise). The rules that live only in the endpoint descriptions (100 findings per
 assignment, 50 per case, the same case UUID in the path and the body) are answered 400
 and noted in ``violations``.
@@ -15,83 +20,29 @@ and noted in ``violations``.
 from __future__ import annotations
 
 import base64
+import copy
 import json
-import re
+import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.sandbox.server import Recorded, SandboxServer, json_response
+from bot.sandbox.datadog_shapes import (
+    _MISSING_DATA,
+    _PROJECT,
+    JSONAPI,
+    QueryError,
+    _custom_template,
+    _json,
+    _jsonapi_error,
+    _lookup,
+    finding_id_for,
+    parse_query,
+)
+from bot.sandbox.server import Recorded, SandboxServer
 
-# Findings endpoints answer in the JSON:API media type.
-JSONAPI = "application/vnd.api+json"
-# One query term: @path:value, @path:"quoted value" or @path:(v1 OR "v2" …).
-_TERM = re.compile(r'@([\w.]+):(\((?:[^()"]|"(?:[^"\\]|\\.)*")*\)|"(?:[^"\\]|\\.)*"|[^\s()"]+)')
-_VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s()"]+)')
-_PROJECT = "959a6f71-bac8-4027-b1d3-2264f569296f"
-
-
-class QueryError(ValueError):
-    """A findings query the tenant cannot evaluate (answered 400 like Datadog would)."""
-
-
-def _jsonapi_error(status: int, title: str, detail: str | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"status": str(status), "title": title}
-    if detail:
-        item["detail"] = detail
-    return {"errors": [item]}
-
-
-def _json(body: Any, *, status: int = 200, content_type: str = JSONAPI) -> web.Response:
-    return json_response(body, status=status, content_type=content_type)
-
-
-def _unescape(value: str) -> str:
-    return re.sub(r"\\(.)", r"\1", value)
-
-
-def parse_query(query: str) -> list[tuple[str, list[str]]]:
-    """Parse the subset of log-search syntax the bot uses: AND-ed ``@path:value`` terms.
-
-    Values may be bare, double-quoted (with backslash escapes) or an ``(a OR b)`` group;
-    ``*`` or an empty query matches everything. Anything else raises ``QueryError``.
-    """
-    text = query.strip()
-    if text in ("", "*"):
-        return []
-    terms: list[tuple[str, list[str]]] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos].isspace():
-            pos += 1
-            continue
-        match = _TERM.match(text, pos)
-        if not match:
-            raise QueryError(f"cannot parse query near {text[pos : pos + 30]!r}")
-        path, raw = match.group(1), match.group(2)
-        if raw.startswith("("):
-            values: list[str] = []
-            for part in re.split(r"\s+OR\s+", raw[1:-1].strip()):
-                found = _VALUE.fullmatch(part.strip())
-                if not found:
-                    raise QueryError(f"cannot parse value {part!r} in {raw[1:-1]!r}")
-                values.append(_unescape(found.group(1)) if found.group(1) is not None else found.group(2))
-        elif raw.startswith('"'):
-            values = [_unescape(raw[1:-1])]
-        else:
-            values = [raw]
-        terms.append((path, values))
-        pos = match.end()
-    return terms
-
-
-def _lookup(doc: dict[str, Any], path: str) -> Any:
-    node: Any = doc
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
+__all__ = ["JSONAPI", "DatadogSandbox", "QueryError", "finding_id_for", "parse_query"]
 
 
 class DatadogSandbox(SandboxServer):
@@ -124,10 +75,16 @@ class DatadogSandbox(SandboxServer):
         status: str = "open",
         assignee_id: str | None = None,
         tags: list[str] | None = None,
+        raw: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Seed a finding; the newest added sorts first in searches (by detection time)."""
+        """Seed a finding; the newest added sorts first in searches (by detection time).
+
+        ``status`` is ``open`` or, as most real findings are, ``auto_closed``. ``raw`` is a
+        recorded ``data[]`` item served as is but for the fields the tenant keeps.
+        """
         self._clock += 1000
         finding: dict[str, Any] = {
+            "raw": copy.deepcopy(raw) if raw else None,
             "title": title,
             "severity": severity,
             "status": status,
@@ -138,6 +95,22 @@ class DatadogSandbox(SandboxServer):
             "tags": list(tags or []),
         }
         self.findings[finding_id] = finding
+        return finding
+
+    def add_recorded(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Seed a finding from one recorded search answer item, keeping its state fields."""
+        custom = doc["attributes"]["attributes"]["custom"]
+        triage = (custom.get("workflow") or {}).get("triage") or {}
+        finding = self.add_finding(
+            doc["id"],
+            title=custom.get("title") or "",
+            severity=custom.get("severity") or "info",
+            status=custom.get("status") or "open",
+            assignee_id=(triage.get("assignee") or {}).get("id"),
+            tags=[t for t in doc["attributes"].get("tags") or [] if not t.startswith(("assignee:", "assignee_id:"))],
+            raw=doc,
+        )
+        finding["detection_changed_at"] = doc["attributes"].get("timestamp") or finding["detection_changed_at"]
         return finding
 
     def add_user(
@@ -192,7 +165,9 @@ class DatadogSandbox(SandboxServer):
         except (KeyError, TypeError, AttributeError) as exc:
             return _json(_jsonapi_error(400, "Bad Request", f"malformed body: {exc}"), status=400)
         if method == "POST" and path == "/api/v2/security/findings/search":
-            attrs = (body.get("data") or {}).get("attributes") or {}
+            if not body.get("data"):
+                return _json(_MISSING_DATA, status=400)
+            attrs = body["data"].get("attributes") or {}
             page = attrs.get("page") or {}
             return self._search(attrs.get("filter", "*"), int(page.get("limit", 10)), page.get("cursor"))
         if method == "GET" and path == "/api/v2/security/findings":
@@ -212,27 +187,47 @@ class DatadogSandbox(SandboxServer):
     # ---- endpoints ----------------------------------------------------------------------
 
     def finding_json(self, finding_id: str) -> dict[str, Any]:
-        """One finding as ``ListSecurityFindingsResponse.data[]`` carries it."""
+        """One finding as ``ListSecurityFindingsResponse.data[]`` carries it (recorded shape)."""
         f = self.findings[finding_id]
-        workflow: dict[str, Any] = {"triage": {}}
+        doc: dict[str, Any] = copy.deepcopy(f["raw"]) if f["raw"] else {"id": finding_id, "type": "finding"}
+        recorded: dict[str, Any] = (doc.get("attributes") or {}).get("attributes") or {}
+        custom: dict[str, Any] = recorded.get("custom") or _custom_template(finding_id, f)
+        workflow: dict[str, Any] = {**(custom.get("workflow") or {}), "mute": {"is_muted": False}}
+        workflow.pop("triage", None)
+        if f["status"] == "auto_closed":
+            workflow.setdefault("auto_closed_at", f["detection_changed_at"])
+        else:
+            workflow.pop("auto_closed_at", None)
+        user: dict[str, Any] = {}
         if f["assignee_id"]:
             user = self.users.get(f["assignee_id"], {})
-            workflow["triage"]["assignee"] = {"id": f["assignee_id"], "name": user.get("name") or user.get("email")}
+            workflow["triage"] = {"assignee": {"id": f["assignee_id"], "name": user.get("name") or user.get("email")}}
         if f["case_id"]:
             workflow["integrations"] = {"cases": {"id": f["case_id"], "key": f["case_key"]}}
-        attrs = {
-            "finding_id": finding_id,
-            "title": f["title"],
-            "severity": f["severity"],
-            "status": f["status"],
-            "detection_changed_at": f["detection_changed_at"],
-            "workflow": workflow,
+        custom.update(
+            title=f["title"],
+            severity=f["severity"],
+            status=f["status"],
+            detection_changed_at=f["detection_changed_at"],
+            workflow=workflow,
+        )
+        assignee_tags = [
+            f"assignee:{(user.get('handle') or f['assignee_id']) if f['assignee_id'] else 'none'}",
+            f"assignee_id:{f['assignee_id'] or 'none'}",
+        ]
+        doc["attributes"] = {
+            "attributes": {"custom": custom},
+            "tags": [*f["tags"], *assignee_tags],
+            # Epoch milliseconds, equal to custom.detection_changed_at.
+            "timestamp": f["detection_changed_at"],
         }
-        return {
-            "id": finding_id,
-            "type": "finding",
-            "attributes": {"attributes": attrs, "tags": f["tags"], "timestamp": f["detection_changed_at"]},
-        }
+        return doc
+
+    def _unknown_finding(self, refs: list[dict[str, Any]]) -> web.Response | None:
+        """The recorded whole-request 404 when any named finding is unknown (nothing applied)."""
+        if any(r["id"] not in self.findings for r in refs):
+            return _json(_jsonapi_error(404, "Not Found", "finding not found"), status=404)
+        return None
 
     def _assign(self, req: Recorded, body: dict[str, Any]) -> web.Response:
         data = body["data"]
@@ -244,6 +239,8 @@ class DatadogSandbox(SandboxServer):
         assignee_id = (data.get("attributes") or {}).get("assignee_id")
         if assignee_id is not None and assignee_id not in self.users:
             return _json(_jsonapi_error(404, "Not Found", "assignee not found"), status=404)
+        if (unknown := self._unknown_finding(refs)) is not None:
+            return unknown
         failures: list[dict[str, Any]] = []
         warnings: list[dict[str, Any]] = []
         for ref in refs:
@@ -251,21 +248,11 @@ class DatadogSandbox(SandboxServer):
             if finding_id in self.pending_failures:
                 failures.append({"finding_id": finding_id, **self.pending_failures.pop(finding_id)})
                 continue
-            if finding_id not in self.findings:
-                failures.append(
-                    {"finding_id": finding_id, "status": 404, "title": "Not Found", "detail": "finding not found"}
-                )
-                continue
             self.findings[finding_id]["assignee_id"] = assignee_id
             if finding_id in self.pending_warnings:
                 warnings.append({"finding_id": finding_id, **self.pending_warnings.pop(finding_id)})
-        answer: dict[str, Any] = {
-            "data": {
-                "id": data.get("id") or "00000000-0000-0000-0000-000000000001",
-                "type": "assignee",
-                "attributes": {"assignee_id": assignee_id} if assignee_id else {},
-            }
-        }
+        # As the recorded mute 202: a generated id, no attributes, no meta unless scripted.
+        answer: dict[str, Any] = {"data": {"id": data.get("id") or str(uuid.uuid4()), "type": "assignee"}}
         meta = {k: v for k, v in (("failures", failures), ("warnings", warnings)) if v}
         if meta:
             answer["meta"] = meta
@@ -281,8 +268,10 @@ class DatadogSandbox(SandboxServer):
         # Only UUIDs are known to work here: a key is an unknown case.
         if case_ref not in self.cases:
             return _json(_jsonapi_error(404, "Not Found", "failed to get case: case not found"), status=404)
+        if (unknown := self._unknown_finding(refs)) is not None:
+            return unknown
         case = self.cases[case_ref]
-        new = [r["id"] for r in refs if r["id"] in self.findings and r["id"] not in case["findings"]]
+        new = [r["id"] for r in refs if r["id"] not in case["findings"]]
         if len(case["findings"]) + len(new) > 50:
             return self._rule_breach(req, "at most 50 findings per case")
         for finding_id in new:
@@ -320,15 +309,24 @@ class DatadogSandbox(SandboxServer):
             try:
                 offset = int(json.loads(base64.urlsafe_b64decode(cursor.encode()))["after"])
             except (ValueError, KeyError, TypeError):
-                return _json({"errors": ["invalid cursor"]}, status=400, content_type="application/json")
+                # Recorded: a bad page[cursor] is this body, with no title.
+                return _json({"errors": [{"status": "400", "detail": "Invalid filters"}]}, status=400)
         docs = sorted((self.finding_json(f) for f in self.findings), key=lambda d: -d["attributes"]["timestamp"])
         matched = [
-            d for d in docs if all(str(_lookup(d["attributes"]["attributes"], p)) in values for p, values in terms)
+            d
+            for d in docs
+            if all(str(_lookup(d["attributes"]["attributes"]["custom"], p)) in values for p, values in terms)
         ]
-        meta: dict[str, Any] = {"elapsed": 12, "status": self.search_status, "page": {}}
+        meta: dict[str, Any] = {"elapsed": 12, "page": {}, "request_id": uuid.uuid4().hex, "status": self.search_status}
+        answer: dict[str, Any] = {"data": matched[offset : offset + limit], "meta": meta}
         if offset + limit < len(matched):
-            meta["page"]["after"] = base64.urlsafe_b64encode(json.dumps({"after": offset + limit}).encode()).decode()
-        return _json({"data": matched[offset : offset + limit], "meta": meta})
+            after = base64.urlsafe_b64encode(json.dumps({"after": offset + limit}).encode()).decode()
+            meta["page"]["after"] = after
+            # Recorded: a path relative to the GET endpoint, even after a POST search.
+            params = {"filter[query]": query} if query.strip() not in ("", "*") else {}
+            params |= {"page[cursor]": after, "page[limit]": str(limit), "sort": "-@detection_changed_at"}
+            answer["links"] = {"next": "/api/v2/security/findings?" + urlencode(params)}
+        return _json(answer)
 
     def _list_users(self, query: dict[str, str]) -> web.Response:
         size, number = int(query.get("page[size]", "10")), int(query.get("page[number]", "0"))

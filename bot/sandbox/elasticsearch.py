@@ -2,7 +2,8 @@
 
 ``/_security/profile/_suggest`` ranks profiles sharing a token or a substring with
 ``name``; ``/_security/profile/<uid>`` answers ``{"profiles": [...]}`` (an empty list
-for an unknown uid, as current Elasticsearch does). ``Authorization: ApiKey <key>`` is
+for an unknown uid plus its ``errors``, as current Elasticsearch does). With ``serverless``
+set, ``_suggest`` answers the 410 recorded on Serverless 9.6.0. ``Authorization: ApiKey <key>`` is
 checked (401 ``security_exception`` otherwise).
 """
 
@@ -27,6 +28,8 @@ class ElasticsearchSandbox(SandboxServer):
         super().__init__()
         self.api_key = api_key
         self.profiles: dict[str, dict[str, Any]] = {}
+        # Serverless: _suggest exists but is not available (410).
+        self.serverless = False
 
     def add_profile(
         self,
@@ -59,11 +62,22 @@ class ElasticsearchSandbox(SandboxServer):
         if req.headers.get("authorization") != f"ApiKey {self.api_key}":
             cause = {"type": "security_exception", "reason": _UNAUTHENTICATED}
             return json_response({"error": {"root_cause": [cause], **cause}, "status": 401}, status=401)
+        if path == "/_security/profile/_suggest" and self.serverless:
+            reason = (
+                f"Request for uri [{path}] with method [{req.method}] exists but is not available "
+                "when running in serverless mode"
+            )
+            cause = {"type": "api_not_available_exception", "reason": reason}
+            return json_response({"error": {"root_cause": [cause], **cause}, "status": 410}, status=410)
         if path == "/_security/profile/_suggest":
             return self._suggest(req.body if isinstance(req.body, dict) else {})
         if path.startswith("/_security/profile/"):
-            profile = self.profiles.get(path.rsplit("/", 1)[1])
-            return json_response({"profiles": [profile] if profile else []})
+            uid = path.rsplit("/", 1)[1]
+            profile = self.profiles.get(uid)
+            if profile:
+                return json_response({"profiles": [profile]})
+            missing = {"type": "resource_not_found_exception", "reason": "profile document not found"}
+            return json_response({"profiles": [], "errors": {"count": 1, "details": {uid: missing}}})
         return json_response({"error": "no handler found"}, status=400)
 
     def _suggest(self, body: dict[str, Any]) -> web.Response:

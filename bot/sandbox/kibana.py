@@ -2,11 +2,14 @@
 
 ``KibanaSandbox`` answers what ``KibanaClient`` calls, under ``/s/<space>`` or at the root
 for the ``default`` space: ``signals/search`` (the query DSL subset in
-``bot.sandbox.dsl``; ``sort``, ``size``, ``_source``), ``signals/assignees`` and
-``signals/status`` (update-by-query answers: ``total``, ``updated``, ``noops``,
-``version_conflicts``, ``failures``; ids from another space match nothing, removals
-are applied before additions, a uid in both ``add`` and ``remove`` is the SIEM-style
-400 with an array message). As Kibana does, it authenticates first (``Authorization:
+``bot.sandbox.dsl``; ``sort``, ``size``, ``_source``; ``from`` and ``search_after`` are
+dropped as Kibana's route drops them), ``signals/assignees`` and ``signals/status``
+(update-by-query answers as recorded on 9.5.2: every matched alert ``updated``, already
+in the state or not, ``noops`` 0, unknown ids the all-zero body; a scripted concurrent
+write is the 409 Kibana answers; ids from another space match nothing, removals are
+applied before additions, a uid in both ``add`` and ``remove`` is the SIEM-style 400 with
+an array message; a closing reason neither default nor custom is the 400 "<reason> is an
+invalid closing reason."). As Kibana does, it authenticates first (``Authorization:
 ApiKey <key>``, 401 otherwise) and then refuses a non-GET without ``kbn-xsrf`` with its
 own message, before any route is reached. A query it does not understand is a 400
 noted in ``violations``.
@@ -21,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import rules
 from bot.sandbox.dsl import UnsupportedQuery, filter_source, matches, sort_keys, values
 from bot.sandbox.server import Recorded, SandboxServer, json_response
 
@@ -49,8 +53,10 @@ class KibanaSandbox(SandboxServer):
         self.api_key = api_key
         # space -> alert id -> flat _source (dotted keys, as the alerts index stores them)
         self.alerts: dict[str, dict[str, Source]] = {}
-        # ids whose next update meets a version conflict (counted, not updated, listed in failures)
-        self.conflict_ids: set[str] = set()
+        # alert id -> how many more updates naming it abort with a 409 version conflict
+        self.conflicts: dict[str, int] = {}
+        # custom closing reasons (the space's advanced setting), on top of the defaults
+        self.custom_close_reasons: set[str] = set()
         self._clock = 0
 
     # ---- seeding and reading ----------------------------------------------------------
@@ -159,32 +165,34 @@ class KibanaSandbox(SandboxServer):
             }
         )
 
+    def conflict(self, alert_id: str, *, times: int = 1) -> None:
+        """Make the next ``times`` updates naming ``alert_id`` abort with a 409 (a concurrent write)."""
+        self.conflicts[alert_id] = times
+
     def _update_by_query(self, space: str, index: dict[str, Source], ids: list[str], change: Change) -> web.Response:
-        """Apply ``change(source) -> changed?`` to each id the space holds, answering like ES."""
-        updated = noops = conflicts = total = 0
-        failures: list[dict[str, Any]] = []
+        """Apply ``change(source)`` to each id the space holds, answering like Kibana does.
+
+        Every matched alert counts as ``updated``, already in the requested state or not (the
+        scripts never set ``ctx.op = noop``), so ``noops`` stays 0; unknown ids are simply not
+        counted (all of them unknown: the all-zero body with ``batches: 0``). A scripted
+        conflict aborts the update (Kibana sends no ``conflicts: proceed``): the alerts before
+        it stay changed and the answer is the SIEM-style 409.
+        """
+        updated = total = 0
         for alert_id in dict.fromkeys(ids):
             source = index.get(alert_id)
             if source is None:
                 continue
             total += 1
-            if alert_id in self.conflict_ids:
-                self.conflict_ids.discard(alert_id)
-                conflicts += 1
-                reason = f"[{alert_id}]: version conflict, required seqNo [4], primary term [1]"
-                failures.append(
-                    {
-                        "index": f".internal.alerts-security.alerts-{space}-000001",
-                        "id": alert_id,
-                        "cause": {"type": "version_conflict_engine_exception", "reason": reason},
-                        "status": 409,
-                    }
+            if self.conflicts.get(alert_id, 0) > 0:
+                self.conflicts[alert_id] -= 1
+                reason = (
+                    f"[{alert_id}]: version conflict, required seqNo [4], primary term [1]. "
+                    "current document has seqNo [5] and primary term [1]"
                 )
-                continue
-            if change(source):
-                updated += 1
-            else:
-                noops += 1
+                return json_response({"message": reason, "status_code": 409}, status=409)
+            change(source)
+            updated += 1
         return json_response(
             {
                 "took": 3,
@@ -193,15 +201,20 @@ class KibanaSandbox(SandboxServer):
                 "updated": updated,
                 "deleted": 0,
                 "batches": 1 if total else 0,
-                "version_conflicts": conflicts,
-                "noops": noops,
+                "version_conflicts": 0,
+                "noops": 0,
                 "retries": {"bulk": 0, "search": 0},
                 "throttled_millis": 0,
                 "requests_per_second": -1,
                 "throttled_until_millis": 0,
-                "failures": failures,
+                "failures": [],
             }
         )
+
+    @property
+    def close_reasons(self) -> set[str]:
+        """The closing reasons this tenant accepts: Kibana's defaults and the custom ones."""
+        return set(rules.KIBANA_CLOSE_REASONS) | self.custom_close_reasons
 
     def _assignees(self, space: str, index: dict[str, Source], body: dict[str, Any]) -> web.Response:
         add = list(body["assignees"]["add"])
@@ -226,15 +239,24 @@ class KibanaSandbox(SandboxServer):
                 {"message": "the sandbox supports status by signal_ids only", "status_code": 400}, status=400
             )
         status = body["status"]
+        reason = body.get("reason")
+        # validate_closing_reason: a default or a custom reason, checked only when closing.
+        if status == "closed" and reason is not None and reason not in self.close_reasons:
+            return json_response({"message": f"{reason} is an invalid closing reason.", "status_code": 400}, status=400)
 
         def change(source: Source) -> bool:
+            # The script guards on status != params.status: an alert already so is
+            # re-indexed (and counted updated) without its workflow fields changing.
             if source.get("kibana.alert.workflow_status") == status:
                 return False
             source["kibana.alert.workflow_status"] = status
             source["kibana.alert.workflow_user"] = None  # API-key callers have no profile
             source["kibana.alert.workflow_status_updated_at"] = "2025-01-18T00:00:00.000Z"
-            if "reason" in body:
-                source["kibana.alert.workflow_reason"] = body["reason"]
+            # The reason is dropped unless closing, which clears an earlier one.
+            if status == "closed" and reason is not None:
+                source["kibana.alert.workflow_reason"] = reason
+            else:
+                source.pop("kibana.alert.workflow_reason", None)
             return True
 
         return self._update_by_query(space, index, list(body["signal_ids"]), change)

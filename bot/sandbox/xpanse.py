@@ -34,8 +34,8 @@ GENERIC_ERROR = "An error occurred while processing XDR public API"
 
 
 def envelope(status: int, msg: str, extra: str = "") -> dict[str, Any]:
-    """The error body every Xpanse error status carries."""
-    return {"reply": {"err_code": str(status), "err_msg": msg, "err_extra": extra}}
+    """The error body every Xpanse error status carries (``err_code`` an integer, as recorded)."""
+    return {"reply": {"err_code": status, "err_msg": msg, "err_extra": extra}}
 
 
 def _now_ms() -> int:
@@ -148,14 +148,17 @@ class XpanseSandbox(SandboxServer):
         self.incidents[incident_id] = incident
         return incident
 
-    def add_user(self, email: str, first: str, last: str, *, role: str = "Investigator") -> None:
-        """Add a tenant user (update_incident accepts only these emails)."""
+    def add_user(
+        self, email: str, first: str, last: str, *, role: str = "Investigator", logged_in: bool = True
+    ) -> None:
+        """Add a tenant user (update_incident accepts only these emails); a user who never
+        logged in has ``last_logged_in: null``, as recorded."""
         self.users[email.lower()] = {
             "user_email": email,
             "user_first_name": first,
             "user_last_name": last,
             "role_name": role,
-            "last_logged_in": _now_ms(),
+            "last_logged_in": _now_ms() if logged_in else None,
             "user_type": "Cortex",
             "groups": [],
             "scope": [],
@@ -282,7 +285,8 @@ class XpanseSandbox(SandboxServer):
             mail = update["assigned_user_mail"] or None
             if mail is not None and mail.lower() not in self.users:
                 raise _Refused(500, GENERIC_ERROR, f"User {mail} does not exist in this tenant")
-            changes["assigned_user_mail"] = mail
+            # A never-assigned incident reads null; a cleared one "" (as XDR's incident detail).
+            changes["assigned_user_mail"] = mail or ""
             changes["assigned_user_pretty_name"] = update.get("assigned_user_pretty_name") if mail else None
         elif "assigned_user_pretty_name" in update:
             raise _Refused(500, GENERIC_ERROR, "assigned_user_pretty_name requires assigned_user_mail")

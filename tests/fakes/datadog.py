@@ -1,11 +1,14 @@
 """The Datadog fake: the sandbox tenant behind a check against ``shared/contracts/datadog.yaml``.
 
 ``bot.sandbox.datadog.DatadogSandbox`` holds the findings, users and cases and answers
-as Datadog does (202 with ``meta.failures``/``meta.warnings``, the attach response with
-``insights``, JSON:API 404 bodies, cursor-paged search, page-numbered users, the rules
-from the endpoint descriptions noted in ``violations``); this adds the contract check,
-test keys and the test-only faults (per-item failures and warnings, 429 with Datadog's
-rate-limit headers).
+in the shapes of Datadog's recorded traffic (fields under ``attributes.attributes.custom``,
+a 202 without ``meta``, the whole-request 404 ``finding not found`` for an unknown id, the
+attach response with ``insights``, JSON:API 404 bodies, cursor-paged search with a
+relative ``links.next``, page-numbered users, the rules from the endpoint descriptions
+noted in ``violations``; ``add_recorded`` serves a recorded finding as is); this adds the
+contract check, test keys and the test-only faults (``meta.failures``/``meta.warnings``
+entries the contract describes but no recording shows, 429 with Datadog's rate-limit
+headers).
 
 Loaded as a pytest plugin (``tests/conftest.py``): fixtures ``datadog_fake`` and
 ``datadog_client``; ``make_datadog_config`` builds a config pointed at a fake.

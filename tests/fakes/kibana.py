@@ -12,6 +12,7 @@ the OpenAPI paths) hand-checks method, path and body keys against the contract's
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,6 +41,16 @@ class KibanaFake(ContractServer, KibanaSandbox):
 
     def __init__(self, *, api_key: str = KIBANA_API_KEY) -> None:
         super().__init__(api_key=api_key)
+
+    async def check(self, request: web.Request, req: Recorded, raw: bytes) -> web.StreamResponse | None:
+        """The contract check, except for a closing ``reason``: the contract's enum is an old
+        one that current Kibana refuses, and the reason is a free 1-1024 character string
+        (``automated_closure`` recorded on 9.5.2), so any such string passes and the tenant
+        answers for it."""
+        body = req.body
+        if isinstance(body, dict) and isinstance(body.get("reason"), str) and 1 <= len(body["reason"]) <= 1024:
+            raw = json.dumps({**body, "reason": "false_positive"}).encode()
+        return await super().check(request, req, raw)
 
     def contract_location(self, path: str) -> tuple[str, str]:
         found = SPACE_PATH.match(path)

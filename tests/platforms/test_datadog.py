@@ -208,10 +208,11 @@ async def test_assign_reports_per_finding_failures_and_warnings_of_a_202(
         ANN,
     )
     assert (done.outcome, done.after) == (Outcome.DONE, ANN)
+    # The unknown id failed the first request whole; the resent one carried the three others.
     assert (unknown.outcome, unknown.status, unknown.detail) == (
-        Outcome.FAILED,
+        Outcome.NOT_FOUND,
         404,
-        "Not Found: finding not found",
+        "Datadog has no such finding (finding not found)",
     )
     assert datadog_fake.findings[fid(0)]["assignee_id"] is None
     assert datadog_fake.findings[fid(1)]["assignee_id"] == ANN

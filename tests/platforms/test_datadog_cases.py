@@ -118,18 +118,20 @@ async def test_attach_to_an_unknown_case_uuid_is_a_usage_error(
         await datadog_client.attach_case(targets, CASE_UUID)
 
 
-async def test_attach_reports_a_finding_missing_from_the_case_insights_as_failed(
+async def test_attach_with_an_unknown_finding_attaches_the_others_and_reports_it_not_found(
     datadog_client: DatadogClient, datadog_fake: DatadogFake
 ) -> None:
-    """A 200 whose insights do not list a finding does not report that finding DONE."""
+    """A whole-request 404 finding not found costs one search and one resend; the rest attach."""
     datadog_fake.add_case(CASE_UUID, "SEC-5")
     [known] = seed(datadog_fake, 1)
     unknown = dd(fid(42))
     result = await datadog_client.attach_case([known, unknown], "SEC-5")
     assert result.for_target(known).outcome is Outcome.DONE  # type: ignore[union-attr]
     missing = result.for_target(unknown)
-    assert missing is not None and missing.outcome is Outcome.FAILED
-    assert "does not list this finding" in missing.detail
+    assert missing is not None and missing.outcome is Outcome.NOT_FOUND
+    assert datadog_fake.cases[CASE_UUID]["findings"] == [known.id]
+    counts = datadog_client.call_counts()
+    assert (counts["attach_case"], counts["known_findings"]) == (2, 1)
 
 
 async def test_attach_server_failure_fails_the_items(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:

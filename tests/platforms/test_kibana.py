@@ -228,7 +228,7 @@ async def test_assign_partial_update_is_reported_per_alert(
     """When Kibana updates fewer than sent, the client re-reads and fails only the missed alert."""
     kibana_fake.add_alert("a1", assignees=["u_old"])
     kibana_fake.add_alert("a2", assignees=["u_old"])
-    kibana_fake.conflict_ids.add("a2")
+    kibana_fake.conflict("a2", times=2)
     result = await kibana_client.assign([kt("a1"), kt("a2")], UID)
     a1, a2 = result.items
     assert a1.outcome is Outcome.DONE

@@ -225,7 +225,8 @@ async def test_unassign(tenant: XpanseFake, xpanse_client: XpanseClient) -> None
     by_id = {r.target.id: r for r in result.items}
     assert by_id["5471"].outcome is Outcome.SKIPPED
     assert by_id["5472"].outcome is Outcome.DONE and by_id["5472"].before == BOB
-    assert tenant.incidents["5472"].assigned_user_mail is None
+    # A cleared assignment reads "" (never assigned reads null): both are unassigned.
+    assert tenant.incidents["5472"].assigned_user_mail == ""
     (call,) = tenant.calls("/update_incident/")
     assert call.body["request_data"]["update_data"] == {"assigned_user_mail": ""}
 

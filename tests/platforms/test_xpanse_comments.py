@@ -11,7 +11,7 @@ import pytest
 from bot.errors import (
     PlatformAuthError,
     PlatformRateLimited,
-    PlatformUnavailable,
+    PlatformRejected,
     UsageError,
 )
 from bot.models import Outcome, Platform, Target
@@ -130,7 +130,8 @@ async def test_comment_retried_after_429(tenant: XpanseFake, xpanse_client: Xpan
     [
         (402, "User does not have the required license type to run this API", PlatformAuthError),
         (403, "Insufficient permissions for this API", PlatformAuthError),
-        (500, "An error occurred while processing XDR public API", PlatformUnavailable),
+        # A 500 naming its cause in err_extra is a business error: refused, not unavailable.
+        (500, "An error occurred while processing XDR public API", PlatformRejected),
     ],
 )
 async def test_error_envelopes_parsed(

@@ -68,17 +68,17 @@ async def test_sandbox_tenants_pass_the_real_clients_checks(sandbox: Tenants) ->
     assert "3 incidents visible" in await clients[Platform.XPANSE].check()
 
 
-async def test_datadog_sandbox_answers_202_with_meta_failures(
+async def test_datadog_sandbox_refuses_an_unknown_finding_whole(
     sandbox: Tenants,
 ) -> None:
-    """Assigning a known and an unknown finding: 202, the known one changes, the unknown is in meta.failures."""
+    """Assigning a known and an unknown finding: 404 for the batch, then the known one alone changes."""
     tenants, clients = sandbox
     dd = clients[Platform.DATADOG]
     known, unknown = Target(platform=Platform.DATADOG, id=F0), Target(platform=Platform.DATADOG, id="bm9wZQ==")
     result = await dd.assign([known, unknown], ALICE_S.datadog or "")
     outcomes = {i.target.id: i for i in result.items}
     assert outcomes[F0].outcome is Outcome.DONE and outcomes[F0].status == 202
-    assert outcomes["bm9wZQ=="].outcome is Outcome.FAILED and outcomes["bm9wZQ=="].status == 404
+    assert outcomes["bm9wZQ=="].outcome is Outcome.NOT_FOUND and outcomes["bm9wZQ=="].status == 404
     assert tenants.datadog.findings[F0]["assignee_id"] == ALICE_S.datadog
     attached = await dd.attach_case([known], SEED.case_key)
     assert attached.items[0].outcome is Outcome.DONE and attached.items[0].after == SEED.case_key

@@ -209,7 +209,7 @@ def test_verbs_are_case_insensitive() -> None:
         ("attach dd:a case", Verb.ATTACH, "Missing the case after `case`"),
         ("attach dd:a case banana", Verb.ATTACH, "'banana' is not a Datadog case"),
         ("attach case SEC-1", Verb.ATTACH, "Missing targets"),
-        ("resolve kibana:a reason bogus", Verb.RESOLVE, "`bogus` is not a Kibana reason"),
+        ("resolve kibana:a reason " + "x" * 1025, Verb.RESOLVE, "is not a Kibana reason"),  # free, 1-1024 chars
         ("resolve xpanse:1 reason false_positive", Verb.RESOLVE, "not a Xpanse reason"),
         ("resolve kibana:a reason", Verb.RESOLVE, "Missing the reason"),
         ("resolve kibana:a reason two words", Verb.RESOLVE, "The reason is one word"),

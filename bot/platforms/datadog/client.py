@@ -15,20 +15,22 @@ from bot.models import (
     BatchResult,
     ItemState,
     Platform,
-    PlatformUser,
     Target,
     Verb,
 )
 from bot.platforms.base import BasePlatformClient
+from bot.platforms.datadog.partial import without_unknown
+from bot.platforms.datadog.users import DatadogUsers
 from bot.platforms.datadog.wire import (
     all_failed,
     as_dict,
     assignee_outcomes,
     attach_outcomes,
+    case_uuid_of,
     chunks,
     finding_state,
+    is_unknown_finding,
     parse_datadog_error,
-    platform_user,
     quote_query_value,
 )
 from bot.platforms.http import PlatformHttp, json_or_none
@@ -43,14 +45,9 @@ ATTACH_MAX = rules.DATADOG_ATTACH_MAX
 SEARCH_PAGE = 100
 # Ids per fetch query: keeps the OR-list (and the request body) small.
 FETCH_CHUNK = 50
-USERS_PAGE = 100
-# Users pages to scan for get_user before giving up (USERS_PAGE users each).
-USER_SCAN_PAGES = 50
-# Pages of substring matches to compare for one email (a short email can match many users).
-EMAIL_SCAN_PAGES = 10
 
 
-class DatadogClient(BasePlatformClient):
+class DatadogClient(DatadogUsers, BasePlatformClient):
     """The Datadog client behind the ``PlatformClient`` Protocol.
 
     ``resolve``, ``comment`` and ``set_severity`` keep the ``BasePlatformClient`` defaults
@@ -127,31 +124,35 @@ class DatadogClient(BasePlatformClient):
     async def _set_assignee(self, unique: dict[str, Target], assignee: str | None) -> BatchResult:
         result = BatchResult()
         for chunk in chunks(list(unique), ASSIGN_CHUNK):
-            data: dict[str, Any] = {
-                "type": "assignee",
-                "relationships": {"findings": {"data": [{"id": i, "type": "findings"} for i in chunk]}},
-            }
-            # Unassigning omits assignee_id: the schema's string is not nullable.
-            if assignee is not None:
-                data["attributes"] = {"assignee_id": assignee}
-            try:
-                response = await self._http.request(
-                    "PATCH",
-                    "/api/v2/security/findings/assignee",
-                    operation="update_findings_assignee",
-                    json={"data": data},
-                )
-            except PlatformError as exc:
-                log.warning(
-                    "datadog_assign_chunk_failed",
-                    findings=len(chunk),
-                    status=exc.status,
-                    reason=exc.reason,
-                )
-                result.extend(all_failed(unique, chunk, exc))
-                continue
-            result.extend(assignee_outcomes(unique, chunk, response, assignee))
+            result.extend(await self._assign_chunk(unique, chunk, assignee, first=True))
         return result
+
+    async def _assign_chunk(
+        self, unique: dict[str, Target], chunk: list[str], assignee: str | None, *, first: bool
+    ) -> BatchResult:
+        """One assignment request; after a whole-request ``finding not found`` (``first``
+        only) the known ids are sent once more and the unknown ones are NOT_FOUND."""
+        data: dict[str, Any] = {
+            "type": "assignee",
+            "relationships": {"findings": {"data": [{"id": i, "type": "findings"} for i in chunk]}},
+        }
+        # Unassigning omits assignee_id: the schema's string is not nullable.
+        if assignee is not None:
+            data["attributes"] = {"assignee_id": assignee}
+        try:
+            response = await self._http.request(
+                "PATCH", "/api/v2/security/findings/assignee", operation="update_findings_assignee", json={"data": data}
+            )
+        except PlatformError as exc:
+            log.warning("datadog_assign_chunk_failed", findings=len(chunk), status=exc.status, reason=exc.reason)
+            if first and is_unknown_finding(exc):
+
+                async def resend(ids: list[str]) -> BatchResult:
+                    return await self._assign_chunk(unique, ids, assignee, first=False)
+
+                return await without_unknown(unique, chunk, exc, known=self._known_ids, send=resend)
+            return all_failed(unique, chunk, exc)
+        return assignee_outcomes(unique, chunk, response, assignee)
 
     # ---- cases ---------------------------------------------------------------------------
 
@@ -181,7 +182,11 @@ class DatadogClient(BasePlatformClient):
                 case_uuid = await self._resolve_case_key(case_key)
             except PlatformError as exc:
                 return all_failed(unique, list(unique), exc)
-        ids = list(unique)
+        return await self._attach_ids(unique, list(unique), case_uuid, case_key or case_uuid, first=True)
+
+    async def _attach_ids(
+        self, unique: dict[str, Target], ids: list[str], case_uuid: str, case_ref: str, *, first: bool
+    ) -> BatchResult:
         try:
             response = await self._http.request(
                 "PATCH",
@@ -196,15 +201,18 @@ class DatadogClient(BasePlatformClient):
                     }
                 },
             )
-        except PlatformNotFound as exc:
-            raise UsageError(
-                f"Datadog case {case_key or case_uuid} not found ({exc.reason}).",
-                verb=Verb.ATTACH.value,
-            ) from exc
         except PlatformError as exc:
             log.warning("datadog_attach_failed", findings=len(ids), status=exc.status, reason=exc.reason)
+            if first and is_unknown_finding(exc):
+
+                async def resend(valid: list[str]) -> BatchResult:
+                    return await self._attach_ids(unique, valid, case_uuid, case_ref, first=False)
+
+                return await without_unknown(unique, ids, exc, known=self._known_ids, send=resend)
+            if isinstance(exc, PlatformNotFound) and first:
+                raise UsageError(f"Datadog case {case_ref} not found ({exc.reason}).", verb=Verb.ATTACH.value) from exc
             return all_failed(unique, ids, exc)
-        return attach_outcomes(unique, ids, response, case_key or case_uuid)
+        return attach_outcomes(unique, ids, response, case_ref)
 
     async def _resolve_case_key(self, key: str) -> str:
         """The UUID of the case with this key; ``UsageError`` when Datadog has no such case."""
@@ -212,10 +220,8 @@ class DatadogClient(BasePlatformClient):
             response = await self._http.request("GET", f"/api/v2/cases/{quote(key)}", operation="get_case")
         except PlatformNotFound as exc:
             raise UsageError(f"Datadog case {key} not found.", verb=Verb.ATTACH.value) from exc
-        body = json_or_none(response)
-        data = body.get("data") if isinstance(body, dict) else None
-        case_uuid = data.get("id") if isinstance(data, dict) else None
-        if not isinstance(case_uuid, str) or not rules.is_uuid(case_uuid):
+        case_uuid = case_uuid_of(json_or_none(response))
+        if case_uuid is None or not rules.is_uuid(case_uuid):
             raise PlatformError(
                 Platform.DATADOG.value,
                 f"the answer for case {key} carries no case UUID",
@@ -244,6 +250,15 @@ class DatadogClient(BasePlatformClient):
                 if target is not None:
                     states[target] = finding_state(target, finding, link=self.finding_link(target.id))
         return states
+
+    async def _known_ids(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` the findings search returns (one search per ``SEARCH_PAGE`` ids)."""
+        found: set[str] = set()
+        for chunk in chunks(ids, SEARCH_PAGE):
+            query = "@finding_id:(" + " OR ".join(quote_query_value(i) for i in chunk) + ")"
+            async for finding in self._search(query, limit=len(chunk), operation="known_findings"):
+                found.add(str(finding.get("id")))
+        return found
 
     async def list_assigned(self, user_id: str, *, limit: int = 1000) -> list[ItemState]:
         """Open findings assigned to ``user_id`` (a UUID), newest first, at most ``limit``.
@@ -301,7 +316,10 @@ class DatadogClient(BasePlatformClient):
             page_meta = as_dict(meta.get("page"))
             after = page_meta.get("after")
             cursor = after if isinstance(after, str) else None
-            if not cursor or not data:
+            # A finished page shorter than its limit is the last, cursor or not (the recorded
+            # pages carry meta.page.after whatever their length).
+            short = len(data) < page["limit"] and meta.get("status") != "timeout"
+            if not cursor or not data or short:
                 return
 
     def finding_link(self, finding_id: str) -> str:
@@ -313,71 +331,6 @@ class DatadogClient(BasePlatformClient):
         """
         query = quote(f"@finding_id:{quote_query_value(finding_id)}", safe="")
         return f"https://{rules.app_host(self._site)}/security/findings?query={query}"
-
-    # ---- identities ----------------------------------------------------------------------
-
-    async def find_user_by_email(self, email: str) -> PlatformUser | None:
-        """The active, human Datadog user whose email is exactly ``email`` (case-insensitive).
-
-        The users filter is a substring match, so every page of candidates is compared
-        exactly; disabled and service accounts are skipped. Raises ``UsageError`` for a
-        malformed email and the ``PlatformError`` met for a failed call.
-        """
-        rules.normalise_email(email)
-        wanted = email.strip()
-        folded = wanted.casefold()
-        for number in range(EMAIL_SCAN_PAGES):
-            page = await self._users_page({"filter": wanted, "filter[status]": "Active"}, number)
-            for user in page:
-                attrs = as_dict(user.get("attributes"))
-                if str(attrs.get("email") or "").casefold() != folded:
-                    continue
-                if attrs.get("disabled") or attrs.get("service_account"):
-                    continue
-                if attrs.get("status") not in (None, "Active"):
-                    continue
-                return platform_user(user, attrs)
-            if len(page) < USERS_PAGE:
-                break
-        return None
-
-    async def get_user(self, user_id: str) -> PlatformUser | None:
-        """The active Datadog user with this UUID, or None when it is gone or disabled.
-
-        The contract has no get-by-id for users and the list filter matches text, not ids,
-        so this scans the active users page by page (``USERS_PAGE`` each, at most
-        ``USER_SCAN_PAGES`` pages). Raises ``UsageError`` for a malformed id, and
-        ``PlatformError`` when the organisation is too large to scan or a call fails:
-        "could not tell" must never read as "gone".
-        """
-        uuid = self._require_uuid(user_id, verb=Verb.WHOAMI)
-        for number in range(USER_SCAN_PAGES):
-            page = await self._users_page({"filter[status]": "Active"}, number)
-            for user in page:
-                if str(user.get("id", "")).lower() != uuid:
-                    continue
-                attrs = as_dict(user.get("attributes"))
-                if attrs.get("disabled") or attrs.get("status") not in (None, "Active"):
-                    return None
-                return platform_user(user, attrs)
-            if len(page) < USERS_PAGE:
-                return None
-        raise PlatformError(
-            Platform.DATADOG.value,
-            f"could not confirm user {uuid}: more than {USERS_PAGE * USER_SCAN_PAGES} active users to scan",
-        )
-
-    async def _users_page(self, params: dict[str, str], number: int) -> list[dict[str, Any]]:
-        """One page of ``GET /api/v2/users`` (pages start at 0, ``USERS_PAGE`` users each)."""
-        response = await self._http.request(
-            "GET",
-            "/api/v2/users",
-            operation="list_users",
-            params={**params, "page[size]": USERS_PAGE, "page[number]": number},
-        )
-        body = json_or_none(response)
-        data = body.get("data") if isinstance(body, dict) else None
-        return [u for u in data if isinstance(u, dict)] if isinstance(data, list) else []
 
     async def check(self) -> str:
         """Prove the keys work with the cheapest findings read (one finding, no filter).

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from bot.errors import PlatformError, PlatformRateLimited
+from bot.errors import PlatformError, PlatformNotFound, PlatformRateLimited
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, PlatformUser, Target
 from bot.platforms.http import json_or_none
 
@@ -165,10 +165,28 @@ def platform_user(user: dict[str, Any], attrs: dict[str, Any]) -> PlatformUser:
     )
 
 
+def finding_fields(finding: dict[str, Any]) -> dict[str, Any]:
+    """The fields of one finding: ``attributes.attributes.custom`` as recorded, over the
+    spec example's ``attributes.attributes`` level (kept as a fallback for older answers)."""
+    attrs = as_dict(as_dict(finding.get("attributes")).get("attributes"))
+    custom = attrs.get("custom")
+    return {**attrs, **custom} if isinstance(custom, dict) else attrs
+
+
+def tag_value(finding: dict[str, Any], name: str) -> str | None:
+    """The value of tag ``name:value`` on a finding; ``none`` (unassigned) reads as None."""
+    tags = as_dict(finding.get("attributes")).get("tags")
+    for tag in tags if isinstance(tags, list) else []:
+        if isinstance(tag, str) and tag.startswith(name + ":"):
+            value = tag[len(name) + 1 :]
+            return value if value and value != "none" else None
+    return None
+
+
 def finding_state(target: Target, finding: dict[str, Any], *, link: str) -> ItemState:
-    """The ``ItemState`` of one finding from the search answer (fields under ``attributes.attributes``)."""
-    outer = as_dict(finding.get("attributes"))
-    attrs = as_dict(outer.get("attributes"))
+    """The ``ItemState`` of one finding from the search answer (fields under
+    ``attributes.attributes.custom``; ``workflow.triage`` is absent while unassigned)."""
+    attrs = finding_fields(finding)
     workflow = as_dict(attrs.get("workflow"))
     triage = as_dict(workflow.get("triage"))
     assignee = as_dict(triage.get("assignee"))
@@ -178,12 +196,13 @@ def finding_state(target: Target, finding: dict[str, Any], *, link: str) -> Item
     # it is one object or a list of them: accept both, the first case wins.
     case = cases[0] if isinstance(cases, list) and cases else cases
     case = case if isinstance(case, dict) else {}
-    assignee_id = assignee.get("id")
+    # Unassigned findings carry tags assignee:none / assignee_id:none and no triage key.
+    assignee_id = assignee.get("id") or tag_value(finding, "assignee_id")
     rule = as_dict(attrs.get("rule"))
     title = attrs.get("title") or rule.get("name")
     return ItemState(
         target=target,
-        title=str(title or ""),
+        title=str(title or "").strip(),
         severity=str_or_none(attrs.get("severity")),
         status=str_or_none(attrs.get("status")),
         assignees=[str(assignee_id)] if assignee_id else [],
@@ -191,6 +210,19 @@ def finding_state(target: Target, finding: dict[str, Any], *, link: str) -> Item
         case=str_or_none(case.get("key") or case.get("id")),
         link=link,
     )
+
+
+def case_uuid_of(body: Any) -> str | None:
+    """``data.id`` of a GetCase answer (or one ``data[]`` item of a case search), if a string."""
+    data = body.get("data") if isinstance(body, dict) else None
+    case_uuid = data.get("id") if isinstance(data, dict) else None
+    return case_uuid if isinstance(case_uuid, str) else None
+
+
+def is_unknown_finding(exc: PlatformError) -> bool:
+    """A whole-request 404 because one finding id is unknown (recorded for mute, detach and
+    jira_issues: ``finding not found``), as opposed to an unknown case or assignee."""
+    return isinstance(exc, PlatformNotFound) and "finding not found" in exc.reason.lower()
 
 
 def _entry_text(entry: dict[str, Any]) -> str:

@@ -1,4 +1,13 @@
-"""The Kibana client: the writes (assignees, close), each read first and confirmed after."""
+"""The Kibana client: the writes (assignees, close), each read first and confirmed after.
+
+Kibana's update-by-query answers count an alert already in the requested state as
+``updated`` (its scripts never set ``ctx.op = noop``; ``noops`` stays 0), so the count
+cannot tell "changed" from "already so": the read before each write is what makes an
+alert already assigned or closed SKIPPED, and only the alerts that need a change are sent.
+``total`` below the ids sent (unknown ids give an all-zero body) is the not-found signal.
+A concurrent write aborts the update with 409: the batch is sent once more, and when it
+conflicts again the alerts are re-read and reported one by one.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +23,9 @@ from bot.platforms.http import json_or_none
 from bot.platforms.kibana.reads import KibanaReader
 from bot.platforms.kibana.wire import (
     ASSIGNEES_PATH,
+    CLOSE_REASONS,
+    CONFLICT,
+    INVALID_REASON,
     STATUS_PATH,
     alert_ids,
     chunks,
@@ -36,19 +48,27 @@ class KibanaClient(KibanaReader):
     async def _write(
         self, space: str, path: str, body: dict[str, Any], *, operation: str
     ) -> tuple[dict[str, Any] | None, PlatformError | None]:
-        try:
-            response = await self._kibana.request("POST", self._prefix(space) + path, operation=operation, json=body)
-        except PlatformError as exc:
-            log.warning(
-                "kibana_write_failed",
-                operation=operation,
-                space=space,
-                status=exc.status,
-                reason=exc.reason,
-            )
-            return None, exc
-        data = json_or_none(response)
-        return (data if isinstance(data, dict) else {}), None
+        """One write, sent a second time after a 409 version conflict (both are idempotent)."""
+        for attempt in (1, 2):
+            try:
+                response = await self._kibana.request(
+                    "POST", self._prefix(space) + path, operation=operation, json=body
+                )
+            except PlatformError as exc:
+                log.warning(
+                    "kibana_write_failed",
+                    operation=operation,
+                    space=space,
+                    status=exc.status,
+                    reason=exc.reason,
+                    attempt=attempt,
+                )
+                if exc.status == CONFLICT and attempt == 1:
+                    continue
+                return None, exc
+            data = json_or_none(response)
+            return (data if isinstance(data, dict) else {}), None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _confirm(
         self,
@@ -66,9 +86,11 @@ class KibanaClient(KibanaReader):
         """Per-item results of one write: trust it only when ``updated`` covers the whole batch.
 
         ``reached(state)`` says whether a re-read state is the one the write aimed at;
-        ``describe(state)`` renders it for the ledger.
+        ``describe(state)`` renders it for the ledger. A write that conflicted twice (409)
+        may have changed some alerts before it aborted, so those are re-read too.
         """
-        if error is not None:
+        conflict = error is not None and error.status == CONFLICT
+        if error is not None and not conflict:
             return [
                 ItemResult(
                     target=t,
@@ -80,11 +102,23 @@ class KibanaClient(KibanaReader):
                 )
                 for t in batch
             ]
+        if conflict:
+            assert error is not None
+            data = {
+                "failures": [],
+                "conflict": "version conflict (409) twice, another write changed the alert: " + error.reason,
+            }
         assert data is not None
         updated = data.get("updated")
         failures = update_failures(data)
         conflicts = data.get("version_conflicts") or 0
-        if isinstance(updated, int) and updated >= len(alert_ids(batch)) and not failures and not conflicts:
+        if (
+            not conflict
+            and isinstance(updated, int)
+            and updated >= len(alert_ids(batch))
+            and not failures
+            and not conflicts
+        ):
             return [
                 ItemResult(target=t, outcome=Outcome.DONE, detail=done, before=before[t], after=after) for t in batch
             ]
@@ -126,7 +160,7 @@ class KibanaClient(KibanaReader):
             elif reached(state):
                 results.append(ItemResult(target=t, outcome=Outcome.DONE, detail=done, before=before[t], after=after))
             else:
-                reason = failures.get(t.id) or "Kibana did not update it"
+                reason = failures.get(t.id) or str(data.get("conflict") or "Kibana did not update it")
                 results.append(
                     ItemResult(
                         target=t,
@@ -204,7 +238,7 @@ class KibanaClient(KibanaReader):
 
     @staticmethod
     def normalise_reason(reason: str | None) -> str | None:
-        """The contract's close reason for ``reason`` (case, spaces, dashes forgiven) or raise."""
+        """A default close reason (case, spaces, dashes forgiven) or a custom one as given."""
         return rules.normalise_kibana_reason(reason)
 
     async def resolve(
@@ -213,7 +247,8 @@ class KibanaClient(KibanaReader):
         """Close each alert (with ``reason`` when given); already-closed alerts are SKIPPED.
 
         Kibana has no comment API, so a comment is never sent: each result says it is
-        kept in Slack only. Raises ``UsageError`` for an unknown reason before any call.
+        kept in Slack only. A reason the space does not know is Kibana's 400 ("<reason> is
+        an invalid closing reason."), reported on each alert with the default reasons.
         """
         close_reason = self.normalise_reason(reason)
         note = "; comment kept in Slack only" if comment and comment.strip() else ""
@@ -246,6 +281,13 @@ class KibanaClient(KibanaReader):
                 if close_reason:
                     body["reason"] = close_reason
                 data, error = await self._write(space, STATUS_PATH, body, operation="status")
+                if error is not None and INVALID_REASON in error.reason:
+                    error = type(error)(
+                        error.platform,
+                        f"{error.reason} Kibana's default reasons are {', '.join(CLOSE_REASONS)}; "
+                        "a custom one must be in the space's closing-reasons setting",
+                        status=error.status,
+                    )
                 before = {t: states[t].status or "" for t in batch}
                 for item in await self._confirm(
                     space,

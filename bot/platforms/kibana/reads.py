@@ -6,8 +6,10 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import structlog
+
 from bot import rules
-from bot.errors import ConfigError, PlatformError, PlatformNotFound, UsageError
+from bot.errors import ConfigError, NotMappedError, PlatformError, PlatformNotFound, UsageError
 from bot.models import ItemState, Platform, PlatformUser, Target
 from bot.platforms.base import BasePlatformClient
 from bot.platforms.http import PlatformHttp, json_or_none
@@ -16,6 +18,7 @@ from bot.platforms.kibana.wire import (
     F_ASSIGNEES,
     F_STATUS,
     F_UUID,
+    GONE,
     MAX_BATCH,
     OPEN_STATUSES,
     SEARCH_PATH,
@@ -27,6 +30,15 @@ from bot.platforms.kibana.wire import (
     profile_user,
 )
 from bot.settings import KibanaConfig
+
+log = structlog.get_logger(__name__)
+
+SERVERLESS_NO_SUGGEST = (
+    "Elasticsearch has no profile suggestions here (Kibana Serverless answers 410 to "
+    "_security/profile/_suggest), so no Kibana profile can be found for {email}: on Serverless "
+    "Kibana identities come only from explicit mappings; an admin can map the user with "
+    f"`/triage map <@user> kibana={rules.IDENTITY_EXAMPLE[Platform.KIBANA]}`"
+)
 
 
 class KibanaReader(BasePlatformClient):
@@ -73,6 +85,8 @@ class KibanaReader(BasePlatformClient):
                 headers={"Authorization": f"ApiKey {config.es_api_key.get_secret_value()}"},
                 error_parser=parse_error,
             )
+        # Set once _suggest answered 410 (Serverless): look-ups by email are explicit only.
+        self._no_suggest = False
 
     # ---- validation -----------------------------------------------------------------
 
@@ -204,12 +218,23 @@ class KibanaReader(BasePlatformClient):
         wanted = email.strip()
         if self._es is None:
             return None
-        response = await self._es.request(
-            "POST",
-            "/_security/profile/_suggest",
-            operation="es.profile_suggest",
-            json={"name": wanted, "size": 5},
-        )
+        if self._no_suggest:
+            raise NotMappedError(SERVERLESS_NO_SUGGEST.format(email=wanted))
+        try:
+            response = await self._es.request(
+                "POST",
+                "/_security/profile/_suggest",
+                operation="es.profile_suggest",
+                json={"name": wanted, "size": 5},
+            )
+        except PlatformError as exc:
+            if exc.status != GONE:
+                raise
+            # Serverless: the route exists but is not available (recorded 410). Remembered,
+            # so later look-ups go straight to the explicit mappings.
+            log.warning("kibana_profile_suggest_gone", reason=exc.reason)
+            self._no_suggest = True
+            raise NotMappedError(SERVERLESS_NO_SUGGEST.format(email=wanted)) from exc
         data = json_or_none(response)
         profiles = data.get("profiles") if isinstance(data, dict) else None
         # Suggestions are relevance-ranked, not exact: only an exact email on an enabled
@@ -237,6 +262,11 @@ class KibanaReader(BasePlatformClient):
             response = await self._es.request("GET", f"/_security/profile/{uid}", operation="es.profile_get")
         except PlatformNotFound:
             return None
+        except PlatformError as exc:
+            if exc.status != GONE:
+                raise
+            # Not available (Serverless): as without Elasticsearch, the uid stands unverified.
+            return PlatformUser(platform=Platform.KIBANA, id=uid)
         data = json_or_none(response)
         profiles = data.get("profiles") if isinstance(data, dict) else None
         for profile in profiles or []:

@@ -28,6 +28,12 @@ F_ASSIGNEES = "kibana.alert.workflow_assignee_ids"
 SOURCE_FIELDS = [F_UUID, F_RULE, F_SEVERITY, F_STATUS, F_ASSIGNEES]
 
 MAX_BATCH = 1000
+# A concurrent write aborts update-by-query (no conflicts=proceed): Kibana answers 409.
+CONFLICT = 409
+# Kibana's 400 text for a closing reason neither default nor configured for the space.
+INVALID_REASON = "is an invalid closing reason"
+# Elasticsearch on Serverless: POST /_security/profile/_suggest exists but answers 410.
+GONE = 410
 
 
 def parse_error(response: httpx.Response) -> str:

@@ -15,6 +15,7 @@ from bot.errors import (
     PlatformAuthError,
     PlatformError,
     PlatformRateLimited,
+    PlatformRejected,
     PlatformUnavailable,
     UsageError,
 )
@@ -238,8 +239,8 @@ class XpanseClient(XpanseReader):
             ):
                 with attempt:
                     await self._update(target.id, update, http=self._once)
-        except (PlatformAuthError, PlatformRateLimited, _NotApplied) as exc:
-            # The server answered and refused: nothing was added.
+        except (PlatformAuthError, PlatformRateLimited, PlatformRejected, _NotApplied) as exc:
+            # The server answered and refused (a business error's 500 included): nothing was added.
             detail = exc.reason if isinstance(exc, PlatformError) else str(exc)
             status = exc.status if isinstance(exc, PlatformError) else None
             return ItemResult(target=target, outcome=Outcome.FAILED, detail=detail, status=status)

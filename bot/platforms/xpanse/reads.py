@@ -24,6 +24,7 @@ from bot.platforms.xpanse.wire import (
     USERS_TTL,
     incident_list,
     incident_state,
+    is_business_error,
     parse_error,
 )
 from bot.settings import XpanseConfig
@@ -42,6 +43,8 @@ class XpanseReader(BasePlatformClient):
             "base_url": config.api_url.rstrip("/"),
             "headers": {"Content-Type": "application/json", "Accept": "application/json"},
             "error_parser": parse_error,
+            # Business errors arrive as HTTP 500 with the cause in err_extra: not retried.
+            "refusal": is_business_error,
             "auth": auth,
             "secrets": [config.api_key.get_secret_value()],
         }

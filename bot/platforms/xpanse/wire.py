@@ -32,13 +32,61 @@ def parse_error(response: httpx.Response) -> str:
     return envelope_reason(body)
 
 
+# The generic text of a 500 whose cause follows in err_extra or after it in err_msg.
+GENERIC_ERROR = "An error occurred while processing XDR public API"
+
+
+def _text(value: Any) -> str:
+    """A message field as text: a string, or the ``message`` of an object (``{line, column, message}``)."""
+    if isinstance(value, dict):
+        return str(value.get("message") or value.get("reason") or "").strip() or str(value)[:300]
+    return str(value).strip() if value not in (None, "", [], {}) else ""
+
+
+def error_fields(body: Any) -> dict[str, Any] | None:
+    """``err_code``/``err_msg``/``err_extra`` wrapped in ``reply`` (Xpanse) or at the top (XDR)."""
+    if not isinstance(body, dict):
+        return None
+    reply = body.get("reply", body)
+    if isinstance(reply, dict) and any(k in reply for k in ("err_code", "err_msg", "err_extra")):
+        return reply
+    return None
+
+
+def business_cause(body: Any) -> str:
+    """The cause of a business or validation error, "" when the body names none.
+
+    Xpanse answers those HTTP 500 with the cause in ``err_extra`` or appended to the generic
+    ``err_msg`` ("… XDR public API - No endpoint was found …"); any other message without
+    ``err_extra`` is taken for a real server error (retried).
+    """
+    fields = error_fields(body)
+    if fields is None:
+        return ""
+    extra = _text(fields.get("err_extra"))
+    if extra:
+        return extra
+    raw_msg = fields.get("err_msg")
+    msg = _text(raw_msg)
+    if isinstance(raw_msg, dict):  # a validation error: {"line", "column", "message"}
+        return msg
+    if msg.startswith(GENERIC_ERROR):
+        return msg[len(GENERIC_ERROR) :].lstrip(" -,:").strip()
+    return ""
+
+
+def is_business_error(response: httpx.Response) -> bool:
+    """A 5xx that carries its cause: the request was refused, sending it again repeats that."""
+    return bool(business_cause(json_or_none(response)))
+
+
 def envelope_reason(body: Any) -> str:
     reply = body.get("reply", body) if isinstance(body, dict) else body
     if isinstance(reply, dict):
-        msg = str(reply.get("err_msg") or "").strip()
-        extra = reply.get("err_extra")
-        extra_text = str(extra).strip() if extra not in (None, "", {}, []) else ""
-        code = str(reply.get("err_code") or "").strip()
+        msg = _text(reply.get("err_msg"))
+        extra_text = _text(reply.get("err_extra"))
+        # err_code is an integer in real bodies (500), a string in the contract.
+        code = str(reply.get("err_code") if reply.get("err_code") is not None else "").strip()
         parts = [p for p in (msg, extra_text) if p]
         text = ": ".join(parts) if parts else ""
         if code and text:
@@ -54,7 +102,8 @@ def incident_list(reply: Any) -> list[dict[str, Any]]:
 
 def incident_state(target: Target, incident: dict[str, Any]) -> ItemState:
     """The ``ItemState`` of one incident as get_incidents answers it."""
-    mail = incident.get("assigned_user_mail") or None
+    # Unassigned is null in list results and "" in incident details.
+    mail = str(incident.get("assigned_user_mail") or "").strip() or None
     return ItemState(
         target=target,
         title=str(incident.get("description") or incident.get("incident_name") or f"Incident {target.id}").strip(),
