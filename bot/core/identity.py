@@ -45,6 +45,9 @@ log = structlog.get_logger(__name__)
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
+# Slackbot answers users.info with is_bot false, but it is no more a person than a bot is.
+SLACKBOT = "USLACKBOT"
+
 # What an admin types after "platform=" in /triage map, per platform.
 MAP_EXAMPLE: dict[Platform, str] = {
     Platform.DATADOG: "<user UUID>",
@@ -116,7 +119,8 @@ class SlackProfile(BaseModel):
             real_name=str(user.get("real_name") or profile.get("real_name") or ""),
             display_name=str(profile.get("display_name") or ""),
             deleted=bool(user.get("deleted", False)),
-            is_bot=bool(user.get("is_bot", False)),
+            # Slack marks app users with is_app_user as well; either way not a person.
+            is_bot=bool(user.get("is_bot", False) or user.get("is_app_user", False)),
         )
 
 
@@ -239,6 +243,27 @@ class IdentityResolver:
             profile = None
         self._profiles[key] = (self._clock() + self.profile_ttl, profile)
         return profile
+
+    async def assignee_problem(self, team_id: str, user_id: str) -> str | None:
+        """Why ``user_id`` cannot be given work, as a sentence naming them, or None when they can.
+
+        Refused: a deactivated account (``deleted``), a bot or app user (``is_bot``), a user
+        Slack does not know (``user_not_found``), and a user Slack could not be asked about
+        (nothing is assigned to someone the bot could not check). Uses the cached profile.
+        """
+        try:
+            profile = await self.profile(team_id, user_id)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            log.warning("identity.assignee_unchecked", user_id=user_id, error=error)
+            return f"the bot could not check <@{user_id}> with Slack ({error}); nothing was changed, try again"
+        if profile is None:
+            return f"Slack does not know user {user_id}"
+        if profile.deleted:
+            return f"<@{user_id}>'s Slack account is deactivated"
+        if profile.is_bot or user_id == SLACKBOT:
+            return f"<@{user_id}> is a bot or app user, not a person"
+        return None
 
     def forget(self, team_id: str, user_id: str) -> None:
         """Drop the cached profile (e.g. on a ``user_change`` event)."""

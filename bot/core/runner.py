@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 
@@ -40,6 +40,12 @@ from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
 
+# (team id, Slack user id) -> why that user cannot be given work (a sentence naming them), or None.
+AssigneeCheck = Callable[[str, str], Awaitable[str | None]]
+
+# What a refused job's message starts with, per verb that names an assignee.
+REFUSAL_HEAD = {Verb.ASSIGN: "Not assigned", Verb.HANDOFF: "Not handed off"}
+
 
 class JobRunner:
     """Runs stored jobs against the platform clients."""
@@ -50,10 +56,13 @@ class JobRunner:
         clients: Mapping[Platform, PlatformClient],
         jobs: JobStore,
         resolve_identity: IdentityLookup,
+        check_assignee: AssigneeCheck | None = None,
     ) -> None:
         self.clients = dict(clients)
         self.jobs = jobs
         self.resolve_identity = resolve_identity
+        # None: assignees are not checked (unit tests that wire a runner by hand).
+        self.check_assignee = check_assignee
 
     def client(self, platform: Platform) -> PlatformClient:
         """The client for ``platform``; ``NotConfiguredError`` when it has no credentials."""
@@ -75,7 +84,10 @@ class JobRunner:
             await self._settle_interrupted(job, items)
             items = await self.jobs.items(job.id)
             pending = [i for i in items if not i.state.terminal]
-            if pending:
+            refusal = await self.refusal(job) if pending else None
+            if refusal is not None:
+                await self._refuse(job, pending, refusal)
+            elif pending:
                 await self._execute(job, pending)
             items = await self.jobs.items(job.id)
             await self.jobs.move(job.id, job_outcome(items))
@@ -84,6 +96,32 @@ class JobRunner:
             return await self.jobs.get(job.id)
         finally:
             structlog.contextvars.unbind_contextvars("job_id")
+
+    async def refusal(self, job: Job) -> str | None:
+        """Why the job's assignee cannot be given its items ("Not assigned: <@U1>'s Slack account
+        is deactivated"), or None; checked on the worker before any platform write."""
+        head = REFUSAL_HEAD.get(job.verb)
+        if head is None or self.check_assignee is None or not job.params.assignee:
+            return None
+        problem = await self.check_assignee(job.team_id, job.params.assignee)
+        return f"{head}: {problem}" if problem else None
+
+    async def _refuse(self, job: Job, items: Sequence[JobItem], reason: str) -> None:
+        """Settle every item with the one refusal (nothing is sent to any platform) and record it."""
+        job.params.refused = reason
+        await self.jobs.update_params(job.id, job.params)
+        await self.jobs.record_results(
+            job, [(i.seq, ItemResult(target=i.target, outcome=Outcome.FAILED, detail=reason)) for i in items]
+        )
+        await self.jobs.record(
+            team_id=job.team_id,
+            actor_id=job.actor_id,
+            verb=job.verb.value,
+            outcome="refused",
+            job_id=job.id,
+            detail=reason,
+        )
+        log.warning("job_refused", verb=job.verb.value, assignee=job.params.assignee, reason=reason)
 
     async def _settle_interrupted(self, job: Job, items: Sequence[JobItem]) -> None:
         """Items left RUNNING by a crash: re-apply idempotent ones, never resend a comment."""
