@@ -124,6 +124,16 @@ class SlackProfile(BaseModel):
         )
 
 
+class Unworkable(BaseModel):
+    """Why a Slack user cannot be given work: ``reason`` names them; ``checked`` is False when
+    Slack could not be asked (so the answer is "unknown", not "no")."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    checked: bool = True
+
+
 class Verification(BaseModel):
     """Whether a stored identity still holds on its platform."""
 
@@ -244,26 +254,34 @@ class IdentityResolver:
         self._profiles[key] = (self._clock() + self.profile_ttl, profile)
         return profile
 
-    async def assignee_problem(self, team_id: str, user_id: str) -> str | None:
-        """Why ``user_id`` cannot be given work, as a sentence naming them, or None when they can.
+    async def unworkable(self, team_id: str, user_id: str) -> Unworkable | None:
+        """Why ``user_id`` cannot be given work, or None when they can (from the cached profile).
 
-        Refused: a deactivated account (``deleted``), a bot or app user (``is_bot``), a user
-        Slack does not know (``user_not_found``), and a user Slack could not be asked about
-        (nothing is assigned to someone the bot could not check). Uses the cached profile.
+        Refused: a deactivated account (``deleted``), a bot or app user (``is_bot``,
+        ``is_app_user``, Slackbot), a user Slack does not know (``user_not_found``); a Slack
+        failure comes back ``checked=False``. Never raises for Slack failures.
         """
         try:
             profile = await self.profile(team_id, user_id)
         except SlackApiError as exc:
             error = exc.response.get("error")
-            log.warning("identity.assignee_unchecked", user_id=user_id, error=error)
-            return f"the bot could not check <@{user_id}> with Slack ({error}); nothing was changed, try again"
+            log.warning("identity.user_unchecked", user_id=user_id, error=error)
+            return Unworkable(reason=f"the bot could not check <@{user_id}> with Slack ({error})", checked=False)
         if profile is None:
-            return f"Slack does not know user {user_id}"
+            return Unworkable(reason=f"Slack does not know user {user_id}")
         if profile.deleted:
-            return f"<@{user_id}>'s Slack account is deactivated"
+            return Unworkable(reason=f"<@{user_id}>'s Slack account is deactivated")
         if profile.is_bot or user_id == SLACKBOT:
-            return f"<@{user_id}> is a bot or app user, not a person"
+            return Unworkable(reason=f"<@{user_id}> is a bot or app user, not a person")
         return None
+
+    async def assignee_problem(self, team_id: str, user_id: str) -> str | None:
+        """The sentence to refuse an assignment to ``user_id`` with, or None when they can take it;
+        when Slack cannot be asked, nothing is assigned either (the actor is told to retry)."""
+        problem = await self.unworkable(team_id, user_id)
+        if problem is None:
+            return None
+        return problem.reason if problem.checked else f"{problem.reason}; nothing was changed, try again"
 
     def forget(self, team_id: str, user_id: str) -> None:
         """Drop the cached profile (e.g. on a ``user_change`` event)."""

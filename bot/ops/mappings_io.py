@@ -14,7 +14,7 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.identity import Verification, verify_identity
+from bot.core.identity import Unworkable, Verification, verify_identity
 from bot.errors import UsageError
 from bot.models import Platform
 from bot.platforms.base import PlatformClient
@@ -33,6 +33,9 @@ from bot.store.db import Store
 from bot.store.mappings import MappingStore, Source, validate_identity
 
 log = structlog.get_logger(__name__)
+
+# (team id, Slack user id) -> why that user cannot be given work, or None (IdentityResolver.unworkable).
+SlackUserCheck = Callable[[str, str], Awaitable[Unworkable | None]]
 
 COLUMNS = ("slack", *(p.value for p in Platform))
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -354,18 +357,37 @@ async def verify_mappings(
     *,
     team_id: str | None = None,
     concurrency: int = 4,
+    slack_users: SlackUserCheck | None = None,
 ) -> VerifyReport:
     """Re-check every stored identity on its platform (at most ``concurrency`` at a time),
     record the ones that verify, and report each drift or unverifiable identity; platform
-    failures are reported, not raised."""
+    failures are reported, not raised.
+
+    With ``slack_users`` (``IdentityResolver.unworkable``) the Slack user of each mapping is
+    checked too: a mapping that points at a deactivated, bot/app or unknown Slack user is a
+    drift (the bot would refuse to give them work), a Slack failure leaves it unverified.
+    """
     mappings = _as_mappings(store_or_mappings)
     users = await mappings.all(team_id=team_id)
     gate = asyncio.Semaphore(concurrency)
     report = VerifyReport()
+    standing: dict[tuple[str, str], Unworkable | None] = {}
+    if slack_users is not None:
+        keys = sorted({(user.team_id, user.user_id) for user in users})
+
+        async def slack_check(key: tuple[str, str]) -> None:
+            async with gate:
+                standing[key] = await slack_users(*key)
+
+        await asyncio.gather(*(slack_check(k) for k in keys))
 
     async def check(team: str, user_id: str, platform: Platform, value: str) -> Drift | None:
         async with gate:
             verification = await verify_identity(platform, value, clients.get(platform))
+        problem = standing.get((team, user_id))
+        if problem is not None and (problem.checked or verification.ok):
+            state: Literal["drift", "unverified"] = "drift" if problem.checked else "unverified"
+            verification = Verification(state=state, detail=problem.reason)
         if verification.ok:
             await mappings.mark_verified(team, user_id, platform)
             return None
