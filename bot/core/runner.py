@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 
+from bot.core.refusal import AssigneeCheck, refusal, refuse
 from bot.core.service import IdentityLookup
 from bot.errors import NotConfiguredError, PlatformError, UsageError, UserError
 from bot.metrics import ACTIONS
@@ -39,12 +40,6 @@ from bot.platforms.base import PlatformClient
 from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
-
-# (team id, Slack user id) -> why that user cannot be given work (a sentence naming them), or None.
-AssigneeCheck = Callable[[str, str], Awaitable[str | None]]
-
-# What a refused job's message starts with, per verb that names an assignee.
-REFUSAL_HEAD = {Verb.ASSIGN: "Not assigned", Verb.HANDOFF: "Not handed off"}
 
 
 class JobRunner:
@@ -84,9 +79,9 @@ class JobRunner:
             await self._settle_interrupted(job, items)
             items = await self.jobs.items(job.id)
             pending = [i for i in items if not i.state.terminal]
-            refusal = await self.refusal(job) if pending else None
-            if refusal is not None:
-                await self._refuse(job, pending, refusal)
+            refused = await self.refusal(job) if pending else None
+            if refused is not None:
+                await refuse(self.jobs, job, pending, refused)
             elif pending:
                 await self._execute(job, pending)
             items = await self.jobs.items(job.id)
@@ -98,30 +93,8 @@ class JobRunner:
             structlog.contextvars.unbind_contextvars("job_id")
 
     async def refusal(self, job: Job) -> str | None:
-        """Why the job's assignee cannot be given its items ("Not assigned: <@U1>'s Slack account
-        is deactivated"), or None; checked on the worker before any platform write."""
-        head = REFUSAL_HEAD.get(job.verb)
-        if head is None or self.check_assignee is None or not job.params.assignee:
-            return None
-        problem = await self.check_assignee(job.team_id, job.params.assignee)
-        return f"{head}: {problem}" if problem else None
-
-    async def _refuse(self, job: Job, items: Sequence[JobItem], reason: str) -> None:
-        """Settle every item with the one refusal (nothing is sent to any platform) and record it."""
-        job.params.refused = reason
-        await self.jobs.update_params(job.id, job.params)
-        await self.jobs.record_results(
-            job, [(i.seq, ItemResult(target=i.target, outcome=Outcome.FAILED, detail=reason)) for i in items]
-        )
-        await self.jobs.record(
-            team_id=job.team_id,
-            actor_id=job.actor_id,
-            verb=job.verb.value,
-            outcome="refused",
-            job_id=job.id,
-            detail=reason,
-        )
-        log.warning("job_refused", verb=job.verb.value, assignee=job.params.assignee, reason=reason)
+        """Why the job's assignee cannot take its items, or None (``bot.core.refusal``)."""
+        return await refusal(self.check_assignee, job)
 
     async def _settle_interrupted(self, job: Job, items: Sequence[JobItem]) -> None:
         """Items left RUNNING by a crash: re-apply idempotent ones, never resend a comment."""
@@ -254,48 +227,21 @@ class JobRunner:
                 continue
             current = [a.lower() for a in state.assignees]
             now = ",".join(state.assignees) or None
+            detail: str | None = None  # why the item is left alone (None: write it)
             if wanted is not None and current == [wanted.lower()]:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        detail=f"already assigned to {wanted}",
-                        before=now,
-                        after=now,
-                    )
-                )
+                detail = f"already assigned to {wanted}"
             elif verb is Verb.UNASSIGN and not current:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        detail="already unassigned",
-                        before=None,
-                        after=None,
-                    )
-                )
+                detail = "already unassigned"
             elif verb is Verb.HANDOFF and holder is not None and holder.lower() not in current:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        before=now,
-                        after=now,
-                        detail=f"no longer held by {holder} (now {now or 'unassigned'}); left as it is",
-                    )
-                )
+                detail = f"no longer held by {holder} (now {now or 'unassigned'}); left as it is"
             elif verb is Verb.HANDOFF and not state.is_open:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        before=now,
-                        after=now,
-                        detail=f"{state.status} since the preview; left as it is",
-                    )
-                )
-            else:
+                detail = f"{state.status} since the preview; left as it is"
+            if detail is None:
                 todo.append(item)
+            else:
+                skipped.append(
+                    ItemResult(target=item.target, outcome=Outcome.SKIPPED, detail=detail, before=now, after=now)
+                )
         return skipped, todo, states
 
     async def _from_identity(self, job: Job, platform: Platform) -> str | None:
