@@ -222,7 +222,8 @@ def _actions(check: _Check, payload: dict[str, Any]) -> None:
 def _view(check: _Check, payload: dict[str, Any], *, submitted: bool) -> None:
     view = check.obj(payload, "view", "")
     assert view is not None
-    check.strings(view, ("id", "hash", "type", "callback_id", "external_id", "root_view_id", "team_id"), "view.")
+    check.text(view, "type", "view.")  # Bolt reads view.type of every submission
+    check.strings(view, ("id", "hash", "callback_id", "external_id", "root_view_id", "team_id"), "view.")
     if submitted:
         check.text(view, "callback_id", "view.")
     check.text(view, "private_metadata", "view.", required=False, limit=METADATA_MAX)

@@ -119,3 +119,13 @@ def test_a_huge_value_is_named_with_its_length() -> None:
     with pytest.raises(Unusable) as caught:
         inspect(("payload=" + urllib.parse.quote(json.dumps(sample))).encode(), None)
     assert caught.value.reason == "bad_field" and "actions[0].value is 5000 characters" in caught.value.detail
+
+
+def test_a_submission_without_a_view_type_is_refused_before_bolt() -> None:
+    """Bolt reads view.type of every view_submission (a KeyError inside it once): a view without one is refused."""
+    sample = payload("view_submission.json")
+    del sample["view"]["type"]
+    with pytest.raises(Unusable) as caught:
+        inspect(("payload=" + urllib.parse.quote(json.dumps(sample))).encode(), None)
+    assert (caught.value.kind, caught.value.reason) == ("interactive", "bad_field")
+    assert "view.type" in caught.value.detail
