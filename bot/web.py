@@ -7,6 +7,7 @@ simply not mounted.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import hmac
 import json
@@ -40,11 +41,15 @@ SLACK_BODY_MAX = 1024 * 1024
 SIGNATURE_MAX_AGE = 60 * 5  # seconds, as Slack's SDKs check
 
 
+# True while ``slack_events`` dispatches to Bolt (Socket Mode keeps Bolt's own warnings).
+_HTTP_DISPATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("http_dispatch", default=False)
+
+
 class _DropBoltUnhandled(logging.Filter):
-    """Bolt's multi-line "Unhandled request" warning: ``slack_events`` logs its own one line."""
+    """Bolt's multi-line "Unhandled request" warning on HTTP: ``slack_events`` logs its own one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Unhandled request")
+        return not (_HTTP_DISPATCH.get() and str(record.msg).startswith("Unhandled request"))
 
 
 _BOLT_LOGGER = logging.getLogger("slack_bolt.AsyncApp")
@@ -203,7 +208,11 @@ def build_web_app(
                         query=request.query_string,
                         headers=request.headers,  # type: ignore[arg-type]
                     )
-                    bolt_response = await bolt.async_dispatch(bolt_request)
+                    token = _HTTP_DISPATCH.set(True)
+                    try:
+                        bolt_response = await bolt.async_dispatch(bolt_request)
+                    finally:
+                        _HTTP_DISPATCH.reset(token)
                 except Exception as exc:  # Bolt's own parsing; listener errors never get here
                     return _unusable(kind, "bolt_error", f"{type(exc).__name__}: {exc}")
                 if bolt_response.status == 404:

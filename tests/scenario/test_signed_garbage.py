@@ -129,3 +129,18 @@ def test_a_submission_without_a_view_type_is_refused_before_bolt() -> None:
         inspect(("payload=" + urllib.parse.quote(json.dumps(sample))).encode(), None)
     assert (caught.value.kind, caught.value.reason) == ("interactive", "bad_field")
     assert "view.type" in caught.value.detail
+
+
+async def test_an_unhandled_request_is_one_warning_line_not_bolts_suggestion(
+    bot: BotHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A well-formed click no listener takes is a 404 with our one warning; Bolt's multi-line hint is dropped."""
+    sample = payload("block_actions.message.json")
+    sample["actions"][0]["action_id"] = "nobody_listens"
+    with structlog.testing.capture_logs() as logs:
+        resp = await bot.interactive(sample)
+    assert resp.status_code == 404
+    assert [(e["event"], e["reason"]) for e in logs if e["log_level"] == "warning"] == [
+        ("slack_request_unusable", "unhandled")
+    ]
+    assert not [r for r in caplog.records if r.name.startswith("slack_bolt") and r.levelno >= 30]
