@@ -192,7 +192,9 @@ async def _with_services(settings: Settings, args: argparse.Namespace) -> int:
         if args.mappings_command == "export":
             sys.stdout.write(await mappings_io.export_mappings(services.mappings, fmt=args.format))
             return 0
-        verify = await mappings_io.verify_mappings(services.mappings, services.clients)
+        verify = await mappings_io.verify_mappings(
+            services.mappings, services.clients, slack_users=services.identity.unworkable
+        )
         print("\n".join(verify.lines()))
         # Drift fails the command; "unverified" (platform not configured) does not.
         return 1 if verify.drifts else 0

@@ -34,3 +34,9 @@ SLACK_ACK_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+SLACK_REJECTED = Counter(
+    "triage_slack_requests_rejected_total",
+    "Correctly signed requests on /slack/events the bot could not use (answered 4xx), by kind and reason.",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)

@@ -282,6 +282,9 @@ class JobParams(BaseModel):
     # Resolved platform identities, filled by the worker before the writes.
     identities: dict[str, str] = Field(default_factory=dict)
     handoff: HandoffPlan | None = None
+    # Why the worker refused the whole job before any platform write (e.g. the assignee's
+    # Slack account is deactivated); None when it ran.
+    refused: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -105,7 +105,12 @@ async def build_services(
         resolve_identity=identity.resolve,
         default_space=settings.kibana_space,
     )
-    runner = JobRunner(clients=platform_clients, jobs=jobs, resolve_identity=identity.resolve)
+    runner = JobRunner(
+        clients=platform_clients,
+        jobs=jobs,
+        resolve_identity=identity.resolve,
+        check_assignee=identity.assignee_problem,
+    )
     handoff = HandoffService(actions, runner)
     reporter = Reporter(slack=slack, runner=runner, identity=identity, jobs=jobs)
     workers = Workers(

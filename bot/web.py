@@ -7,7 +7,11 @@ simply not mounted.
 
 from __future__ import annotations
 
+import contextvars
+import hashlib
+import hmac
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,19 +19,61 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import UsageError
 from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_state
-from bot.metrics import REGISTRY, SLACK_ACK_LATENCY
+from bot.metrics import REGISTRY, SLACK_ACK_LATENCY, SLACK_REJECTED
 from bot.models import Platform
 from bot.runtime import Services
+from bot.slack.inbound import Kind, Unusable, inspect
 
 log = structlog.get_logger(__name__)
 
 SERVICES_KEY = web.AppKey("services", Services)
+
+# Slack's payloads are far smaller (a block_actions payload carries one message of at most
+# 50 blocks); a bigger body is refused before its signature is even computed.
+SLACK_BODY_MAX = 1024 * 1024
+SIGNATURE_MAX_AGE = 60 * 5  # seconds, as Slack's SDKs check
+
+
+# True while ``slack_events`` dispatches to Bolt (Socket Mode keeps Bolt's own warnings).
+_HTTP_DISPATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("http_dispatch", default=False)
+
+
+class _DropBoltUnhandled(logging.Filter):
+    """Bolt's multi-line "Unhandled request" warning on HTTP: ``slack_events`` logs its own one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_HTTP_DISPATCH.get() and str(record.msg).startswith("Unhandled request"))
+
+
+_BOLT_LOGGER = logging.getLogger("slack_bolt.AsyncApp")
+if not any(isinstance(f, _DropBoltUnhandled) for f in _BOLT_LOGGER.filters):
+    _BOLT_LOGGER.addFilter(_DropBoltUnhandled())
+
+
+def _signed(secret: bytes | None, body: bytes, request: web.Request) -> bool:
+    """Whether Slack signed ``body``: v0 HMAC-SHA256 over ``v0:<timestamp>:<raw body bytes>``
+    with a timestamp within five minutes. Computed over the bytes as received, so a body
+    that is not UTF-8 can still be recognised as signed (and then refused as unusable)."""
+    stamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    if secret is None or not stamp.isdigit() or abs(time.time() - int(stamp)) > SIGNATURE_MAX_AGE:
+        return False
+    expected = "v0=" + hmac.new(secret, b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def _unusable(kind: Kind, reason: str, detail: str, *, status: int = 400) -> web.Response:
+    """The answer to a signed request the bot cannot use: counted, one warning line, a 4xx."""
+    SLACK_REJECTED.labels(kind, reason).inc()
+    log.warning("slack_request_unusable", kind=kind, reason=reason, detail=detail[:300], status=status)
+    return web.json_response({"error": f"unusable {kind} request: {reason}"}, status=status)
 
 
 async def read_limited(request: web.Request, limit: int) -> bytes | None:
@@ -133,13 +179,44 @@ def build_web_app(
     app.router.add_post("/alerts/{platform}", alerts)
 
     if bolt is not None:
+        signing = settings.slack_signing_secret
+        secret = signing.get_secret_value().encode() if signing else None
 
         async def slack_events(request: web.Request) -> web.Response:
+            """Verify, check the shape, then hand to Bolt; nothing a signed sender sends is a 500.
+
+            Unsigned or badly signed: 401, as Bolt answers. Signed but unusable (not UTF-8,
+            not JSON, not an object, an unknown type, a field of the wrong type, a request no
+            listener takes, or one Bolt itself cannot read): a 4xx, one warning line without
+            a traceback and ``triage_slack_requests_rejected_total`` counted.
+            """
             started = time.perf_counter()
             structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12])
             try:
-                bolt_request = await to_bolt_request(request)
-                bolt_response = await bolt.async_dispatch(bolt_request)
+                body = await read_limited(request, SLACK_BODY_MAX)
+                if body is None:
+                    return web.json_response({"error": "body too large"}, status=413)
+                if not _signed(secret, body, request):
+                    return web.json_response({"error": "invalid request"}, status=401)
+                try:
+                    kind = inspect(body, request.content_type)
+                except Unusable as exc:
+                    return _unusable(exc.kind, exc.reason, exc.detail)
+                try:
+                    bolt_request = AsyncBoltRequest(
+                        body=body.decode("utf-8"),
+                        query=request.query_string,
+                        headers=request.headers,  # type: ignore[arg-type]
+                    )
+                    token = _HTTP_DISPATCH.set(True)
+                    try:
+                        bolt_response = await bolt.async_dispatch(bolt_request)
+                    finally:
+                        _HTTP_DISPATCH.reset(token)
+                except Exception as exc:  # Bolt's own parsing; listener errors never get here
+                    return _unusable(kind, "bolt_error", f"{type(exc).__name__}: {exc}")
+                if bolt_response.status == 404:
+                    return _unusable(kind, "unhandled", "no listener takes this request", status=404)
                 return await to_aiohttp_response(bolt_response)
             finally:
                 SLACK_ACK_LATENCY.labels("http").observe(time.perf_counter() - started)

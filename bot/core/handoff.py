@@ -13,6 +13,11 @@ Phases, kept in the job's typed plan (``params.handoff.phase``, a ``HandoffPhase
    outgoing person no longer holds (reassigned or closed since the preview) is left
    alone and reported as skipped.
 
+The incoming person is checked in both phases, before anything is listed or written: a
+deactivated Slack account, a bot or app user, or a user Slack does not know ends the job
+as refused (``params.refused``), and the reporter says who and why instead of a preview or
+a result.
+
 Kibana: an alert can have several assignees, and the reassignment makes the incoming
 person its *only* assignee (co-assignees are removed too), the same as ``assign``.
 That is deliberate — a handoff moves responsibility, not a share of it — and the
@@ -80,6 +85,9 @@ class HandoffService:
     async def collect(self, job: Job) -> Job | None:
         """List what the outgoing person holds on every platform and park the job for confirmation."""
         assert job.params.from_user is not None
+        refusal = await self.runner.refusal(job)
+        if refusal is not None:
+            return await self._refuse(job, refusal)
         found: dict[str, Target] = {}
         problems: dict[Platform, str] = {}
 
@@ -113,6 +121,20 @@ class HandoffService:
         # Items, plan and state in one step: a crash leaves the job queued, to be collected again.
         await self.service.jobs.move(job.id, JobState.AWAITING_CONFIRM, params=params, items=targets)
         log.info("handoff_collected", job_id=job.id, counts=counts, problems=list(problems))
+        return await self.service.jobs.get(job.id)
+
+    async def _refuse(self, job: Job, reason: str) -> Job | None:
+        """End a handoff whose receiver cannot take work before anything is listed or written;
+        the reporter posts the refusal instead of a preview with Confirm."""
+        params = job.params.model_copy(deep=True)
+        params.refused = reason
+        # QUEUED -> RUNNING -> FAILED: a crash in between re-runs the check on resume.
+        await self.service.jobs.move(job.id, JobState.RUNNING)
+        await self.service.jobs.move(job.id, JobState.FAILED, params=params, items=[])
+        await self.service.jobs.record(
+            team_id=job.team_id, actor_id=job.actor_id, verb="handoff", outcome="refused", job_id=job.id, detail=reason
+        )
+        log.warning("handoff_refused", job_id=job.id, to_user=job.params.assignee, reason=reason)
         return await self.service.jobs.get(job.id)
 
     async def confirm(self, job_id: str, *, actor_id: str, admin: bool) -> Job:

@@ -10,8 +10,8 @@ seconds and concurrent look-ups of the same user share one ``users.info`` call
 (and one platform look-up).
 
 It also holds the logic of ``/triage map``, ``unmap`` and ``whoami`` (pure
-results; rendering lives in ``bot/slack``) and ``verify_identity``, which the
-CLI's ``mappings verify`` reuses.
+results; rendering lives in ``bot/slack``), and ``unworkable``: whether a Slack user
+can be given work at all. ``verify_identity`` lives in ``bot.core.verification``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Literal, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict
@@ -29,11 +29,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import rules
+from bot.core.verification import IdentityStatus, Verification, verify_identity
 from bot.errors import (
     NotConfiguredError,
     NotMappedError,
     PlatformAuthError,
-    PlatformError,
     UnsupportedError,
     UsageError,
 )
@@ -41,19 +41,30 @@ from bot.models import Platform, Verb
 from bot.platforms.base import PlatformClient
 from bot.store.mappings import Identity, MappingStore, Source, UserIdentities, validate_identity
 
+# Re-exported: callers read whoami's and verify's results from here.
+__all__ = [
+    "IdentityResolver",
+    "IdentityStatus",
+    "SingleFlight",
+    "SlackProfile",
+    "Unworkable",
+    "Verification",
+    "map_hint",
+    "verify_identity",
+]
+
 log = structlog.get_logger(__name__)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-# What an admin types after "platform=" in /triage map, and what the platform calls it.
-MAP_EXAMPLE = rules.IDENTITY_EXAMPLE
-IDENTITY_NOUN = rules.IDENTITY_NOUN
+# Slackbot answers users.info with is_bot false, but it is no more a person than a bot is.
+SLACKBOT = "USLACKBOT"
 
 
 def map_hint(user_id: str, platform: Platform) -> str:
     """The command an admin runs to map ``user_id`` on ``platform`` by hand."""
-    return f"`/triage map <@{user_id}> {platform.value}={MAP_EXAMPLE[platform]}`"
+    return f"`/triage map <@{user_id}> {platform.value}={rules.IDENTITY_EXAMPLE[platform]}`"
 
 
 class SingleFlight(Generic[K, V]):
@@ -108,78 +119,19 @@ class SlackProfile(BaseModel):
             real_name=str(user.get("real_name") or profile.get("real_name") or ""),
             display_name=str(profile.get("display_name") or ""),
             deleted=bool(user.get("deleted", False)),
-            is_bot=bool(user.get("is_bot", False)),
+            # Slack marks app users with is_app_user as well; either way not a person.
+            is_bot=bool(user.get("is_bot", False) or user.get("is_app_user", False)),
         )
 
 
-class Verification(BaseModel):
-    """Whether a stored identity still holds on its platform."""
+class Unworkable(BaseModel):
+    """Why a Slack user cannot be given work: ``reason`` names them; ``checked`` is False when
+    Slack could not be asked (so the answer is "unknown", not "no")."""
 
     model_config = ConfigDict(frozen=True)
 
-    state: Literal["ok", "drift", "unverified"]
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.state == "ok"
-
-    def __str__(self) -> str:
-        if self.state == "ok":
-            return "ok"
-        if self.state == "drift":
-            return f"drift: {self.detail}"
-        return f"unverified ({self.detail})"
-
-
-class IdentityStatus(BaseModel):
-    """One line of ``/triage whoami``: a platform, its identity and whether it still holds."""
-
-    platform: Platform
-    value: str | None = None
-    source: Source | None = None
-    set_by: str | None = None
-    updated_at: datetime | None = None
-    verified_at: datetime | None = None
-    age: timedelta | None = None
-    # None when there is no identity or verification was not asked for.
-    verification: Verification | None = None
-
-    @property
-    def status(self) -> str | None:
-        """``'ok'`` | ``'drift: <why>'`` | ``'unverified (<why>)'``, or None when not checked."""
-        return str(self.verification) if self.verification else None
-
-
-async def verify_identity(platform: Platform, value: str, client: PlatformClient | None) -> Verification:
-    """Check that ``value`` still names an active identity on ``platform`` (``client`` None:
-    not configured); never raises for platform failures, which come back as 'unverified'."""
-    if client is None:
-        return Verification(state="unverified", detail="platform not configured")
-    label = platform.label
-    try:
-        user = await client.get_user(value)
-    except UsageError as exc:
-        return Verification(state="drift", detail=f"{value} is not a valid {label} identity: {exc}")
-    except UnsupportedError as exc:
-        return Verification(state="unverified", detail=str(exc))
-    except PlatformError as exc:
-        return Verification(state="unverified", detail=f"{label} could not be checked: {exc}")
-    if user is None:
-        why = {
-            Platform.DATADOG: f"Datadog user {value} is disabled or no longer exists",
-            Platform.KIBANA: f"Kibana profile {value} no longer exists",
-            Platform.XPANSE: f"{value} is not a user in the Xpanse tenant",
-        }[platform]
-        return Verification(state="drift", detail=why)
-    if not user.active:
-        noun = IDENTITY_NOUN[platform]
-        return Verification(state="drift", detail=f"{label} {noun} {value} is disabled")
-    if platform is Platform.KIBANA and user.email is None and user.name is None:
-        # KibanaClient answers a bare uid when it has no Elasticsearch to ask: that is
-        # "could not check", not "checked and fine".
-        return Verification(state="unverified", detail="Elasticsearch not configured, profiles cannot be checked")
-    return Verification(state="ok")
+    reason: str
+    checked: bool = True
 
 
 def _now() -> datetime:
@@ -232,6 +184,35 @@ class IdentityResolver:
         self._profiles[key] = (self._clock() + self.profile_ttl, profile)
         return profile
 
+    async def unworkable(self, team_id: str, user_id: str) -> Unworkable | None:
+        """Why ``user_id`` cannot be given work, or None when they can (from the cached profile).
+
+        Refused: a deactivated account (``deleted``), a bot or app user (``is_bot``,
+        ``is_app_user``, Slackbot), a user Slack does not know (``user_not_found``); a Slack
+        failure comes back ``checked=False``. Never raises for Slack failures.
+        """
+        try:
+            profile = await self.profile(team_id, user_id)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            log.warning("identity.user_unchecked", user_id=user_id, error=error)
+            return Unworkable(reason=f"the bot could not check <@{user_id}> with Slack ({error})", checked=False)
+        if profile is None:
+            return Unworkable(reason=f"Slack does not know user {user_id}")
+        if profile.deleted:
+            return Unworkable(reason=f"<@{user_id}>'s Slack account is deactivated")
+        if profile.is_bot or user_id == SLACKBOT:
+            return Unworkable(reason=f"<@{user_id}> is a bot or app user, not a person")
+        return None
+
+    async def assignee_problem(self, team_id: str, user_id: str) -> str | None:
+        """The sentence to refuse an assignment to ``user_id`` with, or None when they can take it;
+        when Slack cannot be asked, nothing is assigned either (the actor is told to retry)."""
+        problem = await self.unworkable(team_id, user_id)
+        if problem is None:
+            return None
+        return problem.reason if problem.checked else f"{problem.reason}; nothing was changed, try again"
+
     def forget(self, team_id: str, user_id: str) -> None:
         """Drop the cached profile (e.g. on a ``user_change`` event)."""
         self._profiles.pop((team_id, user_id), None)
@@ -276,12 +257,12 @@ class IdentityResolver:
         if profile is None:
             raise NotMappedError(
                 f"<@{user_id}> is not a Slack user the bot can find, so they have no "
-                f"{platform.label} {IDENTITY_NOUN[platform]}"
+                f"{platform.label} {rules.IDENTITY_NOUN[platform]}"
             )
         if not profile.email:
             raise NotMappedError(
                 f"<@{user_id}> has no email on their Slack profile (or the bot lacks the "
-                f"users:read.email scope), so their {platform.label} {IDENTITY_NOUN[platform]} "
+                f"users:read.email scope), so their {platform.label} {rules.IDENTITY_NOUN[platform]} "
                 f"cannot be found automatically; an admin can run {map_hint(user_id, platform)}"
             )
         value, confirmed = await self._lookup(platform, client, profile.email, user_id)
@@ -298,7 +279,7 @@ class IdentityResolver:
             # The match is already someone else's identity: guessing would act as them.
             raise NotMappedError(
                 f"<@{user_id}>'s email {profile.email} matches {platform.label} "
-                f"{IDENTITY_NOUN[platform]} {value}, but {exc}; an admin can run "
+                f"{rules.IDENTITY_NOUN[platform]} {value}, but {exc}; an admin can run "
                 f"{map_hint(user_id, platform)}"
             ) from exc
         identity = stored.get(platform)

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
+from bot.core.refusal import AssigneeCheck, refusal, refuse
 from bot.core.service import IdentityLookup
 from bot.errors import NotConfiguredError, PlatformError, UsageError, UserError
 from bot.metrics import ACTIONS
@@ -50,10 +51,13 @@ class JobRunner:
         clients: Mapping[Platform, PlatformClient],
         jobs: JobStore,
         resolve_identity: IdentityLookup,
+        check_assignee: AssigneeCheck | None = None,
     ) -> None:
         self.clients = dict(clients)
         self.jobs = jobs
         self.resolve_identity = resolve_identity
+        # None: assignees are not checked (unit tests that wire a runner by hand).
+        self.check_assignee = check_assignee
 
     def client(self, platform: Platform) -> PlatformClient:
         """The client for ``platform``; ``NotConfiguredError`` when it has no credentials."""
@@ -75,7 +79,10 @@ class JobRunner:
             await self._settle_interrupted(job, items)
             items = await self.jobs.items(job.id)
             pending = [i for i in items if not i.state.terminal]
-            if pending:
+            refused = await self.refusal(job) if pending else None
+            if refused is not None:
+                await refuse(self.jobs, job, pending, refused)
+            elif pending:
                 await self._execute(job, pending)
             items = await self.jobs.items(job.id)
             await self.jobs.move(job.id, job_outcome(items))
@@ -84,6 +91,10 @@ class JobRunner:
             return await self.jobs.get(job.id)
         finally:
             structlog.contextvars.unbind_contextvars("job_id")
+
+    async def refusal(self, job: Job) -> str | None:
+        """Why the job's assignee cannot take its items, or None (``bot.core.refusal``)."""
+        return await refusal(self.check_assignee, job)
 
     async def _settle_interrupted(self, job: Job, items: Sequence[JobItem]) -> None:
         """Items left RUNNING by a crash: re-apply idempotent ones, never resend a comment."""
@@ -216,48 +227,21 @@ class JobRunner:
                 continue
             current = [a.lower() for a in state.assignees]
             now = ",".join(state.assignees) or None
+            detail: str | None = None  # why the item is left alone (None: write it)
             if wanted is not None and current == [wanted.lower()]:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        detail=f"already assigned to {wanted}",
-                        before=now,
-                        after=now,
-                    )
-                )
+                detail = f"already assigned to {wanted}"
             elif verb is Verb.UNASSIGN and not current:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        detail="already unassigned",
-                        before=None,
-                        after=None,
-                    )
-                )
+                detail = "already unassigned"
             elif verb is Verb.HANDOFF and holder is not None and holder.lower() not in current:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        before=now,
-                        after=now,
-                        detail=f"no longer held by {holder} (now {now or 'unassigned'}); left as it is",
-                    )
-                )
+                detail = f"no longer held by {holder} (now {now or 'unassigned'}); left as it is"
             elif verb is Verb.HANDOFF and not state.is_open:
-                skipped.append(
-                    ItemResult(
-                        target=item.target,
-                        outcome=Outcome.SKIPPED,
-                        before=now,
-                        after=now,
-                        detail=f"{state.status} since the preview; left as it is",
-                    )
-                )
-            else:
+                detail = f"{state.status} since the preview; left as it is"
+            if detail is None:
                 todo.append(item)
+            else:
+                skipped.append(
+                    ItemResult(target=item.target, outcome=Outcome.SKIPPED, detail=detail, before=now, after=now)
+                )
         return skipped, todo, states
 
     async def _from_identity(self, job: Job, platform: Platform) -> str | None:

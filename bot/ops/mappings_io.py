@@ -1,4 +1,4 @@
-"""Bulk mapping files for the CLI: import (CSV / YAML), export, and verify against the platforms.
+"""Bulk mapping files for the CLI: import (CSV / YAML) and export; verify is in ``mappings_verify``.
 
 The file format is one row per Slack user: ``slack`` (a Slack user id such as
 ``U123``, a ``<@U123>`` mention, or an email resolved with ``users.lookupByEmail``)
@@ -14,7 +14,6 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,14 +24,24 @@ from pydantic import BaseModel, Field
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.identity import Verification, verify_identity
 from bot.errors import UsageError
 from bot.models import Platform
-from bot.platforms.base import PlatformClient
+from bot.ops.mappings_verify import Drift, SlackUserCheck, VerifyReport, verify_mappings
 from bot.store.db import Store
 from bot.store.mappings import MappingStore, Source, validate_identity
 
 log = structlog.get_logger(__name__)
+
+# Re-exported: the CLI and the tests verify through this module.
+__all__ = [
+    "Drift",
+    "ImportReport",
+    "SlackUserCheck",
+    "VerifyReport",
+    "export_mappings",
+    "import_mappings",
+    "verify_mappings",
+]
 
 COLUMNS = ("slack", *(p.value for p in Platform))
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]+$")
@@ -79,44 +88,6 @@ class ImportReport(BaseModel):
             out.append("nothing applied: fix the bad rows, or re-run with --apply-good-rows")
         elif self.errors:
             out.append("nothing applied")
-        return out
-
-
-class Drift(BaseModel):
-    """One stored identity that no longer verifies (or could not be checked)."""
-
-    team_id: str
-    user_id: str
-    platform: Platform
-    value: str
-    verification: Verification
-
-    def line(self) -> str:
-        return f"<@{self.user_id}> ({self.team_id}) {self.platform.value}={self.value}: {self.verification}"
-
-
-class VerifyReport(BaseModel):
-    """The result of re-checking every stored identity."""
-
-    checked: int = 0
-    ok: int = 0
-    problems: list[Drift] = Field(default_factory=list)
-
-    @property
-    def drifts(self) -> list[Drift]:
-        return [p for p in self.problems if p.verification.state == "drift"]
-
-    @property
-    def unverified(self) -> list[Drift]:
-        return [p for p in self.problems if p.verification.state == "unverified"]
-
-    def lines(self) -> list[str]:
-        """The report as plain text lines for the CLI: a summary, then one line per problem."""
-        out = [
-            f"checked {self.checked} identities: {self.ok} ok, {len(self.drifts)} drifted, "
-            f"{len(self.unverified)} unverified"
-        ]
-        out += [p.line() for p in self.problems]
         return out
 
 
@@ -346,44 +317,3 @@ async def export_mappings(
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
-
-
-async def verify_mappings(
-    store_or_mappings: Store | MappingStore,
-    clients: Mapping[Platform, PlatformClient],
-    *,
-    team_id: str | None = None,
-    concurrency: int = 4,
-) -> VerifyReport:
-    """Re-check every stored identity on its platform (at most ``concurrency`` at a time),
-    record the ones that verify, and report each drift or unverifiable identity; platform
-    failures are reported, not raised."""
-    mappings = _as_mappings(store_or_mappings)
-    users = await mappings.all(team_id=team_id)
-    gate = asyncio.Semaphore(concurrency)
-    report = VerifyReport()
-
-    async def check(team: str, user_id: str, platform: Platform, value: str) -> Drift | None:
-        async with gate:
-            verification = await verify_identity(platform, value, clients.get(platform))
-        if verification.ok:
-            await mappings.mark_verified(team, user_id, platform)
-            return None
-        return Drift(
-            team_id=team,
-            user_id=user_id,
-            platform=platform,
-            value=value,
-            verification=verification,
-        )
-
-    jobs = [
-        check(user.team_id, user.user_id, identity.platform, identity.value)
-        for user in users
-        for identity in user.identities
-    ]
-    results = await asyncio.gather(*jobs)
-    report.checked = len(results)
-    report.problems = [r for r in results if r is not None]
-    report.ok = report.checked - len(report.problems)
-    return report

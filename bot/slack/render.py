@@ -87,6 +87,22 @@ def render(answer: a.Answer) -> Message | None:
     raise TypeError(f"no rendering for {type(answer).__name__}")
 
 
+def refusal(reason: str, *, actor_id: str, keys: list[str]) -> Message:
+    """The reply to a job the worker refused as a whole before any platform write: the reason
+    (bot-written mrkdwn naming the person), who asked, and the items that were left alone."""
+    shown = ", ".join(f"`{k}`" for k in keys[:MINE_SHOWN])
+    more = f" …and {len(keys) - MINE_SHOWN} more" if len(keys) > MINE_SHOWN else ""
+    left = f"{_items(len(keys))} left as they are: {shown}{more}" if keys else "nothing was listed"
+    context = f"Asked by <@{actor_id}> · nothing was changed on any platform · {left}"
+    return {
+        "text": f"{reason} (asked by <@{actor_id}>; nothing was changed)"[:TEXT_MAX],
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":no_entry: {reason}"[:2900]}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context[:2900]}]},
+        ],
+    }
+
+
 def decision_note(answer: a.HandoffDecided) -> str:
     """The line a handoff preview gains when someone confirms or cancels it."""
     if answer.confirmed:

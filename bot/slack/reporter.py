@@ -36,7 +36,7 @@ from bot.models import (
 )
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
-from bot.slack.render import decision_note
+from bot.slack.render import decision_note, refusal
 from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
@@ -112,7 +112,9 @@ class Reporter:
         items = await self.jobs.items(job.id)
         verb = job.verb
         try:
-            if verb is Verb.HANDOFF:
+            if job.params.refused:
+                await self._refused(job, items, job.params.refused)
+            elif verb is Verb.HANDOFF:
                 await self._handoff(job, items)
             elif verb in (Verb.SHOW, Verb.REFRESH):
                 await self._show(job, items)
@@ -192,6 +194,13 @@ class Reporter:
             await self.slack.chat_update(channel=str(channel), ts=str(ts), text=note, blocks=kept)
         except SlackApiError as exc:
             log.warning("handoff_preview_update_failed", error=exc.response.get("error"))
+
+    async def _refused(self, job: Job, items: Sequence[JobItem], reason: str) -> None:
+        """A job refused before any write: one message, in the card's (or preview's) thread
+        when there is one, else in the channel; the cards are left as they are."""
+        message = refusal(reason, actor_id=job.actor_id, keys=[i.target.key for i in items])
+        thread = job.thread_ts or job.card_ts
+        await self._post(job, text=message["text"], blocks_=message["blocks"], thread_ts=thread)
 
     # ---- writes ---------------------------------------------------------------------------
 
