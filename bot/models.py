@@ -29,6 +29,10 @@ class Verb(StrEnum):
     UNASSIGN = "unassign"
     ATTACH = "attach"
     RESOLVE = "resolve"
+    REOPEN = "reopen"
+    ACK = "ack"
+    TAG = "tag"
+    DETACH = "detach"
     COMMENT = "comment"
     SEVERITY = "severity"
     SHOW = "show"
@@ -58,6 +62,10 @@ _PAST: dict[Verb, str] = {
     Verb.UNASSIGN: "unassigned",
     Verb.ATTACH: "attached",
     Verb.RESOLVE: "resolved",
+    Verb.REOPEN: "reopened",
+    Verb.ACK: "acknowledged",
+    Verb.TAG: "tagged",
+    Verb.DETACH: "detached",
     Verb.COMMENT: "commented on",
     Verb.SEVERITY: "set the severity of",
     Verb.REFRESH: "refreshed",
@@ -67,12 +75,31 @@ _PHRASE: dict[Verb, str] = {
     Verb.UNASSIGN: "unassign it",
     Verb.RESOLVE: "resolve it",
     Verb.ATTACH: "attach it to a case",
+    Verb.REOPEN: "reopen it",
+    Verb.ACK: "acknowledge it",
+    Verb.TAG: "tag it",
+    Verb.DETACH: "detach it from its case",
     Verb.SEVERITY: "set its severity",
 }
 
 # Verbs that change platform state and run as jobs.
-WRITE_VERBS = frozenset({Verb.ASSIGN, Verb.UNASSIGN, Verb.ATTACH, Verb.RESOLVE, Verb.COMMENT, Verb.SEVERITY})
-# Re-sending these cannot change the outcome, so an interrupted item is simply re-applied.
+WRITE_VERBS = frozenset(
+    {
+        Verb.ASSIGN,
+        Verb.UNASSIGN,
+        Verb.ATTACH,
+        Verb.DETACH,
+        Verb.RESOLVE,
+        Verb.REOPEN,
+        Verb.ACK,
+        Verb.TAG,
+        Verb.COMMENT,
+        Verb.SEVERITY,
+    }
+)
+# Re-sending these cannot change the outcome, so an interrupted item is simply re-applied:
+# mute/unmute, a status, a case link and tag set/unset are all set operations. (Kibana's
+# attribution note is the one side effect that can repeat; a second note is harmless.)
 IDEMPOTENT_VERBS = (WRITE_VERBS - {Verb.COMMENT}) | {Verb.HANDOFF}
 
 
@@ -171,6 +198,13 @@ class ItemState(BaseModel):
     assignee_name: str | None = None
     case: str | None = None
     link: str | None = None
+    # Datadog: the finding's mute (the reason in the bot's lower case, the expiry in Unix ms).
+    muted: bool | None = None
+    mute_reason: str | None = None
+    mute_until: int | None = None
+    # Xpanse: from the incident details, the alert count and the assets most alerts name.
+    alert_count: int | None = None
+    top_assets: list[str] = Field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -279,6 +313,9 @@ class JobParams(BaseModel):
     comment: str | None = None
     text: str | None = None
     severity: str | None = None
+    expire_at: int | None = None  # a Datadog mute's expiry, Unix ms (None: indefinitely)
+    tags_add: list[str] = Field(default_factory=list)  # tag: Kibana tags to add and remove
+    tags_remove: list[str] = Field(default_factory=list)
     # Resolved platform identities, filled by the worker before the writes.
     identities: dict[str, str] = Field(default_factory=dict)
     handoff: HandoffPlan | None = None

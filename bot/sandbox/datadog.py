@@ -3,7 +3,8 @@
 Implements what ``DatadogClient`` calls: ``PATCH /api/v2/security/findings/assignee``
 (202 with ``meta.failures``/``meta.warnings``; unknown findings fail per item),
 ``PATCH /api/v2/security/findings/cases/{uuid}`` (the 200 ``FindingCaseResponse`` with
-``insights``), ``POST /api/v2/security/findings/search`` and ``GET
+``insights``), mute/unmute and detach (``bot.sandbox.datadog_triage``), ``POST
+/api/v2/security/findings/search`` and ``GET
 /api/v2/security/findings`` (the ``@path:value`` / ``@path:("a" OR "b")`` query subset,
 cursor paging), ``GET /api/v2/users`` (substring filter, status filter, page numbers)
 and ``GET /api/v2/cases/{uuid-or-key}``. Both keys are checked (403 JSON:API error
@@ -21,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.datadog_triage import detach as detach_findings
+from bot.sandbox.datadog_triage import mute as mute_findings
 from bot.sandbox.server import Recorded, SandboxServer, json_response
 
 # Findings endpoints answer in the JSON:API media type.
@@ -29,6 +32,7 @@ JSONAPI = "application/vnd.api+json"
 _TERM = re.compile(r'@([\w.]+):(\((?:[^()"]|"(?:[^"\\]|\\.)*")*\)|"(?:[^"\\]|\\.)*"|[^\s()"]+)')
 _VALUE = re.compile(r'"((?:[^"\\]|\\.)*)"|([^\s()"]+)')
 _PROJECT = "959a6f71-bac8-4027-b1d3-2264f569296f"
+_TRIAGE_ROUTES = {("PATCH", "/api/v2/security/findings/mute"), ("DELETE", "/api/v2/security/findings/cases")}
 
 
 class QueryError(ValueError):
@@ -189,6 +193,8 @@ class DatadogSandbox(SandboxServer):
                 return self._assign(req, body)
             if method == "PATCH" and path.startswith("/api/v2/security/findings/cases/"):
                 return self._attach(path.rsplit("/", 1)[1], req, body)
+            if (method, path) in _TRIAGE_ROUTES:
+                return self._triage(path, req, body)
         except (KeyError, TypeError, AttributeError) as exc:
             return _json(_jsonapi_error(400, "Bad Request", f"malformed body: {exc}"), status=400)
         if method == "POST" and path == "/api/v2/security/findings/search":
@@ -204,6 +210,18 @@ class DatadogSandbox(SandboxServer):
             return self._get_case(path.rsplit("/", 1)[1])
         return _json(_jsonapi_error(404, "Not Found", f"no route for {method} {path}"), status=404)
 
+    def _triage(self, path: str, req: Recorded, body: dict[str, Any]) -> web.Response:
+        """Mute/unmute and detach (``bot.sandbox.datadog_triage``)."""
+        if path.endswith("/mute"):
+            status, answer, rule = mute_findings(self.findings, body)
+        else:
+            status, answer, rule = detach_findings(self.findings, self.cases, body)
+        if rule:
+            self.violation(req, rule)
+        if answer is None:
+            return web.Response(status=status)
+        return _json(answer, status=status)
+
     def _rule_breach(self, req: Recorded, rule: str) -> web.Response:
         """A request the schema allows but the endpoint description forbids."""
         self.violation(req, rule)
@@ -218,6 +236,8 @@ class DatadogSandbox(SandboxServer):
         if f["assignee_id"]:
             user = self.users.get(f["assignee_id"], {})
             workflow["triage"]["assignee"] = {"id": f["assignee_id"], "name": user.get("name") or user.get("email")}
+        # The recorded searches carry workflow.mute on every finding ({"is_muted": false}).
+        workflow["mute"] = dict(f.get("mute") or {"is_muted": False})
         if f["case_id"]:
             workflow["integrations"] = {"cases": {"id": f["case_id"], "key": f["case_key"]}}
         attrs = {

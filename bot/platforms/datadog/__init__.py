@@ -7,6 +7,8 @@ Every call follows ``../shared/contracts/datadog.yaml`` and its NOTES:
 * attaching is ``PATCH /api/v2/security/findings/cases/{uuid}``, at most 50 findings,
   with a case key (``SEC-123``) resolved to its UUID first through ``GET /api/v2/cases/{key}``;
 * reads go through ``POST /api/v2/security/findings/search`` (cursor paging);
+* mute and unmute are ``PATCH /api/v2/security/findings/mute`` (``/triage resolve`` and
+  ``reopen``), detaching is ``DELETE /api/v2/security/findings/cases`` (module ``triage``);
 * identities come from ``GET /api/v2/users`` (a substring filter, so matches are exact client-side).
 
 Whole-request failures of a write become per-item ``FAILED`` results so one bad chunk
@@ -17,7 +19,8 @@ The client is in ``client``; the reading of Datadog's answers, pure, in ``wire``
 
 from __future__ import annotations
 
-from bot.platforms.datadog.client import ASSIGN_CHUNK, ATTACH_MAX, DatadogClient
+from bot.platforms.datadog.client import ASSIGN_CHUNK, ATTACH_MAX
+from bot.platforms.datadog.triage import DatadogClient
 from bot.platforms.datadog.wire import parse_datadog_error
 
 __all__ = ["ASSIGN_CHUNK", "ATTACH_MAX", "DatadogClient", "parse_datadog_error"]

@@ -50,7 +50,7 @@ USER_SCAN_PAGES = 50
 EMAIL_SCAN_PAGES = 10
 
 
-class DatadogClient(BasePlatformClient):
+class DatadogFindings(BasePlatformClient):
     """The Datadog client behind the ``PlatformClient`` Protocol.
 
     ``resolve``, ``comment`` and ``set_severity`` keep the ``BasePlatformClient`` defaults

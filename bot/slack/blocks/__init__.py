@@ -47,6 +47,7 @@ from bot.slack.blocks.handoff import (
 from bot.slack.blocks.modals import (
     assign_modal,
     attach_modal,
+    mute_modal,
     reason_label,
     resolve_modal,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "mention",
     "missing_card",
     "missing_card_text",
+    "mute_modal",
     "reason_label",
     "resolve_modal",
     "result_blocks",
