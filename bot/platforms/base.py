@@ -84,6 +84,10 @@ class PlatformClient(Protocol):
         """Write an attribution note on each target; returns why, per target, a note failed."""
         ...
 
+    async def with_details(self, state: ItemState) -> ItemState:
+        """``state`` with what only a card shows (Xpanse: alert count, top assets); never raises."""
+        ...
+
     async def list_assigned(self, user_id: str, *, limit: int = 1000) -> list[ItemState]:
         """Open items assigned to ``user_id`` (Datadog UUID, Kibana uid, Xpanse email)."""
         ...
@@ -151,3 +155,7 @@ class BasePlatformClient:
     async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str]:
         """Platforms that record who acted need no note: nothing to write, nothing failed."""
         return {}
+
+    async def with_details(self, state: ItemState) -> ItemState:
+        """Most platforms' reads already carry everything a card shows."""
+        return state
