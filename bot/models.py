@@ -316,6 +316,7 @@ class JobParams(BaseModel):
     expire_at: int | None = None  # a Datadog mute's expiry, Unix ms (None: indefinitely)
     tags_add: list[str] = Field(default_factory=list)  # tag: Kibana tags to add and remove
     tags_remove: list[str] = Field(default_factory=list)
+    actor_name: str | None = None  # the actor's Slack name, for notes on platforms that cannot say who acted
     # Resolved platform identities, filled by the worker before the writes.
     identities: dict[str, str] = Field(default_factory=dict)
     handoff: HandoffPlan | None = None

@@ -97,6 +97,7 @@ def parse_expiry(keyword: str, value: str, *, now_ms: int | None = None) -> int:
     """``for 30d`` / ``until 2027-01-31`` as Unix milliseconds; ``UsageError`` if malformed or past.
 
     ``until`` a date means to the end of that day (UTC): the mute lifts at the next midnight.
+    A past date's message names the date typed.
     """
     now = _now_ms() if now_ms is None else now_ms
     text = value.strip().lower()
@@ -112,8 +113,11 @@ def parse_expiry(keyword: str, value: str, *, now_ms: int | None = None) -> int:
         except ValueError:
             raise UsageError(f"`until {value}` is not a date; write {EXPIRY_FORMS}.", verb=Verb.RESOLVE) from None
         at = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
-        expire_at = int(at.timestamp() * 1000)
-        check_expiry(expire_at, now_ms=now)
+        expire_at = int(at.timestamp() * 1000) - 1  # the last millisecond of that day
+        if expire_at <= now:
+            raise UsageError(
+                f"`until {day.isoformat()}` is in the past; give a future date: {EXPIRY_FORMS}.", verb=Verb.RESOLVE
+            )
         return expire_at
     raise UsageError(f"Expected an expiry: {EXPIRY_FORMS}.", verb=Verb.RESOLVE)
 

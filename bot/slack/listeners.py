@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import rules
 from bot.core.answers import HandoffDecided, Reply
 from bot.core.door import Core
 from bot.core.service import Step
@@ -110,6 +111,10 @@ def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Backg
     job_button(ActionId.ASSIGN_ME, Verb.ASSIGN, me=True)
     job_button(ActionId.UNASSIGN, Verb.UNASSIGN)
     job_button(ActionId.REFRESH, Verb.REFRESH)
+    job_button(ActionId.UNMUTE, Verb.REOPEN)
+    job_button(ActionId.REOPEN, Verb.REOPEN)
+    job_button(ActionId.ACK, Verb.ACK)
+    job_button(ActionId.DETACH, Verb.DETACH)
 
     @app.action(ActionId.OPEN_LINK)
     async def on_open_link(ack: AsyncAck) -> None:
@@ -142,9 +147,10 @@ def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Backg
     form_button(ActionId.ASSIGN_OPEN, Verb.ASSIGN)
     form_button(ActionId.ATTACH_OPEN, Verb.ATTACH)
     form_button(ActionId.RESOLVE_OPEN, Verb.RESOLVE)
+    form_button(ActionId.MUTE_OPEN, Verb.RESOLVE)  # Datadog's resolve modal is the mute modal
 
     # Modal inputs send block_actions only when dispatch_action is set; ack them if they do.
-    for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON):
+    for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON, ActionId.MUTE_REASON, ActionId.MUTE_UNTIL):
 
         @app.action(input_id)
         async def on_input(ack: AsyncAck) -> None:
@@ -174,6 +180,22 @@ def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Backg
         option = ctx.view_value(view, BlockId.RESOLVE_REASON, ActionId.RESOLVE_REASON).get("selected_option") or {}
         comment = ctx.view_value(view, BlockId.RESOLVE_COMMENT, ActionId.RESOLVE_COMMENT).get("value")
         params = JobParams(reason=option.get("value"), comment=(comment or "").strip() or None)
+        await core.handle(ctx.modal_request(body, Verb.RESOLVE, params))
+        await Acker(ack, "view")()
+
+    @app.view(CallbackId.MUTE_MODAL)
+    async def on_mute_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body["view"]
+        option = ctx.view_value(view, BlockId.MUTE_REASON, ActionId.MUTE_REASON).get("selected_option") or {}
+        if not option.get("value"):
+            raise FormError(BlockId.MUTE_REASON, "Pick a reason")
+        day = ctx.view_value(view, BlockId.MUTE_UNTIL, ActionId.MUTE_UNTIL).get("selected_date")
+        try:
+            expire_at = rules.parse_expiry("until", day) if day else None
+        except UsageError as exc:
+            raise FormError(BlockId.MUTE_UNTIL, "Pick a date after today") from exc
+        text = ctx.view_value(view, BlockId.MUTE_DESCRIPTION, ActionId.MUTE_DESCRIPTION).get("value")
+        params = JobParams(reason=option["value"], comment=(text or "").strip() or None, expire_at=expire_at)
         await core.handle(ctx.modal_request(body, Verb.RESOLVE, params))
         await Acker(ack, "view")()
 

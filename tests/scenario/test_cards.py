@@ -64,15 +64,16 @@ async def open_modal(bot: BotHarness, slack: SlackFake, action_id: str, ts: str)
 async def test_show_posts_a_card_with_every_button(
     bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
 ) -> None:
-    """`/triage show dd:…` posts the platform's state as a card with all six Datadog buttons."""
+    """`/triage show dd:…` posts the platform's state as a card with every Datadog button for it."""
     datadog_fake.add_finding(FINDING, title="Public S3 bucket", severity="critical")
     ts = await show(bot, f"dd:{FINDING}")
     card = slack_fake.message(CHANNEL, ts)
     assert card is not None
     assert "Public S3 bucket" in card["text"]
     assert field(card, "Severity") == "critical" and field(card, "Assignee") == "_unassigned_"
-    # Datadog has no resolve API, so no Resolve… button.
-    assert buttons(card) == ["assign_me", "assign_open", "unassign", "attach_open", "refresh"]
+    # Datadog's resolve is a mute: Mute… instead of Resolve…; no case yet, so no Detach.
+    assert buttons(card) == ["assign_me", "assign_open", "unassign", "attach_open", "mute_open", "refresh"]
+    assert field(card, "Muted") == "no"
 
 
 async def test_assign_to_me_threads_the_outcome_and_redraws_the_card(
