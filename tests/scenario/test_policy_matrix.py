@@ -138,7 +138,7 @@ RESOLVE_VALUES = {
         ActionId.RESOLVE_REASON.value: {"type": "static_select", "selected_option": {"value": "false_positive"}}
     }
 }
-MUTE_VALUES = {
+MUTE_VALUES: dict[str, dict[str, Any]] = {
     BlockId.MUTE_REASON.value: {
         ActionId.MUTE_REASON.value: {"type": "static_select", "selected_option": {"value": "risk_accepted"}}
     },
