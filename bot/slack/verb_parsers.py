@@ -126,8 +126,9 @@ def parse_detach(ctx: Ctx, toks: list[Tok]) -> Command:
 
 
 def _is_tag(tok: Tok) -> bool:
+    # A quoted "+two words" is a tag too, to be refused for its space by the tag rule.
     raw = tok.raw
-    return not tok.quoted and raw[:1] in ("+", "-") and raw not in ("--", "-", "+")
+    return raw[:1] in ("+", "-") and raw not in ("--", "-", "+")
 
 
 def parse_tag(ctx: Ctx, toks: list[Tok]) -> Command:
