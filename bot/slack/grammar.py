@@ -61,7 +61,7 @@ GRAMMAR: tuple[VerbSpec, ...] = (
         "close Kibana alerts or resolve Xpanse incidents.",
         (
             "resolve dd:ZGVmLTAwcC1pZXJ-aS0w reason risk_accepted for 30d -- fix planned for Q3",
-            "resolve dd:ZGVmLTAwcC1pZXJ-aS0w reason false_positive until 2027-01-31",
+            "resolve dd:ZGVmLTAwcC1pZXJ-aS0w reason false_positive until 2099-12-31",
             "resolve kibana:8a3f2c reason false_positive -- scanner noise",
             "resolve xpanse:5471 reason resolved_-_no_risk",
         ),
