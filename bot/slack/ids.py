@@ -25,6 +25,7 @@ class ActionId(StrEnum):
     DETACH = "detach"  # take a Datadog finding out of its case
     REOPEN = "reopen"  # a closed Kibana alert or resolved Xpanse incident back to work
     ACK = "ack"  # a Kibana alert acknowledged
+    TAG_OPEN = "tag_open"  # opens the tags modal (Kibana)
     REFRESH = "refresh"
     # A URL button still sends block_actions, which the app must ack.
     OPEN_LINK = "open_link"
@@ -42,6 +43,7 @@ class ActionId(StrEnum):
     MUTE_REASON = "mute_reason"
     MUTE_UNTIL = "mute_until"
     MUTE_DESCRIPTION = "mute_description"
+    TAG_CHANGES = "tag_changes"
 
 
 class CallbackId(StrEnum):
@@ -51,6 +53,7 @@ class CallbackId(StrEnum):
     ATTACH_MODAL = "attach_modal"
     RESOLVE_MODAL = "resolve_modal"
     MUTE_MODAL = "mute_modal"
+    TAG_MODAL = "tag_modal"
     TRIAGE_MESSAGE = "triage_message"  # message shortcut; the manifest uses this id
 
 
@@ -64,3 +67,4 @@ class BlockId(StrEnum):
     MUTE_REASON = "mute_reason"
     MUTE_UNTIL = "mute_until"
     MUTE_DESCRIPTION = "mute_description"
+    TAG_CHANGES = "tag_changes"

@@ -34,6 +34,7 @@ from bot.slack.errors import FormError
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.render import render
 from bot.slack.reporter import Reporter
+from bot.slack.verb_parsers import tag_changes
 from bot.targets import extract_targets
 
 log = structlog.get_logger(__name__)
@@ -130,6 +131,8 @@ def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Backg
                 view = blocks.assign_modal(meta)
             elif verb is Verb.ATTACH:
                 view = blocks.attach_modal(meta)
+            elif verb is Verb.TAG:
+                view = blocks.tag_modal(meta)
             else:
                 view = blocks.resolve_modal(meta, platform=request.targets[0].platform)
             await Acker(ack, "button")()
@@ -148,6 +151,7 @@ def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Backg
     form_button(ActionId.ATTACH_OPEN, Verb.ATTACH)
     form_button(ActionId.RESOLVE_OPEN, Verb.RESOLVE)
     form_button(ActionId.MUTE_OPEN, Verb.RESOLVE)  # Datadog's resolve modal is the mute modal
+    form_button(ActionId.TAG_OPEN, Verb.TAG)
 
     # Modal inputs send block_actions only when dispatch_action is set; ack them if they do.
     for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON, ActionId.MUTE_REASON, ActionId.MUTE_UNTIL):
@@ -197,6 +201,16 @@ def register(app: AsyncApp, *, core: Core, reporter: Reporter, background: Backg
         text = ctx.view_value(view, BlockId.MUTE_DESCRIPTION, ActionId.MUTE_DESCRIPTION).get("value")
         params = JobParams(reason=option["value"], comment=(text or "").strip() or None, expire_at=expire_at)
         await core.handle(ctx.modal_request(body, Verb.RESOLVE, params))
+        await Acker(ack, "view")()
+
+    @app.view(CallbackId.TAG_MODAL)
+    async def on_tag_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        text = ctx.view_value(body["view"], BlockId.TAG_CHANGES, ActionId.TAG_CHANGES).get("value") or ""
+        try:
+            add, remove = tag_changes(text)
+        except UsageError as exc:
+            raise FormError(BlockId.TAG_CHANGES, exc.message) from exc
+        await core.handle(ctx.modal_request(body, Verb.TAG, JobParams(tags_add=add, tags_remove=remove)))
         await Acker(ack, "view")()
 
     # ---- handoff buttons --------------------------------------------------------------------

@@ -11,10 +11,10 @@ from bot import rules
 from bot.errors import UsageError
 from bot.models import Platform, Target, Verb
 from bot.slack.parsing import Command, Ctx, only_on, split_tail
-from bot.slack.tokens import Tok
+from bot.slack.tokens import Tok, tokenize
 from bot.targets import unescape
 
-__all__ = ["parse_ack", "parse_detach", "parse_reopen", "parse_resolve", "parse_tag"]
+__all__ = ["parse_ack", "parse_detach", "parse_reopen", "parse_resolve", "parse_tag", "tag_changes"]
 
 _WHAT = {"reason": "reason", "for": "duration", "until": "date"}
 
@@ -131,20 +131,28 @@ def _is_tag(tok: Tok) -> bool:
     return raw[:1] in ("+", "-") and raw not in ("--", "-", "+")
 
 
+def _changes(toks: list[Tok]) -> tuple[list[str], list[str]]:
+    add: list[str] = []
+    remove: list[str] = []
+    for tok in toks:
+        if not _is_tag(tok):
+            raise UsageError(f"`{unescape(tok.raw)}` is not a tag change: write {rules.TAG_FORMS}.", verb=Verb.TAG)
+        text = unescape(tok.raw)
+        (add if text[0] == "+" else remove).append(text[1:])
+    return rules.check_tags(add, remove)
+
+
+def tag_changes(text: str) -> tuple[list[str], list[str]]:
+    """The tags to add and remove in ``+a -b`` text (the tags modal); ``UsageError`` with the forms."""
+    return _changes(tokenize(text or ""))
+
+
 def parse_tag(ctx: Ctx, toks: list[Tok]) -> Command:
     first = next((i for i, t in enumerate(toks) if _is_tag(t)), len(toks))
     targets = ctx.targets(toks[:first])
     only_on(ctx, targets)
-    add: list[str] = []
-    remove: list[str] = []
-    for tok in toks[first:]:
-        if not _is_tag(tok):
-            shown = unescape(tok.raw)
-            raise ctx.error(f"`{shown}` is not a tag change: write {rules.TAG_FORMS}.")
-        text = unescape(tok.raw)
-        (add if text[0] == "+" else remove).append(text[1:])
     try:
-        adding, removing = rules.check_tags(add, remove)
+        adding, removing = _changes(toks[first:])
     except UsageError as exc:
         raise ctx.error(exc.message) from None
     return Command(verb=Verb.TAG, targets=targets, tags_add=tuple(adding), tags_remove=tuple(removing))

@@ -144,6 +144,7 @@ MUTE_VALUES: dict[str, dict[str, Any]] = {
     },
     BlockId.MUTE_UNTIL.value: {ActionId.MUTE_UNTIL.value: {"type": "datepicker", "selected_date": "2099-01-31"}},
 }
+TAG_VALUES = {BlockId.TAG_CHANGES.value: {ActionId.TAG_CHANGES.value: {"type": "plain_text_input", "value": "+x"}}}
 
 # (surface, policy verb the refusal names, how to send it, how the refusal comes back)
 CASES: list[tuple[str, str, Send, str]] = [
@@ -179,6 +180,7 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("button", "reopen", button(ActionId.REOPEN, card("kibana:m1")), "ephemeral"),
     ("button", "ack", button(ActionId.ACK, card("kibana:m1")), "ephemeral"),
     ("button", "detach", button(ActionId.DETACH, card(f"dd:{FINDING}")), "ephemeral"),
+    ("button", "tag", button(ActionId.TAG_OPEN, card("kibana:m1")), "ephemeral"),
     ("button", "handoff", button(ActionId.HANDOFF_CONFIRM, HANDOFF), "ephemeral"),
     ("button", "handoff", button(ActionId.HANDOFF_CANCEL, HANDOFF), "ephemeral"),
     ("button", "handoff", button(ActionId.RETRY_FAILED, HANDOFF), "ephemeral"),
@@ -186,6 +188,7 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("modal", "attach", submit(modal(CallbackId.ATTACH_MODAL, "attach", f"dd:{FINDING}"), ATTACH_VALUES), "errors"),
     ("modal", "resolve", submit(modal(CallbackId.RESOLVE_MODAL, "resolve", "kibana:m1"), RESOLVE_VALUES), "errors"),
     ("modal", "resolve", submit(modal(CallbackId.MUTE_MODAL, "resolve", f"dd:{FINDING}"), MUTE_VALUES), "errors"),
+    ("modal", "tag", submit(modal(CallbackId.TAG_MODAL, "tag", "kibana:m1"), TAG_VALUES), "errors"),
     ("shortcut", "show", shortcut("look at kibana:m1 please"), "ephemeral"),
 ]
 

@@ -1,4 +1,5 @@
-"""The shell learns every new verb: mute and unmute by button and form, detach, reopen, ack, tag,
+"""The shell learns every new verb: mute and unmute by button and form, detach, reopen, ack, tag
+(typed and by form),
 and the Xpanse card's alert count and top assets, against the sandbox tenants."""
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ attach dd:{F0} to case {SEED.case_key}
 detach dd:{F0}
 show kibana:{D0}
 press acknowledge 2
+press tags 2
++reviewed
 tag kibana:{D0} +triaged -noise
 resolve kibana:{D0} reason duplicate
 reopen kibana:{D0}
@@ -57,6 +60,7 @@ async def test_the_new_verbs_work_in_a_scripted_sandbox_session(
     assert "unmuted (other)" in after(f"reopen dd:{F2}")
     assert "detached from its case" in after(f"detach dd:{F0}")
     assert "Status: acknowledged" in after("press acknowledge 2")
+    assert "form: Tag alerts" in after("press tags 2") and "tagged +reviewed" in after("press tags 2")
     assert "tagged +triaged -noise" in after("tag kibana:")
     assert "reopened" in after(f"reopen kibana:{D0}")
     card = after(f"show xpanse:{I0}")

@@ -254,6 +254,27 @@ async def test_kibana_acknowledge_and_reopen_buttons(
     assert sorted(n.split(" by ")[0] for n in notes(kibana_fake)) == ["acknowledged", "reopened"]
 
 
+async def test_tags_button_and_modal(bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake) -> None:
+    """Tags… opens a one-line form; a tag with a space stays in the form; `+a -b` is one SetAlertTags."""
+    kibana_fake.add_alert("k1")["kibana.alert.workflow_tags"] = ["noise"]
+    ts = await show(bot, "kibana:k1")
+    view = await open_modal(bot, slack_fake, "tag_open", ts)
+    assert view["callback_id"] == "tag_modal"
+
+    def values(text: str) -> dict[str, dict[str, Any]]:
+        return {"tag_changes": {"tag_changes": {"type": "plain_text_input", "value": text}}}
+
+    resp = await bot.submit_view(view, values('+"needs review"'))
+    assert "no spaces" in resp.json()["errors"]["tag_changes"]
+    resp = await bot.submit_view(view, values("+triaged -noise"))
+    assert resp.text == ""
+    await bot.settle()
+    (write,) = kibana_fake.calls("/signals/tags")
+    assert write.body == {"ids": ["k1"], "tags": {"tags_to_add": ["triaged"], "tags_to_remove": ["noise"]}}
+    assert kibana_fake.tags("k1") == ["triaged"]
+    assert "tagged +triaged -noise" in posted(slack_fake)
+
+
 async def test_xpanse_reopen_button_and_card_details(
     bot: BotHarness, slack_fake: SlackFake, xpanse_fake: XpanseFake
 ) -> None:

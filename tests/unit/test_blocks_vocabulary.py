@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.models import ItemState, Platform, Target, Verb
 from bot.rules import DATADOG_DESCRIPTION_MAX, DATADOG_MUTE_REASONS
-from bot.slack.blocks import alert_card, mute_modal
+from bot.slack.blocks import alert_card, mute_modal, tag_modal
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.metadata import ModalMeta
 from tests.blockkit import assert_valid_message, assert_valid_view
@@ -50,7 +50,7 @@ def test_an_unmuted_finding_offers_mute_and_no_detach_without_a_case() -> None:
 
 def test_kibana_cards_offer_acknowledge_close_and_reopen_by_status() -> None:
     """Open: Acknowledge and Close…; closed: Reopen only."""
-    assert {ActionId.ACK, ActionId.RESOLVE_OPEN} <= set(ids(card(KB)))
+    assert {ActionId.ACK, ActionId.RESOLVE_OPEN, ActionId.TAG_OPEN} <= set(ids(card(KB)))
     closed = alert_card(ItemState(target=KB, status="closed"), assignee_mentions=[])
     assert ActionId.REOPEN in ids(closed) and ActionId.ACK not in ids(closed)
 
@@ -76,3 +76,13 @@ def test_mute_modal_has_reason_date_and_a_280_character_description() -> None:
     assert by_id[BlockId.MUTE_UNTIL]["element"]["type"] == "datepicker" and by_id[BlockId.MUTE_UNTIL]["optional"]
     assert by_id[BlockId.MUTE_DESCRIPTION]["element"]["max_length"] == DATADOG_DESCRIPTION_MAX
     assert ModalMeta.loads(view["private_metadata"]) == meta
+
+
+def test_tag_modal_has_one_line_of_changes() -> None:
+    """The tags modal: the alerts and one required plain-text line under the shared ids."""
+    meta = ModalMeta(verb=Verb.TAG, targets=(KB,))
+    view = tag_modal(meta)
+    assert_valid_view(view)
+    assert view["callback_id"] == CallbackId.TAG_MODAL
+    line = next(b for b in view["blocks"] if b.get("block_id") == BlockId.TAG_CHANGES)
+    assert line["element"]["action_id"] == ActionId.TAG_CHANGES and not line.get("optional")

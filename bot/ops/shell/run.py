@@ -43,7 +43,7 @@ Try, in order (cards are numbered; `cards` lists them):
   resolve kibana:secops/{s[1]} reason false_positive -- noisy rule    then: reopen kibana:secops/{s[1]}
   resolve dd:{f[1]} reason risk_accepted for 30d -- accepted until the Q3 fix
   reopen dd:{f[1]} reason no_longer_accepted_risk      reopen xpanse:{i[0]}
-  ack kibana:{d[0]}          tag kibana:{d[0]} +triaged -noise
+  ack kibana:{d[0]}          tag kibana:{d[0]} +triaged -noise    (or: show it, then press tags)
   comment xpanse:{i[1]} owner confirmed the host is retired
   severity xpanse:{i[1]} low
   mine @bob        whoami        history dd:{f[0]}

@@ -50,6 +50,7 @@ from bot.slack.blocks.modals import (
     mute_modal,
     reason_label,
     resolve_modal,
+    tag_modal,
 )
 from bot.slack.blocks.replies import (
     help_blocks,
@@ -93,6 +94,7 @@ __all__ = [
     "result_blocks",
     "result_text",
     "slack_date",
+    "tag_modal",
     "updated_note",
     "usage_error_blocks",
     "usage_error_text",

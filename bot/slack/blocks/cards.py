@@ -117,8 +117,8 @@ def _vocabulary_fields(state: ItemState) -> list[dict[str, str]]:
 
 
 def _status_buttons(state: ItemState, value: str) -> list[Block]:
-    """Mute… / Unmute and Detach on Datadog; Close… / Reopen and Acknowledge on Kibana; Resolve… /
-    Reopen on Xpanse: each shown when the item's state allows it."""
+    """Mute… / Unmute and Detach on Datadog; Acknowledge, Close… / Reopen and Tags… on Kibana;
+    Resolve… / Reopen on Xpanse: each shown when the item's state allows it."""
     platform = state.target.platform
     caps = rules.CAPABILITIES[platform]
     buttons: list[Block] = []
@@ -136,6 +136,8 @@ def _status_buttons(state: ItemState, value: str) -> list[Block]:
         buttons.append(_button("Resolve…", ActionId.RESOLVE_OPEN, value=value))
     elif caps.reopen and not state.is_open:
         buttons.append(_button("Reopen", ActionId.REOPEN, value=value))
+    if caps.tag:
+        buttons.append(_button("Tags…", ActionId.TAG_OPEN, value=value))
     return buttons
 
 

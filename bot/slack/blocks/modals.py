@@ -176,3 +176,21 @@ def mute_modal(meta: ModalMeta) -> dict[str, Any]:
     }
     blocks = [_items_section(meta), reason_input, until_input, description_input]
     return _modal(CallbackId.MUTE_MODAL, "Mute findings", "Mute", meta, blocks)
+
+
+def tag_modal(meta: ModalMeta) -> dict[str, Any]:
+    """The "Tags…" modal for Kibana alerts: one line of ``+tag`` / ``-tag`` changes.
+    Raises ``ValueError`` if ``meta`` does not fit ``private_metadata``."""
+    changes = {
+        "type": "input",
+        "block_id": BlockId.TAG_CHANGES.value,
+        "label": _plain("Tag changes", 2000),
+        "hint": _plain("+tag adds it, -tag removes it; no spaces inside a tag.", 2000),
+        "element": {
+            "type": "plain_text_input",
+            "action_id": ActionId.TAG_CHANGES.value,
+            "placeholder": _plain("+triaged -noise", 150),
+            "max_length": 1000,
+        },
+    }
+    return _modal(CallbackId.TAG_MODAL, "Tag alerts", "Apply", meta, [_items_section(meta), changes])
