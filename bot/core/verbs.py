@@ -113,9 +113,10 @@ async def attribute(
         return result
     texts = {i.target: note_text(job, verb, i) for i in done}
     try:
-        problems = await client.add_notes(texts)
+        written = await client.add_notes(texts)
     except (PlatformError, UserError) as exc:  # a note is attribution, never the action
-        problems = {t: exc.message for t in texts}
+        written = {t: exc.message for t in texts}
+    problems = {t: why for t, why in written.items() if why is not None}
     if problems:
         log.warning("attribution_notes_failed", platform=platform.value, failed=len(problems))
     items: list[ItemResult] = []
@@ -123,6 +124,11 @@ async def attribute(
         if item.target in problems:
             detail = f"{item.detail}; the note saying who asked was not added ({problems[item.target]})"
             item = item.model_copy(update={"outcome": Outcome.WARNING, "detail": detail})
+        elif item.target in written and job.params.comment and item.detail.endswith(_KEPT_IN_SLACK):
+            # The note carries the comment: it is on the alert after all.
+            item = item.model_copy(
+                update={"detail": item.detail.removesuffix(_KEPT_IN_SLACK) + "; comment in the note"}
+            )
         items.append(item)
     return BatchResult.of(items)
 

@@ -80,8 +80,8 @@ class PlatformClient(Protocol):
         """Take each target out of whichever case holds it."""
         ...
 
-    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str]:
-        """Write an attribution note on each target; returns why, per target, a note failed."""
+    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str | None]:
+        """Write an attribution note on each target: per target written, None or why it failed."""
         ...
 
     async def with_details(self, state: ItemState) -> ItemState:
@@ -152,8 +152,8 @@ class BasePlatformClient:
     async def detach_case(self, targets: Sequence[Target]) -> BatchResult:
         raise UnsupportedError(f"only Datadog findings can be detached from a case, not {self.platform.label} items")
 
-    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str]:
-        """Platforms that record who acted need no note: nothing to write, nothing failed."""
+    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str | None]:
+        """Platforms that record who acted need no note: nothing is written."""
         return {}
 
     async def with_details(self, state: ItemState) -> ItemState:

@@ -78,7 +78,8 @@ async def test_one_resolve_mutes_datadog_and_closes_kibana_each_its_own_way(
     (note,) = notes(kibana_fake)
     assert note.startswith("closed (false_positive) by U0ALICE from Slack, job ") and note.endswith(": scanner noise")
     assert datadog_fake.calls("/api/note") == [] and kibana_fake.calls("/findings/mute") == []
-    assert "muted (false_positive) until" in posted(slack_fake)
+    text = posted(slack_fake)
+    assert "muted (false_positive) until" in text and "closed (false_positive); comment in the note" in text
 
 
 async def test_reopen_unmutes_reopens_and_reinvestigates(

@@ -130,15 +130,15 @@ class KibanaClient(KibanaWriter):
 
     # ---- attribution notes -------------------------------------------------------------
 
-    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str]:
-        """One note per alert saying who acted from Slack; returns the reason per alert it failed.
+    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str | None]:
+        """One note per alert saying who acted from Slack: per alert, None or why it failed.
 
         Never raises for a vendor failure: a note is attribution, not the action. Nothing is
-        sent when notes are off (``KIBANA_NOTES=off``).
+        sent (and nothing returned) when notes are off (``KIBANA_NOTES=off``).
         """
         if not self.config.notes or not notes:
             return {}
-        problems: dict[Target, str] = {}
+        problems: dict[Target, str | None] = dict.fromkeys(notes)
 
         async def one(target: Target, text: str) -> None:
             body = {"note": {"eventId": target.id, "timelineId": "", "note": text[:NOTE_MAX]}}
