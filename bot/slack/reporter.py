@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot import rules
 from bot.core.answers import HandoffDecided
 from bot.core.identity import IdentityResolver
 from bot.core.runner import JobRunner
@@ -206,6 +207,10 @@ class Reporter:
     def _summary(self, job: Job, verb: Verb, result: BatchResult) -> str:
         p = job.params
         head = verb.past if verb in WRITE_VERBS else verb.value
+        if verb in (Verb.RESOLVE, Verb.REOPEN) and result.items:
+            # On Datadog alone, resolving is muting and reopening unmuting: say so.
+            if all(rules.CAPABILITIES[i.target.platform].mute for i in result.items):
+                head = "muted" if verb is Verb.RESOLVE else "unmuted"
         template = head + " {n}" + _SUMMARY_TAIL.get(verb, "")
         who = f"<@{p.assignee}>" if p.assignee else "someone"
         tags = " ".join([*(f"+{t}" for t in p.tags_add), *(f"-{t}" for t in p.tags_remove)])

@@ -205,6 +205,9 @@ async def test_mute_button_modal_then_unmute_button(
     await bot.settle()
     assert mute_of(datadog_fake) == {"is_muted": False, "reason": "OTHER"}
     assert field(updates_of(slack_fake, ts)[-1], "Muted") == "no"
+    summaries = [r["text"] for r in bot.replies(CHANNEL, ts)]
+    assert any(t.startswith("<@U0ALICE> muted 1 item") for t in summaries)
+    assert any(t.startswith("<@U0ALICE> unmuted 1 item") for t in summaries)
 
 
 async def test_mute_modal_refuses_a_past_date_and_a_missing_reason(
