@@ -224,7 +224,7 @@ async def test_resolve_modal_resolves_with_reason_and_comment(
 async def test_kibana_resolve_modal_closes_with_reason(
     bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
 ) -> None:
-    """The Kibana resolve modal closes the alert with the chosen reason and says the comment stays in Slack."""
+    """The Kibana resolve modal closes the alert with the chosen reason; the comment goes into the note."""
     kibana_fake.add_alert("k4", space="secops")
     ts = await show(bot, "kibana:secops/k4")
     view = await open_modal(bot, slack_fake, "resolve_open", ts)
@@ -248,7 +248,10 @@ async def test_kibana_resolve_modal_closes_with_reason(
     (write,) = [w for w in kibana_fake.writes() if w.path.endswith("/signals/status")]
     assert write.body["reason"] == "false_positive"
     (reply,) = bot.replies(CHANNEL, ts)
-    assert "comment kept in Slack only" in str(reply["blocks"])
+    # Kibana has no comment API: the comment travels in the attribution note on the alert.
+    assert "comment in the note" in str(reply["blocks"])
+    (note,) = kibana_fake.notes["secops"]
+    assert note["eventId"] == "k4" and note["note"].endswith(": scanner")
     (update,) = updates_of(slack_fake, ts)
     assert field(update, "Status") == "closed"
 
