@@ -47,6 +47,8 @@ class KibanaConfig(BaseModel):
     es_url: str | None
     es_api_key: SecretStr | None
     http: HttpPolicy
+    # After each write from Slack, note on the alert who asked (an API key writes as nobody).
+    notes: bool = True
 
 
 class XpanseConfig(BaseModel):
@@ -91,6 +93,7 @@ class Settings(BaseSettings):
     kibana_api_key: SecretStr | None = None
     kibana_space: str = DEFAULT_KIBANA_SPACE
     kibana_spaces: str = ""
+    kibana_notes: bool = True  # KIBANA_NOTES=off: no attribution notes on alerts
     elasticsearch_url: str | None = None
     elasticsearch_api_key: SecretStr | None = None
 
@@ -219,6 +222,7 @@ class Settings(BaseSettings):
             es_url=self.elasticsearch_url,
             es_api_key=self.elasticsearch_api_key,
             http=self.http,
+            notes=self.kibana_notes,
         )
 
     @property

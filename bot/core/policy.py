@@ -43,7 +43,8 @@ PSEUDO_VERBS: Final[tuple[str, ...]] = (MAP_OTHERS, HANDOFF_OTHERS, IMPORT)
 ALL_VERBS: Final[tuple[str, ...]] = (*(v.value for v in Verb), *PSEUDO_VERBS)
 
 VerbName = Literal[
-    "assign", "unassign", "attach", "resolve", "comment", "severity", "show", "refresh",
+    "assign", "unassign", "attach", "detach", "resolve", "reopen", "ack", "tag", "comment", "severity",
+    "show", "refresh",
     "handoff", "history", "mine", "map", "unmap", "whoami", "help",
     "map_others", "handoff_others", "import",
 ]  # fmt: skip
@@ -57,7 +58,11 @@ ACTIONS: Final[dict[str, str]] = {
     "assign": "assign items",
     "unassign": "unassign items",
     "attach": "attach items to a case",
+    "detach": "detach items from their case",
     "resolve": "resolve items",
+    "reopen": "reopen items",
+    "ack": "acknowledge items",
+    "tag": "tag items",
     "comment": "comment on items",
     "severity": "change the severity of items",
     "show": "show items",

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
+from bot.core import verbs
 from bot.core.refusal import AssigneeCheck, refusal, refuse
 from bot.core.service import IdentityLookup
 from bot.errors import NotConfiguredError, PlatformError, UsageError, UserError
@@ -308,22 +309,10 @@ class JobRunner:
         p = job.params
         if verb in (Verb.ASSIGN, Verb.HANDOFF):
             user_id = await self.identity_for(job, platform)
-            return await client.assign(targets, user_id, user_name=p.assignee_name)
-        if verb is Verb.UNASSIGN:
-            return await client.unassign(targets)
-        if verb is Verb.ATTACH:
-            return await client.attach_case(targets, p.case or "")
-        if verb is Verb.RESOLVE:
-            return await client.resolve(targets, reason=p.reason, comment=p.comment)
-        if verb is Verb.SEVERITY:
-            return await client.set_severity(targets, p.severity or "")
-        if verb is Verb.COMMENT:
-            results = [await client.comment(t, p.text or "") for t in targets]
-            return BatchResult.of(results)
-        if verb in (Verb.SHOW, Verb.REFRESH):
-            # Reads only: the reporter fetches the current state when it draws the cards.
-            return BatchResult.of(ItemResult(target=t, outcome=Outcome.DONE, detail="read") for t in targets)
-        raise UsageError(f"`{verb}` is not an action on items", verb=verb.value)
+            result = await client.assign(targets, user_id, user_name=p.assignee_name)
+        else:
+            result = await verbs.call(job, verb, platform, client, targets)
+        return await verbs.attribute(job, verb, platform, client, result)
 
     # ---- reads -------------------------------------------------------------------------
 

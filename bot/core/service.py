@@ -15,6 +15,7 @@ from enum import StrEnum
 import structlog
 from pydantic import BaseModel, Field
 
+from bot.core.verbs import check as check_verb_params
 from bot.errors import (
     NotConfiguredError,
     UsageError,
@@ -158,6 +159,7 @@ class ActionService:
                 )
         if request.verb is Verb.COMMENT and not (request.params.text or "").strip():
             raise UsageError("a comment needs some text", verb="comment")
+        check_verb_params(request.verb, request.params, normalised)
         return request.model_copy(update={"targets": normalised})
 
     async def submit(self, request: ActionRequest, *, state: JobState = JobState.QUEUED) -> Submitted:

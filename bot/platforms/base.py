@@ -9,7 +9,7 @@ cases, …) and the analyst gets a clear sentence instead of a crash.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from bot.errors import UnsupportedError
@@ -56,6 +56,38 @@ class PlatformClient(Protocol):
         """Set a manual severity on each target."""
         ...
 
+    async def mute(
+        self, targets: Sequence[Target], *, reason: str, description: str | None = None, expire_at: int | None = None
+    ) -> BatchResult:
+        """Mute each target with a reason, an optional description and expiry (Unix ms): Datadog's resolve."""
+        ...
+
+    async def reopen(
+        self, targets: Sequence[Target], *, reason: str | None = None, comment: str | None = None
+    ) -> BatchResult:
+        """Put each target back in work (Datadog: unmute; Kibana: open; Xpanse: under investigation)."""
+        ...
+
+    async def acknowledge(self, targets: Sequence[Target]) -> BatchResult:
+        """Mark each target acknowledged."""
+        ...
+
+    async def tag(self, targets: Sequence[Target], *, add: Sequence[str], remove: Sequence[str]) -> BatchResult:
+        """Add and remove tags on each target."""
+        ...
+
+    async def detach_case(self, targets: Sequence[Target]) -> BatchResult:
+        """Take each target out of whichever case holds it."""
+        ...
+
+    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str | None]:
+        """Write an attribution note on each target: per target written, None or why it failed."""
+        ...
+
+    async def with_details(self, state: ItemState) -> ItemState:
+        """``state`` with what only a card shows (Xpanse: alert count, top assets); never raises."""
+        ...
+
     async def list_assigned(self, user_id: str, *, limit: int = 1000) -> list[ItemState]:
         """Open items assigned to ``user_id`` (Datadog UUID, Kibana uid, Xpanse email)."""
         ...
@@ -100,3 +132,30 @@ class BasePlatformClient:
         self, targets: Sequence[Target], *, reason: str | None = None, comment: str | None = None
     ) -> BatchResult:
         raise self._unsupported("resolve operation the bot can call")
+
+    async def mute(
+        self, targets: Sequence[Target], *, reason: str, description: str | None = None, expire_at: int | None = None
+    ) -> BatchResult:
+        raise UnsupportedError(f"only Datadog findings can be muted, not {self.platform.label} items")
+
+    async def reopen(
+        self, targets: Sequence[Target], *, reason: str | None = None, comment: str | None = None
+    ) -> BatchResult:
+        raise self._unsupported("reopen operation the bot can call")
+
+    async def acknowledge(self, targets: Sequence[Target]) -> BatchResult:
+        raise UnsupportedError(f"only Kibana alerts can be acknowledged, not {self.platform.label} items")
+
+    async def tag(self, targets: Sequence[Target], *, add: Sequence[str], remove: Sequence[str]) -> BatchResult:
+        raise UnsupportedError(f"only Kibana alerts can be tagged, not {self.platform.label} items")
+
+    async def detach_case(self, targets: Sequence[Target]) -> BatchResult:
+        raise UnsupportedError(f"only Datadog findings can be detached from a case, not {self.platform.label} items")
+
+    async def add_notes(self, notes: Mapping[Target, str]) -> dict[Target, str | None]:
+        """Platforms that record who acted need no note: nothing is written."""
+        return {}
+
+    async def with_details(self, state: ItemState) -> ItemState:
+        """Most platforms' reads already carry everything a card shows."""
+        return state

@@ -154,6 +154,11 @@ class Sandbox:
             assigned_user_pretty_name=BOB.real_name,
         )
         self.xpanse.add_incident(i[2], description="Open Elasticsearch on 198.51.100.7", severity="critical")
+        # The alerts behind each incident, for the cards' alert count and top assets.
+        self.xpanse.add_alert(i[0], ip="203.0.113.10", domain="rdp.example.com", severity="high")
+        self.xpanse.add_alert(i[0], ip="203.0.113.10", severity="medium")
+        self.xpanse.add_alert(i[1], domain="vpn.example.com")
+        self.xpanse.add_alert(i[2], ip="198.51.100.7", severity="critical")
 
     def settings_overrides(self, db: str) -> dict[str, Any]:
         """Keyword arguments for ``load_settings`` that aim every client at the sandbox."""

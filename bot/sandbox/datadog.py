@@ -10,9 +10,10 @@ with ``insights``; an unknown finding is the same whole-request 404), ``POST
 ``@path:value`` / ``@path:("a" OR "b")`` query subset over the fields under
 ``attributes.attributes.custom``, cursor paging on ``meta.page.after``, ``links.next`` a
 relative path, epoch-millisecond timestamps, ``assignee:none`` tags and no
-``workflow.triage`` while unassigned), ``GET /api/v2/users`` (substring filter, status
-filter, page numbers) and ``GET /api/v2/cases/{uuid-or-key}``. Both keys are checked (403 JSON:API error
-otherwise). The rules that live only in the endpoint descriptions (100 findings per
+``workflow.triage`` while unassigned), mute/unmute and detach
+(``bot.sandbox.datadog_triage``), ``GET /api/v2/users`` (substring filter, status filter,
+page numbers) and ``GET /api/v2/cases/{uuid-or-key}``. Both keys are checked (403 JSON:API
+error otherwise). The rules that live only in the endpoint descriptions (100 findings per
 assignment, 50 per case, the same case UUID in the path and the body) are answered 400
 and noted in ``violations``.
 """
@@ -40,9 +41,12 @@ from bot.sandbox.datadog_shapes import (
     finding_id_for,
     parse_query,
 )
+from bot.sandbox.datadog_triage import detach as detach_findings
+from bot.sandbox.datadog_triage import mute as mute_findings
 from bot.sandbox.server import Recorded, SandboxServer
 
 __all__ = ["JSONAPI", "DatadogSandbox", "QueryError", "finding_id_for", "parse_query"]
+_TRIAGE_ROUTES = {("PATCH", "/api/v2/security/findings/mute"), ("DELETE", "/api/v2/security/findings/cases")}
 
 
 class DatadogSandbox(SandboxServer):
@@ -162,6 +166,8 @@ class DatadogSandbox(SandboxServer):
                 return self._assign(req, body)
             if method == "PATCH" and path.startswith("/api/v2/security/findings/cases/"):
                 return self._attach(path.rsplit("/", 1)[1], req, body)
+            if (method, path) in _TRIAGE_ROUTES:
+                return self._triage(path, req, body)
         except (KeyError, TypeError, AttributeError) as exc:
             return _json(_jsonapi_error(400, "Bad Request", f"malformed body: {exc}"), status=400)
         if method == "POST" and path == "/api/v2/security/findings/search":
@@ -178,6 +184,18 @@ class DatadogSandbox(SandboxServer):
         if method == "GET" and path.startswith("/api/v2/cases/"):
             return self._get_case(path.rsplit("/", 1)[1])
         return _json(_jsonapi_error(404, "Not Found", f"no route for {method} {path}"), status=404)
+
+    def _triage(self, path: str, req: Recorded, body: dict[str, Any]) -> web.Response:
+        """Mute/unmute and detach (``bot.sandbox.datadog_triage``)."""
+        if path.endswith("/mute"):
+            status, answer, rule = mute_findings(self.findings, body)
+        else:
+            status, answer, rule = detach_findings(self.findings, self.cases, body)
+        if rule:
+            self.violation(req, rule)
+        if answer is None:
+            return web.Response(status=status)
+        return _json(answer, status=status)
 
     def _rule_breach(self, req: Recorded, rule: str) -> web.Response:
         """A request the schema allows but the endpoint description forbids."""
@@ -202,6 +220,8 @@ class DatadogSandbox(SandboxServer):
         if f["assignee_id"]:
             user = self.users.get(f["assignee_id"], {})
             workflow["triage"] = {"assignee": {"id": f["assignee_id"], "name": user.get("name") or user.get("email")}}
+        # The recorded searches carry workflow.mute on every finding ({"is_muted": false}).
+        workflow["mute"] = dict(f.get("mute") or {"is_muted": False})
         if f["case_id"]:
             workflow["integrations"] = {"cases": {"id": f["case_id"], "key": f["case_key"]}}
         custom.update(

@@ -3,7 +3,7 @@
 ``KibanaSandbox`` answers what ``KibanaClient`` calls, under ``/s/<space>`` or at the root
 for the ``default`` space: ``signals/search`` (the query DSL subset in
 ``bot.sandbox.dsl``; ``sort``, ``size``, ``_source``; ``from`` and ``search_after`` are
-dropped as Kibana's route drops them), ``signals/assignees`` and ``signals/status``
+dropped as Kibana's route drops them), ``signals/assignees``, ``signals/status`` and ``signals/tags``
 (update-by-query answers as recorded on 9.5.2: every matched alert ``updated``, already
 in the state or not, ``noops`` 0, unknown ids the all-zero body; a scripted concurrent
 write is the 409 Kibana answers; ids from another space match nothing, removals are
@@ -12,7 +12,7 @@ an array message; a closing reason neither default nor custom is the 400 "<reaso
 invalid closing reason."). As Kibana does, it authenticates first (``Authorization:
 ApiKey <key>``, 401 otherwise) and then refuses a non-GET without ``kbn-xsrf`` with its
 own message, before any route is reached. A query it does not understand is a 400
-noted in ``violations``.
+noted in ``violations``. Security notes (``PATCH``/``GET /api/note``) are kept per space.
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ class KibanaSandbox(SandboxServer):
         self.conflicts: dict[str, int] = {}
         # custom closing reasons (the space's advanced setting), on top of the defaults
         self.custom_close_reasons: set[str] = set()
+        # space -> Security notes (PersistNoteRoute), in the order written
+        self.notes: dict[str, list[dict[str, Any]]] = {}
+        # "legacy": answer notes in the older {"data":{"persistNote":…}} shape
+        self.note_shape = "current"
         self._clock = 0
 
     # ---- seeding and reading ----------------------------------------------------------
@@ -128,6 +132,10 @@ class KibanaSandbox(SandboxServer):
                 return self._assignees(space, index, body)
             if path == "/api/detection_engine/signals/status":
                 return self._status(space, index, body)
+            if path == "/api/detection_engine/signals/tags":
+                return self._tags(space, index, body)
+            if path == "/api/note":
+                return self._note(req, space, body)
         except (KeyError, TypeError) as exc:
             return json_response({"message": f"[request body] {exc}", "status_code": 400}, status=400)
         return _error(404, "Not Found", "Not Found")
@@ -260,3 +268,50 @@ class KibanaSandbox(SandboxServer):
             return True
 
         return self._update_by_query(space, index, list(body["signal_ids"]), change)
+
+    # ---- tags and notes (NOTES §6.4) --------------------------------------------------------
+
+    def _tags(self, space: str, index: dict[str, Source], body: dict[str, Any]) -> web.Response:
+        add = list(body["tags"]["tags_to_add"])
+        remove = list(body["tags"]["tags_to_remove"])
+        duplicates = [t for t in add if t in remove]
+        if duplicates:
+            message = (
+                f"Duplicate tags {json.dumps(duplicates)} were found in the tags_to_add and tags_to_remove parameters."
+            )
+            return json_response({"message": [message], "status_code": 400}, status=400)
+
+        def change(source: Source) -> bool:
+            # Removals first, then additions, each de-duplicated (the route's painless script).
+            current = [t for t in source.get("kibana.alert.workflow_tags") or [] if t not in remove]
+            current += [t for t in dict.fromkeys(add) if t not in current]
+            source["kibana.alert.workflow_tags"] = current
+            return True
+
+        return self._update_by_query(space, index, list(body["ids"]), change)
+
+    def tags(self, alert_id: str, space: str = "default") -> list[str]:
+        return list(self.alerts[space][alert_id].get("kibana.alert.workflow_tags") or [])
+
+    def _note(self, req: Recorded, space: str, body: dict[str, Any]) -> web.Response:
+        notes = self.notes.setdefault(space, [])
+        if req.method == "GET":
+            wanted = req.query.get("documentIds")
+            found = [n for n in notes if wanted is None or n["eventId"] == wanted]
+            return json_response({"totalCount": len(found), "notes": found})
+        if req.method != "PATCH":
+            return _error(404, "Not Found", "Not Found")
+        self._clock += 1
+        note = {
+            **body["note"],
+            "noteId": f"note-{space}-{len(notes) + 1}",
+            "version": "WzQ2LDFd",
+            "created": 1_737_100_000_000 + self._clock,
+            "createdBy": "triage-bot API key",
+            "updated": 1_737_100_000_000 + self._clock,
+            "updatedBy": "triage-bot API key",
+        }
+        notes.append(note)
+        if self.note_shape == "legacy":
+            return json_response({"data": {"persistNote": {"code": 200, "message": "success", "note": note}}})
+        return json_response({"note": note})

@@ -5,7 +5,8 @@ answered ``{"reply": …}``: ``incidents/get_incidents/`` (the ``incident_id_lis
 ``status``, ``description``, ``alert_sources`` and time filters, sort, ``search_from``/
 ``search_to`` at most 100 apart), ``incidents/update_incident/`` (assignee by a tenant
 user's email, pretty name only with a mail, manual severity, status, resolve comment
-only when resolving, comments) and ``rbac/get_users/``. Standard and advanced keys are
+only when resolving, comments), ``incidents/get_incident_extra_data/`` (the incident with
+its alert counts and hosts, its alerts) and ``rbac/get_users/``. Standard and advanced keys are
 verified as the docs describe (the advanced hash is recomputed, the timestamp must be
 within five minutes and a nonce is accepted once); every error is the ``{"reply":
 {"err_code", "err_msg", "err_extra"}}`` envelope (401, 404, 500). With ``rate_limit``
@@ -17,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,8 @@ class Incident:
     creation_time: int = 0
     modification_time: int = 0
     xdr_url: str = ""
+    # The incident's alerts as get_incident_extra_data lists them (add_alert).
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def as_reply(self) -> dict[str, Any]:
         """The incident as get_incidents returns it (the recorded field set)."""
@@ -180,6 +183,8 @@ class XpanseSandbox(SandboxServer):
                 reply: Any = self._get_incidents(data)
             elif path.endswith("/incidents/update_incident/"):
                 reply = self._update_incident(data)
+            elif path.endswith("/incidents/get_incident_extra_data/"):
+                reply = self._extra_data(data)
             elif path.endswith("/rbac/get_users/"):
                 reply = list(self.users.values())
             else:
@@ -309,3 +314,53 @@ class XpanseSandbox(SandboxServer):
             incident.comments.append(comment["value"])
         incident.modification_time = _now_ms()
         return True
+
+    # ---- incident details (get_incident_extra_data, NOTES §6.5) ---------------------------
+
+    def add_alert(
+        self, incident_id: str, *, domain: str | None = None, ip: str | None = None, severity: str = "medium"
+    ) -> dict[str, Any]:
+        """Add an ASM alert to an incident (comma-joined asset fields, as the fixture has them)."""
+        incident = self.incidents[incident_id]
+        alert_id = str(113_700 + sum(len(i.alerts) for i in self.incidents.values()))
+        alert: dict[str, Any] = {
+            "alert_id": alert_id,
+            "case_id": int(incident_id),
+            "incident_id": incident_id,
+            "name": f"Exposed service on {domain or ip or 'an asset'}",
+            "severity": severity,
+            "source": "ASM",
+            "resolution_status": "STATUS_010_NEW",
+            "domain_names": domain,
+            "ipv4_addresses": ip,
+            "asset_ids": None,
+            "tags": "AR:Registered to You",
+        }
+        incident.alerts.append(alert)
+        return alert
+
+    def _extra_data(self, data: dict[str, Any]) -> dict[str, Any]:
+        incident_id = data["incident_id"]
+        incident = self.incidents.get(str(incident_id))
+        if incident is None:
+            raise _Refused(500, GENERIC_ERROR, f"Incident {incident_id} was not found")
+        limit = int(data.get("alerts_limit", 1000))
+        counts = Counter(str(a.get("severity")) for a in incident.alerts)
+        hosts = [f"{a.get('ipv4_addresses') or a.get('domain_names')}:null" for a in incident.alerts]
+        detail = {
+            **incident.as_reply(),
+            "alert_count": len(incident.alerts),
+            "low_severity_alert_count": counts["low"],
+            "med_severity_alert_count": counts["medium"],
+            "high_severity_alert_count": counts["high"],
+            "critical_severity_alert_count": counts["critical"],
+            "host_count": len(set(hosts)),
+            "hosts": sorted(set(hosts)),
+        }
+        empty: dict[str, Any] = {"total_count": 0, "data": []}
+        return {
+            "incident": detail,
+            "alerts": {"total_count": len(incident.alerts), "data": incident.alerts[:limit]},
+            "network_artifacts": dict(empty),
+            "file_artifacts": dict(empty),
+        }

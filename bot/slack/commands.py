@@ -12,18 +12,18 @@ Users are Slack mentions (``<@U123>`` or ``<@U123|name>``) or ``me`` (the actor)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from difflib import get_close_matches
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from bot import rules
 from bot.errors import UsageError
 from bot.models import Platform, Target, Verb
 from bot.slack.grammar import BY_WORD, GRAMMAR, SPECS, TARGETS_HELP, VerbSpec, help_text, usage
-from bot.slack.tokens import DASHES, QUOTES, Tok, mentioned_user, slack_to_plain, tokenize
-from bot.targets import TargetProblem, platform_word, read_target, unescape
+from bot.slack.parsing import Command
+from bot.slack.parsing import Ctx as _Ctx
+from bot.slack.tokens import Tok, mentioned_user, slack_to_plain, tokenize
+from bot.slack.verb_parsers import parse_ack, parse_detach, parse_reopen, parse_resolve, parse_tag
+from bot.targets import platform_word, unescape
 
 __all__ = [
     "GRAMMAR",
@@ -38,101 +38,7 @@ __all__ = [
 ]
 
 
-class Command(BaseModel):
-    """A parsed ``/triage`` command.
-
-    ``user`` is a Slack user id (``me`` becomes the actor); for ``mine`` and
-    ``whoami`` it defaults to the actor, and ``from_user`` of ``handoff`` too.
-    ``identities`` holds ``map``'s explicit platform ids, ``platform`` is
-    ``unmap``'s platform, ``help_verb`` the verb ``help`` was asked about.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    verb: Verb
-    targets: tuple[Target, ...] = ()
-    user: str | None = None
-    from_user: str | None = None
-    case: str | None = None
-    reason: str | None = None
-    comment: str | None = None
-    text: str | None = None
-    severity: str | None = None
-    identities: dict[Platform, str] = Field(default_factory=dict)
-    platform: Platform | None = None
-    help_verb: Verb | None = None
-
-
 # ---------------------------------------------------------------- the parser
-
-
-@dataclass(frozen=True)
-class _Ctx:
-    text: str
-    actor_id: str
-    default_space: str
-    spec: VerbSpec
-
-    def error(self, problem: str) -> UsageError:
-        return UsageError(f"{problem}\nUsage: `{self.spec.usage}`", verb=self.spec.verb)
-
-    def targets(self, toks: Sequence[Tok], *, what: str = "targets") -> tuple[Target, ...]:
-        if not toks:
-            raise self.error(f"Missing {what}: name at least one item, e.g. `dd:<id>` or a link.")
-        found: dict[Target, None] = {}
-        for tok in toks:
-            pieces = [tok.raw]
-            # Commas separate ids in one word; links keep theirs (Kibana rison uses them).
-            if not tok.quoted and not tok.raw.startswith("<") and "://" not in tok.raw:
-                pieces = [p for p in tok.raw.split(",") if p]
-            for piece in pieces:
-                try:
-                    found.setdefault(read_target(piece, default_space=self.default_space), None)
-                except TargetProblem as exc:
-                    raise self.error(_sentence(str(exc))) from None
-        return tuple(found)
-
-    def target(self, toks: Sequence[Tok]) -> Target:
-        targets = self.targets(toks, what="target")
-        if len(targets) != 1:
-            raise self.error(f"`{self.spec.verb}` takes one target; got {len(targets)}.")
-        return targets[0]
-
-    def user(self, tok: Tok, *, role: str = "user") -> str:
-        user = mentioned_user(tok, self.actor_id)
-        if user is not None:
-            return user
-        shown = unescape(tok.raw)
-        if shown.startswith("@"):
-            raise self.error(
-                f"`{shown}` is not a Slack mention: pick the {role} from Slack's @ autocomplete "
-                "so the mention is linked, or write `me`."
-            )
-        raise self.error(f"Expected the {role} as an @mention or `me`, got `{shown}`.")
-
-    def plain(self, toks: Sequence[Tok]) -> str:
-        """The text the tokens span, as typed (a single quoted token loses its quotes)."""
-        if len(toks) == 1 and toks[0].quoted:
-            return slack_to_plain(toks[0].raw).strip()
-        return slack_to_plain(self.text[toks[0].start : toks[-1].end]).strip()
-
-
-def _sentence(problem: str) -> str:
-    problem = problem[:1].upper() + problem[1:]
-    return problem if problem.endswith((".", "?", "!")) else problem + "."
-
-
-def _split_tail(ctx: _Ctx, toks: list[Tok]) -> tuple[list[Tok], str | None]:
-    """Split off the free-text comment after a standalone ``--``."""
-    for index, tok in enumerate(toks):
-        if not tok.quoted and tok.raw in DASHES:
-            comment = slack_to_plain(ctx.text[tok.end :]).strip()
-            if len(comment) >= 2 and comment[0] in QUOTES and comment[-1] == QUOTES[comment[0]]:
-                comment = comment[1:-1].strip()
-            if not comment:
-                raise ctx.error(f"Nothing after `{tok.raw}`: write the comment after it.")
-            return toks[:index], comment
-    return toks, None
 
 
 def _parse_assign(ctx: _Ctx, toks: list[Tok]) -> Command:
@@ -180,37 +86,6 @@ def _parse_attach(ctx: _Ctx, toks: list[Tok]) -> Command:
         names = ", ".join(f"`{t.key}`" for t in others)
         raise ctx.error(f"Only Datadog findings can be attached to a case; not {names}.")
     return Command(verb=Verb.ATTACH, targets=targets, case=case)
-
-
-def _parse_resolve(ctx: _Ctx, toks: list[Tok]) -> Command:
-    toks, comment = _split_tail(ctx, toks)
-    reason: str | None = None
-    keyword = next((i for i, t in enumerate(toks) if t.word == "reason"), None)
-    if keyword is not None:
-        after = toks[keyword + 1 :]
-        if not after:
-            raise ctx.error("Missing the reason after `reason`.")
-        if len(after) > 1:
-            raise ctx.error("The reason is one word (like `false_positive`); put free text after `--`.")
-        reason = unescape(after[0].raw).lower()
-        toks = toks[:keyword]
-    targets = ctx.targets(toks)
-    if reason is not None:
-        for platform in dict.fromkeys(t.platform for t in targets):
-            allowed = rules.RESOLVE_REASONS.get(platform)
-            if allowed is None:
-                continue
-            # The platform's own rule, so every form the client accepts (e.g. Xpanse's
-            # short `no_risk`) parses, and nothing it refuses does.
-            try:
-                rules.normalise_reason(platform, reason)
-            except UsageError:
-                raise ctx.error(
-                    f"`{reason}` is not a {platform.label} reason; use one of "
-                    + ", ".join(f"`{r}`" for r in allowed)
-                    + "."
-                ) from None
-    return Command(verb=Verb.RESOLVE, targets=targets, reason=reason, comment=comment)
 
 
 def _xpanse_only(ctx: _Ctx, target: Target) -> None:
@@ -345,7 +220,11 @@ _PARSERS: dict[Verb, Callable[[_Ctx, list[Tok]], Command]] = {
     Verb.ASSIGN: _parse_assign,
     Verb.UNASSIGN: _parse_unassign,
     Verb.ATTACH: _parse_attach,
-    Verb.RESOLVE: _parse_resolve,
+    Verb.DETACH: parse_detach,
+    Verb.RESOLVE: parse_resolve,
+    Verb.REOPEN: parse_reopen,
+    Verb.ACK: parse_ack,
+    Verb.TAG: parse_tag,
     Verb.COMMENT: _parse_comment,
     Verb.SEVERITY: _parse_severity,
     Verb.SHOW: _parse_one_target,

@@ -33,6 +33,17 @@ def actor(body: dict[str, Any]) -> str:
     return str((body.get("user") or {}).get("id") or "")
 
 
+def actor_name(body: dict[str, Any]) -> str | None:
+    """The Slack name of the user an interactive payload came from, if Slack sent one."""
+    user = body.get("user") or {}
+    name = user.get("username") or user.get("name")
+    return str(name) if name else None
+
+
+def _named(params: JobParams, name: str | None) -> JobParams:
+    return params.model_copy(update={"actor_name": name}) if name and not params.actor_name else params
+
+
 def command_request(command: dict[str, Any], cmd: Command) -> ActionRequest:
     """The request a parsed ``/triage`` command makes."""
     actor = command.get("user_id") or ""
@@ -49,6 +60,10 @@ def command_request(command: dict[str, Any], cmd: Command) -> ActionRequest:
             comment=cmd.comment,
             text=cmd.text,
             severity=cmd.severity,
+            expire_at=cmd.expire_at,
+            tags_add=list(cmd.tags_add),
+            tags_remove=list(cmd.tags_remove),
+            actor_name=command.get("user_name") or None,
         ),
         source=Source.SLASH,
         channel_id=command.get("channel_id"),
@@ -102,7 +117,7 @@ def button_request(
         team_id=_team(body),
         actor_id=user,
         targets=[ref.target],
-        params=params or JobParams(),
+        params=_named(params or JobParams(), actor_name(body)),
         source=Source.BUTTON,
         channel_id=channel,
         card_ts=ts,
@@ -165,7 +180,7 @@ def modal_request(body: dict[str, Any], verb: Verb, params: JobParams) -> Action
         team_id=_team(body),
         actor_id=actor(body),
         targets=list(meta.targets),
-        params=params,
+        params=_named(params, actor_name(body)),
         source=Source.MODAL,
         channel_id=meta.channel,
         card_ts=meta.ts,

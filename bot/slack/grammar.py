@@ -49,13 +49,40 @@ GRAMMAR: tuple[VerbSpec, ...] = (
         ("attach dd:ZGVmLTAwcC1pZXJ-aS0w to case SEC-123",),
     ),
     VerbSpec(
+        Verb.DETACH,
+        "detach <datadog targets…>",
+        "Take Datadog findings out of their case.",
+        ("detach dd:ZGVmLTAwcC1pZXJ-aS0w",),
+    ),
+    VerbSpec(
         Verb.RESOLVE,
-        "resolve <targets…> [reason <reason>] [-- comment]",
-        "Close Kibana alerts or resolve Xpanse incidents, with an optional reason and comment.",
+        "resolve <targets…> [reason <reason>] [for <30d> | until <YYYY-MM-DD>] [-- comment]",
+        "Mute Datadog findings (a reason, an optional expiry and a description of at most 280 characters), "
+        "close Kibana alerts or resolve Xpanse incidents.",
         (
+            "resolve dd:ZGVmLTAwcC1pZXJ-aS0w reason risk_accepted for 30d -- fix planned for Q3",
+            "resolve dd:ZGVmLTAwcC1pZXJ-aS0w reason false_positive until 2099-12-31",
             "resolve kibana:8a3f2c reason false_positive -- scanner noise",
             "resolve xpanse:5471 reason resolved_-_no_risk",
         ),
+    ),
+    VerbSpec(
+        Verb.REOPEN,
+        "reopen <targets…> [reason <reason>] [-- comment]",
+        "Unmute Datadog findings, reopen Kibana alerts or put Xpanse incidents back under investigation.",
+        ("reopen dd:ZGVmLTAwcC1pZXJ-aS0w reason human_error", "reopen kibana:8a3f2c xpanse:5471"),
+    ),
+    VerbSpec(
+        Verb.ACK,
+        "ack <kibana targets…>",
+        "Mark Kibana alerts acknowledged.",
+        ("ack kibana:soc/8a3f2c",),
+    ),
+    VerbSpec(
+        Verb.TAG,
+        "tag <kibana targets…> <+tag | -tag …>",
+        "Add (`+`) and remove (`-`) tags on Kibana alerts.",
+        ("tag kibana:8a3f2c +triaged -noise",),
     ),
     VerbSpec(
         Verb.COMMENT,
@@ -160,6 +187,10 @@ def help_text(verb: Verb | None = None) -> str:
     if spec.verb is Verb.RESOLVE:
         for platform, reasons in rules.RESOLVE_REASONS.items():
             lines.append(f"{platform.label} reasons: " + ", ".join(f"`{r}`" for r in reasons))
+        lines.append(f"Datadog expiry: {rules.EXPIRY_FORMS}; none mutes indefinitely.")
+    if spec.verb is Verb.REOPEN:
+        for platform, reasons in rules.REOPEN_REASONS.items():
+            lines.append(f"{platform.label} reasons: " + ", ".join(f"`{r}`" for r in reasons) + " (default `other`)")
     if spec.examples:
         lines.append("*Examples:*")
         lines += [f"• `/triage {example}`" for example in spec.examples]

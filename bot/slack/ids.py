@@ -20,6 +20,12 @@ class ActionId(StrEnum):
     UNASSIGN = "unassign"
     ATTACH_OPEN = "attach_open"  # opens the case modal (Datadog only)
     RESOLVE_OPEN = "resolve_open"  # opens the reason/comment modal
+    MUTE_OPEN = "mute_open"  # opens the mute modal (Datadog)
+    UNMUTE = "unmute"  # reopen a muted Datadog finding
+    DETACH = "detach"  # take a Datadog finding out of its case
+    REOPEN = "reopen"  # a closed Kibana alert or resolved Xpanse incident back to work
+    ACK = "ack"  # a Kibana alert acknowledged
+    TAG_OPEN = "tag_open"  # opens the tags modal (Kibana)
     REFRESH = "refresh"
     # A URL button still sends block_actions, which the app must ack.
     OPEN_LINK = "open_link"
@@ -34,6 +40,10 @@ class ActionId(StrEnum):
     ATTACH_CASE = "attach_case"
     RESOLVE_REASON = "resolve_reason"
     RESOLVE_COMMENT = "resolve_comment"
+    MUTE_REASON = "mute_reason"
+    MUTE_UNTIL = "mute_until"
+    MUTE_DESCRIPTION = "mute_description"
+    TAG_CHANGES = "tag_changes"
 
 
 class CallbackId(StrEnum):
@@ -42,6 +52,8 @@ class CallbackId(StrEnum):
     ASSIGN_MODAL = "assign_modal"
     ATTACH_MODAL = "attach_modal"
     RESOLVE_MODAL = "resolve_modal"
+    MUTE_MODAL = "mute_modal"
+    TAG_MODAL = "tag_modal"
     TRIAGE_MESSAGE = "triage_message"  # message shortcut; the manifest uses this id
 
 
@@ -52,3 +64,7 @@ class BlockId(StrEnum):
     ATTACH_CASE = "attach_case"
     RESOLVE_REASON = "resolve_reason"
     RESOLVE_COMMENT = "resolve_comment"
+    MUTE_REASON = "mute_reason"
+    MUTE_UNTIL = "mute_until"
+    MUTE_DESCRIPTION = "mute_description"
+    TAG_CHANGES = "tag_changes"

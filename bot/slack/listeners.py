@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import rules
 from bot.core.access import GroupDirectory
 from bot.core.answers import HandoffDecided, Reply
 from bot.core.door import Core
@@ -34,6 +35,7 @@ from bot.slack.errors import FormError
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.render import render
 from bot.slack.reporter import Reporter
+from bot.slack.verb_parsers import tag_changes
 from bot.targets import extract_targets
 
 log = structlog.get_logger(__name__)
@@ -119,6 +121,10 @@ def register(
     job_button(ActionId.ASSIGN_ME, Verb.ASSIGN, me=True)
     job_button(ActionId.UNASSIGN, Verb.UNASSIGN)
     job_button(ActionId.REFRESH, Verb.REFRESH)
+    job_button(ActionId.UNMUTE, Verb.REOPEN)
+    job_button(ActionId.REOPEN, Verb.REOPEN)
+    job_button(ActionId.ACK, Verb.ACK)
+    job_button(ActionId.DETACH, Verb.DETACH)
 
     @app.action(ActionId.OPEN_LINK)
     async def on_open_link(ack: AsyncAck) -> None:
@@ -134,6 +140,8 @@ def register(
                 view = blocks.assign_modal(meta)
             elif verb is Verb.ATTACH:
                 view = blocks.attach_modal(meta)
+            elif verb is Verb.TAG:
+                view = blocks.tag_modal(meta)
             else:
                 view = blocks.resolve_modal(meta, platform=request.targets[0].platform)
             await Acker(ack, "button")()
@@ -151,9 +159,11 @@ def register(
     form_button(ActionId.ASSIGN_OPEN, Verb.ASSIGN)
     form_button(ActionId.ATTACH_OPEN, Verb.ATTACH)
     form_button(ActionId.RESOLVE_OPEN, Verb.RESOLVE)
+    form_button(ActionId.MUTE_OPEN, Verb.RESOLVE)  # Datadog's resolve modal is the mute modal
+    form_button(ActionId.TAG_OPEN, Verb.TAG)
 
     # Modal inputs send block_actions only when dispatch_action is set; ack them if they do.
-    for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON):
+    for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON, ActionId.MUTE_REASON, ActionId.MUTE_UNTIL):
 
         @app.action(input_id)
         async def on_input(ack: AsyncAck) -> None:
@@ -184,6 +194,32 @@ def register(
         comment = ctx.view_value(view, BlockId.RESOLVE_COMMENT, ActionId.RESOLVE_COMMENT).get("value")
         params = JobParams(reason=option.get("value"), comment=(comment or "").strip() or None)
         await core.handle(ctx.modal_request(body, Verb.RESOLVE, params))
+        await Acker(ack, "view")()
+
+    @app.view(CallbackId.MUTE_MODAL)
+    async def on_mute_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body["view"]
+        option = ctx.view_value(view, BlockId.MUTE_REASON, ActionId.MUTE_REASON).get("selected_option") or {}
+        if not option.get("value"):
+            raise FormError(BlockId.MUTE_REASON, "Pick a reason")
+        day = ctx.view_value(view, BlockId.MUTE_UNTIL, ActionId.MUTE_UNTIL).get("selected_date")
+        try:
+            expire_at = rules.parse_expiry("until", day) if day else None
+        except UsageError as exc:
+            raise FormError(BlockId.MUTE_UNTIL, "Pick a date after today") from exc
+        text = ctx.view_value(view, BlockId.MUTE_DESCRIPTION, ActionId.MUTE_DESCRIPTION).get("value")
+        params = JobParams(reason=option["value"], comment=(text or "").strip() or None, expire_at=expire_at)
+        await core.handle(ctx.modal_request(body, Verb.RESOLVE, params))
+        await Acker(ack, "view")()
+
+    @app.view(CallbackId.TAG_MODAL)
+    async def on_tag_submit(ack: AsyncAck, body: dict[str, Any]) -> None:
+        text = ctx.view_value(body["view"], BlockId.TAG_CHANGES, ActionId.TAG_CHANGES).get("value") or ""
+        try:
+            add, remove = tag_changes(text)
+        except UsageError as exc:
+            raise FormError(BlockId.TAG_CHANGES, exc.message) from exc
+        await core.handle(ctx.modal_request(body, Verb.TAG, JobParams(tags_add=add, tags_remove=remove)))
         await Acker(ack, "view")()
 
     # ---- handoff buttons --------------------------------------------------------------------

@@ -18,9 +18,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot import rules
 from bot.core.answers import HandoffDecided
 from bot.core.identity import IdentityResolver
 from bot.core.runner import JobRunner
+from bot.core.verbs import with_details
 from bot.models import (
     WRITE_VERBS,
     BatchResult,
@@ -28,6 +30,7 @@ from bot.models import (
     ItemState,
     Job,
     JobItem,
+    JobParams,
     JobState,
     Outcome,
     Platform,
@@ -36,6 +39,7 @@ from bot.models import (
 )
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
+from bot.slack.overlays import status_overlay
 from bot.slack.render import decision_note, refusal
 from bot.store.jobs import JobStore
 
@@ -46,6 +50,7 @@ _SUMMARY_TAIL = {
     Verb.ASSIGN: " to {who}",
     Verb.ATTACH: " to case {case}",
     Verb.SEVERITY: " to {severity}",
+    Verb.TAG: " ({tags})",
 }
 
 
@@ -53,10 +58,13 @@ def _items_word(n: int) -> str:
     return f"{n} item" + ("" if n == 1 else "s")
 
 
-def overlay(state: ItemState, verb: Verb, result: Any) -> ItemState:
+def overlay(state: ItemState, verb: Verb, result: Any, params: JobParams | None = None) -> ItemState:
     """The state a confirmed write left behind, where a lagging read may not show it yet."""
     if not result.outcome.ok:
         return state
+    laid = status_overlay(state, verb, result, params)
+    if laid is not None:
+        return laid
     if verb in (Verb.ASSIGN, Verb.HANDOFF) and result.after:
         return state.model_copy(update={"assignees": [result.after], "assignee_name": None})
     if verb is Verb.UNASSIGN:
@@ -89,6 +97,7 @@ class Reporter:
         return found
 
     async def card(self, state: ItemState, *, note: str | None = None) -> list[dict[str, Any]]:
+        state = await with_details(self.runner.clients, state)
         return blocks.alert_card(state, assignee_mentions=await self.mentions(state), actor_note=note)
 
     async def post_card(self, *, channel: str, state: ItemState, thread_ts: str | None = None) -> str:
@@ -207,9 +216,16 @@ class Reporter:
     def _summary(self, job: Job, verb: Verb, result: BatchResult) -> str:
         p = job.params
         head = verb.past if verb in WRITE_VERBS else verb.value
+        if verb in (Verb.RESOLVE, Verb.REOPEN) and result.items:
+            # On Datadog alone, resolving is muting and reopening unmuting: say so.
+            if all(rules.CAPABILITIES[i.target.platform].mute for i in result.items):
+                head = "muted" if verb is Verb.RESOLVE else "unmuted"
         template = head + " {n}" + _SUMMARY_TAIL.get(verb, "")
         who = f"<@{p.assignee}>" if p.assignee else "someone"
-        return template.format(n=_items_word(len(result.items)), who=who, case=p.case or "", severity=p.severity or "")
+        tags = " ".join([*(f"+{t}" for t in p.tags_add), *(f"-{t}" for t in p.tags_remove)])
+        return template.format(
+            n=_items_word(len(result.items)), who=who, case=p.case or "", severity=p.severity or "", tags=tags
+        )
 
     async def _write(self, job: Job, verb: Verb, items: Sequence[JobItem]) -> None:
         result = BatchResult.of(i.result() for i in items)
@@ -243,7 +259,7 @@ class Reporter:
                 channel=job.channel_id, ts=job.card_ts, text=blocks.missing_card_text(target, ""), blocks=card
             )
             return
-        state = overlay(state, verb, items[0].result())
+        state = overlay(state, verb, items[0].result(), job.params)
         await self.slack.chat_update(
             channel=job.channel_id,
             ts=job.card_ts,

@@ -16,21 +16,77 @@ Loaded as a pytest plugin (``tests/conftest.py``): fixtures ``datadog_fake`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from functools import cache
 from typing import Any
 
 import pytest_asyncio
+import yaml
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.platforms.datadog import DatadogClient
 from bot.sandbox.datadog import JSONAPI, DatadogSandbox, QueryError, parse_query
 from bot.settings import DatadogConfig, HttpPolicy
-from tests.fakes.contract import ContractServer
+from tests.fakes.contract import CONTRACTS, ContractServer, Recorded
 
-__all__ = ["API_KEY", "APP_KEY", "JSONAPI", "DatadogFake", "QueryError", "make_datadog_config", "parse_query"]
+__all__ = [
+    "API_KEY",
+    "APP_KEY",
+    "JSONAPI",
+    "DatadogFake",
+    "QueryError",
+    "detach_problem",
+    "make_datadog_config",
+    "parse_query",
+]
 
 API_KEY = "dd-api-key-for-tests"
 APP_KEY = "dd-app-key-for-tests"
+
+
+# DetachCase is not in the contract (BEHAVIOUR §1.4): its requests are held against the recordings.
+CASSETTES = CONTRACTS.parent / "real" / "datadog"
+DETACH = ("DELETE", "/api/v2/security/findings/cases")
+
+
+def _shape(value: Any) -> Any:
+    """The structure of decoded JSON: keys and scalar types, list items collapsed to one."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return type(value).__name__
+
+
+@cache
+def recorded_detach_shapes() -> tuple[Any, ...]:
+    """The body shapes of the recorded DetachCase requests (success, bad request, not found)."""
+    shapes = []
+    for path in sorted(CASSETTES.glob("test_detach_security_findings_from_their_case_returns_*.yaml")):
+        for interaction in yaml.safe_load(path.read_text())["interactions"]:
+            request = interaction["request"]
+            assert (request["method"], request["uri"].split(".com", 1)[1]) == DETACH
+            shapes.append(_shape(json.loads(request["body"])))
+    if not shapes:
+        raise FileNotFoundError(f"no DetachCase recordings in {CASSETTES}")
+    return tuple(shapes)
+
+
+def detach_problem(req: Recorded) -> str | None:
+    """What is wrong with a DetachCase request, judged by the recordings (None: nothing)."""
+    if not req.headers.get("dd-api-key") or not req.headers.get("dd-application-key"):
+        return "DetachCase needs DD-API-KEY and DD-APPLICATION-KEY"
+    if not (req.headers.get("content-type") or "").startswith("application/json"):
+        return "DetachCase sends a JSON body"
+    body = req.body
+    if not isinstance(body, dict) or _shape(body) not in recorded_detach_shapes():
+        return f"body {body!r} does not have the recorded shape {recorded_detach_shapes()[0]}"
+    refs = body["data"]["relationships"]["findings"]["data"]
+    if body["data"]["type"] != "cases" or any(r["type"] != "findings" for r in refs):
+        return "DetachCase takes data.type 'cases' and findings of type 'findings'"
+    return None
 
 
 class DatadogFake(ContractServer, DatadogSandbox):
@@ -40,6 +96,15 @@ class DatadogFake(ContractServer, DatadogSandbox):
 
     def __init__(self, *, api_key: str = API_KEY, app_key: str = APP_KEY) -> None:
         super().__init__(api_key=api_key, app_key=app_key)
+
+    async def check(self, request: web.Request, req: Recorded, raw: bytes) -> web.StreamResponse | None:
+        if (request.method, request.path) == DETACH:
+            problem = detach_problem(req)
+            if problem:
+                self.violations.append(f"{request.method} {request.path}: {problem}")
+                return web.json_response({"contract_violation": problem}, status=400)
+            return None
+        return await super().check(request, req, raw)
 
     # ---- fault injection ---------------------------------------------------------------
 

@@ -64,15 +64,16 @@ async def open_modal(bot: BotHarness, slack: SlackFake, action_id: str, ts: str)
 async def test_show_posts_a_card_with_every_button(
     bot: BotHarness, slack_fake: SlackFake, datadog_fake: DatadogFake
 ) -> None:
-    """`/triage show dd:…` posts the platform's state as a card with all six Datadog buttons."""
+    """`/triage show dd:…` posts the platform's state as a card with every Datadog button for it."""
     datadog_fake.add_finding(FINDING, title="Public S3 bucket", severity="critical")
     ts = await show(bot, f"dd:{FINDING}")
     card = slack_fake.message(CHANNEL, ts)
     assert card is not None
     assert "Public S3 bucket" in card["text"]
     assert field(card, "Severity") == "critical" and field(card, "Assignee") == "_unassigned_"
-    # Datadog has no resolve API, so no Resolve… button.
-    assert buttons(card) == ["assign_me", "assign_open", "unassign", "attach_open", "refresh"]
+    # Datadog's resolve is a mute: Mute… instead of Resolve…; no case yet, so no Detach.
+    assert buttons(card) == ["assign_me", "assign_open", "unassign", "attach_open", "mute_open", "refresh"]
+    assert field(card, "Muted") == "no"
 
 
 async def test_assign_to_me_threads_the_outcome_and_redraws_the_card(
@@ -223,7 +224,7 @@ async def test_resolve_modal_resolves_with_reason_and_comment(
 async def test_kibana_resolve_modal_closes_with_reason(
     bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
 ) -> None:
-    """The Kibana resolve modal closes the alert with the chosen reason and says the comment stays in Slack."""
+    """The Kibana resolve modal closes the alert with the chosen reason; the comment goes into the note."""
     kibana_fake.add_alert("k4", space="secops")
     ts = await show(bot, "kibana:secops/k4")
     view = await open_modal(bot, slack_fake, "resolve_open", ts)
@@ -247,7 +248,10 @@ async def test_kibana_resolve_modal_closes_with_reason(
     (write,) = [w for w in kibana_fake.writes() if w.path.endswith("/signals/status")]
     assert write.body["reason"] == "false_positive"
     (reply,) = bot.replies(CHANNEL, ts)
-    assert "comment kept in Slack only" in str(reply["blocks"])
+    # Kibana has no comment API: the comment travels in the attribution note on the alert.
+    assert "comment in the note" in str(reply["blocks"])
+    (note,) = kibana_fake.notes["secops"]
+    assert note["eventId"] == "k4" and note["note"].endswith(": scanner")
     (update,) = updates_of(slack_fake, ts)
     assert field(update, "Status") == "closed"
 

@@ -138,6 +138,13 @@ RESOLVE_VALUES = {
         ActionId.RESOLVE_REASON.value: {"type": "static_select", "selected_option": {"value": "false_positive"}}
     }
 }
+MUTE_VALUES: dict[str, dict[str, Any]] = {
+    BlockId.MUTE_REASON.value: {
+        ActionId.MUTE_REASON.value: {"type": "static_select", "selected_option": {"value": "risk_accepted"}}
+    },
+    BlockId.MUTE_UNTIL.value: {ActionId.MUTE_UNTIL.value: {"type": "datepicker", "selected_date": "2099-01-31"}},
+}
+TAG_VALUES = {BlockId.TAG_CHANGES.value: {ActionId.TAG_CHANGES.value: {"type": "plain_text_input", "value": "+x"}}}
 
 # (surface, policy verb the refusal names, how to send it, how the refusal comes back)
 CASES: list[tuple[str, str, Send, str]] = [
@@ -145,6 +152,11 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("slash", "unassign", slash("unassign kibana:m1"), "ack"),
     ("slash", "attach", slash(f"attach dd:{FINDING} to case SEC-1"), "ack"),
     ("slash", "resolve", slash("resolve kibana:m1"), "ack"),
+    ("slash", "resolve", slash(f"resolve dd:{FINDING} reason other for 30d"), "ack"),
+    ("slash", "reopen", slash(f"reopen dd:{FINDING} kibana:m1 xpanse:77"), "ack"),
+    ("slash", "ack", slash("ack kibana:m1"), "ack"),
+    ("slash", "tag", slash("tag kibana:m1 +triaged -noise"), "ack"),
+    ("slash", "detach", slash(f"detach dd:{FINDING}"), "ack"),
     ("slash", "comment", slash("comment xpanse:77 looking at it"), "ack"),
     ("slash", "severity", slash("severity xpanse:77 low"), "ack"),
     ("slash", "show", slash("show kibana:m1"), "ack"),
@@ -163,12 +175,20 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("button", "assign", button(ActionId.ASSIGN_OPEN, card("kibana:m1")), "ephemeral"),
     ("button", "attach", button(ActionId.ATTACH_OPEN, card(f"dd:{FINDING}")), "ephemeral"),
     ("button", "resolve", button(ActionId.RESOLVE_OPEN, card("kibana:m1")), "ephemeral"),
+    ("button", "resolve", button(ActionId.MUTE_OPEN, card(f"dd:{FINDING}")), "ephemeral"),
+    ("button", "reopen", button(ActionId.UNMUTE, card(f"dd:{FINDING}")), "ephemeral"),
+    ("button", "reopen", button(ActionId.REOPEN, card("kibana:m1")), "ephemeral"),
+    ("button", "ack", button(ActionId.ACK, card("kibana:m1")), "ephemeral"),
+    ("button", "detach", button(ActionId.DETACH, card(f"dd:{FINDING}")), "ephemeral"),
+    ("button", "tag", button(ActionId.TAG_OPEN, card("kibana:m1")), "ephemeral"),
     ("button", "handoff", button(ActionId.HANDOFF_CONFIRM, HANDOFF), "ephemeral"),
     ("button", "handoff", button(ActionId.HANDOFF_CANCEL, HANDOFF), "ephemeral"),
     ("button", "handoff", button(ActionId.RETRY_FAILED, HANDOFF), "ephemeral"),
     ("modal", "assign", submit(modal(CallbackId.ASSIGN_MODAL, "assign", "kibana:m1"), ASSIGN_VALUES), "errors"),
     ("modal", "attach", submit(modal(CallbackId.ATTACH_MODAL, "attach", f"dd:{FINDING}"), ATTACH_VALUES), "errors"),
     ("modal", "resolve", submit(modal(CallbackId.RESOLVE_MODAL, "resolve", "kibana:m1"), RESOLVE_VALUES), "errors"),
+    ("modal", "resolve", submit(modal(CallbackId.MUTE_MODAL, "resolve", f"dd:{FINDING}"), MUTE_VALUES), "errors"),
+    ("modal", "tag", submit(modal(CallbackId.TAG_MODAL, "tag", "kibana:m1"), TAG_VALUES), "errors"),
     ("shortcut", "show", shortcut("look at kibana:m1 please"), "ephemeral"),
 ]
 

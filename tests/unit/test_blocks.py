@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from bot.errors import UnsupportedError
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, Target, Verb
 from bot.rules import RESOLVE_REASONS
 from bot.slack.blocks import (
@@ -233,10 +232,10 @@ def test_resolve_modal_offers_the_platforms_reasons(platform: Platform) -> None:
     assert comment["element"]["action_id"] == ActionId.RESOLVE_COMMENT
 
 
-def test_resolve_modal_for_datadog_is_unsupported() -> None:
-    """Datadog has no resolve operation, so there is no modal for it."""
-    with pytest.raises(UnsupportedError):
-        resolve_modal(meta(Verb.RESOLVE, Platform.DATADOG), platform=Platform.DATADOG)
+def test_resolve_modal_for_datadog_is_the_mute_modal() -> None:
+    """Datadog's resolve is a mute, so its resolve modal is the mute modal."""
+    view = resolve_modal(meta(Verb.RESOLVE, Platform.DATADOG), platform=Platform.DATADOG)
+    assert view["callback_id"] == CallbackId.MUTE_MODAL
 
 
 def test_modals_with_many_targets() -> None:

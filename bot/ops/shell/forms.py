@@ -10,6 +10,7 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from bot.sandbox.render import button_label, buttons
@@ -84,7 +85,7 @@ async def ask_input(
     action_id = str(element.get("action_id"))
     options = element.get("options") or []
     initial = element.get("initial_option")
-    hint = {"users_select": " (@name)", "plain_text_input": ""}.get(kind or "", "")
+    hint = {"users_select": " (@name)", "plain_text_input": "", "datepicker": " (YYYY-MM-DD)"}.get(kind or "", "")
     if kind == "static_select":
         for n, option in enumerate(options, 1):
             say(f"│   {n}. {option['text']['text']} ({option['value']})")
@@ -123,6 +124,13 @@ async def ask_input(
             if chosen is not None:
                 return {action_id: {"type": kind, "selected_option": chosen}}
             say("│ ⚠ pick one of the numbers above")
+        elif kind == "datepicker":
+            if not value and optional:
+                return {action_id: {"type": kind, "selected_date": None}}
+            try:
+                return {action_id: {"type": kind, "selected_date": date.fromisoformat(value).isoformat()}}
+            except ValueError:
+                say("│ ⚠ a date as YYYY-MM-DD, e.g. 2027-01-31")
         else:
             if value or optional:
                 return {action_id: {"type": kind or "plain_text_input", "value": value or None}}

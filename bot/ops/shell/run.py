@@ -35,11 +35,15 @@ Try, in order (cards are numbered; `cards` lists them):
   show dd:{f[0]}                 → card #1, then: press "Assign to me" 1
   show kibana:secops/{s[0]}      → card #2, then: press "Assign…" 2   (answer: bob)
   show xpanse:{i[0]}                     → card #3, then: press resolve 3   (answers: 2, a comment)
+  press mute 1     (answers: 2, a date like 2099-01-31, a description)    then: press unmute 1
   press refresh 1
   assign dd:{f[2]} xpanse:{i[2]} to @bob
   unassign dd:{f[2]}
-  attach dd:{f[0]} to case {SEED.case_key}
-  resolve kibana:secops/{s[1]} reason false_positive -- noisy rule
+  attach dd:{f[0]} to case {SEED.case_key}      then: detach dd:{f[0]}
+  resolve kibana:secops/{s[1]} reason false_positive -- noisy rule    then: reopen kibana:secops/{s[1]}
+  resolve dd:{f[1]} reason risk_accepted for 30d -- accepted until the Q3 fix
+  reopen dd:{f[1]} reason no_longer_accepted_risk      reopen xpanse:{i[0]}
+  ack kibana:{d[0]}          tag kibana:{d[0]} +triaged -noise    (or: show it, then press tags)
   comment xpanse:{i[1]} owner confirmed the host is retired
   severity xpanse:{i[1]} low
   mine @bob        whoami        history dd:{f[0]}

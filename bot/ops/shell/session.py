@@ -33,7 +33,8 @@ Shell commands (everything else is a /triage command; the leading "/triage" is o
   card <n>                    show card #n again
   press <button> [#]<n>       press a button on card #n (latest card if omitted); `click` works too.
                               Buttons by label or id: press "Assign to me" 1 · press assign-me 1 ·
-                              press unassign #2 · press refresh · press resolve 3 · press confirm
+                              press unassign #2 · press refresh · press resolve 3 · press mute 1 ·
+                              press unmute 1 · press acknowledge 2 · press reopen 2 · press confirm
                               Buttons ending in … open a form: answer each field (blank skips an
                               optional one, `cancel` closes the form).
   shortcut <message text>     run "Triage this" on a message with that text

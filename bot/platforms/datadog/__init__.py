@@ -12,6 +12,8 @@ Every call follows ``../shared/contracts/datadog.yaml`` and its NOTES:
 * reads go through ``POST /api/v2/security/findings/search`` (cursor paging on
   ``meta.page.after``; ``links.next`` is a relative path and is not followed), and a
   finding's fields sit under ``attributes.attributes.custom``;
+* mute and unmute are ``PATCH /api/v2/security/findings/mute`` (``/triage resolve`` and
+  ``reopen``), detaching is ``DELETE /api/v2/security/findings/cases`` (module ``triage``);
 * identities come from ``GET /api/v2/users`` (a substring filter, so matches are exact client-side).
 
 Whole-request failures of a write become per-item ``FAILED`` results so one bad chunk
@@ -22,7 +24,8 @@ The client is in ``client`` (users in ``users``); the reading of Datadog's answe
 
 from __future__ import annotations
 
-from bot.platforms.datadog.client import ASSIGN_CHUNK, ATTACH_MAX, DatadogClient
+from bot.platforms.datadog.client import ASSIGN_CHUNK, ATTACH_MAX
+from bot.platforms.datadog.triage import DatadogClient
 from bot.platforms.datadog.wire import parse_datadog_error
 
 __all__ = ["ASSIGN_CHUNK", "ATTACH_MAX", "DatadogClient", "parse_datadog_error"]

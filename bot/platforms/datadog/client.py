@@ -47,7 +47,7 @@ SEARCH_PAGE = 100
 FETCH_CHUNK = 50
 
 
-class DatadogClient(DatadogUsers, BasePlatformClient):
+class DatadogFindings(DatadogUsers, BasePlatformClient):
     """The Datadog client behind the ``PlatformClient`` Protocol.
 
     ``resolve``, ``comment`` and ``set_severity`` keep the ``BasePlatformClient`` defaults

@@ -13,6 +13,10 @@ before anything is written; a write request that fails is reported per item as
 ``FAILED`` with the vendor's status and reason, so one space's failure never hides
 another space's success.
 
+Beyond assign and close (``client``), ``triage`` reopens and acknowledges alerts, sets
+their tags, and after each write from Slack notes on the alert who asked (an API key
+writes as nobody).
+
 Kibana has no public API from an email to a user profile uid: when an Elasticsearch
 endpoint is configured the client asks ``/_security/profile/_suggest`` and keeps only
 an exact email match; without one, ``find_user_by_email`` returns ``None`` (the
@@ -21,7 +25,7 @@ caller falls back to a configured mapping) and ``get_user`` cannot verify a uid.
 
 from __future__ import annotations
 
-from bot.platforms.kibana.client import KibanaClient
+from bot.platforms.kibana.triage import KibanaClient
 from bot.platforms.kibana.wire import CLOSE_REASONS, MAX_BATCH, OPEN_STATUSES, parse_error
 
 __all__ = ["CLOSE_REASONS", "MAX_BATCH", "OPEN_STATUSES", "KibanaClient", "parse_error"]

@@ -35,7 +35,7 @@ from bot.platforms.kibana.wire import (
 log = structlog.get_logger(__name__)
 
 
-class KibanaClient(KibanaReader):
+class KibanaWriter(KibanaReader):
     """Detection alerts over Kibana's Security Detections API, per space."""
 
     async def _read_all(self, groups: Mapping[str, list[Target]]) -> dict[Target, ItemState]:

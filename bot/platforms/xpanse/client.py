@@ -36,7 +36,7 @@ class _NotApplied(Exception):
     """update_incident answered 200 without ``reply: true``."""
 
 
-class XpanseClient(XpanseReader):
+class XpanseWriter(XpanseReader):
     """Xpanse incidents: read, assign, resolve, comment, set severity; users by email."""
 
     async def _update(self, incident_id: str, update_data: dict[str, Any], *, http: PlatformHttp | None = None) -> None:

@@ -47,8 +47,10 @@ from bot.slack.blocks.handoff import (
 from bot.slack.blocks.modals import (
     assign_modal,
     attach_modal,
+    mute_modal,
     reason_label,
     resolve_modal,
+    tag_modal,
 )
 from bot.slack.blocks.replies import (
     help_blocks,
@@ -86,11 +88,13 @@ __all__ = [
     "mention",
     "missing_card",
     "missing_card_text",
+    "mute_modal",
     "reason_label",
     "resolve_modal",
     "result_blocks",
     "result_text",
     "slack_date",
+    "tag_modal",
     "updated_note",
     "usage_error_blocks",
     "usage_error_text",

@@ -75,6 +75,7 @@ def alert_card(
     ]
     if rules.supports(target.platform, Verb.ATTACH):
         fields.append(_md(f"*Case*\n{esc_cut(state.case or '—', FIELD_MAX - 20)}"))
+    fields += _vocabulary_fields(state)
     section: Block = {"type": "section", "text": _md(f"{label} {_key(target, 500)}"), "fields": fields}
     if state.link and len(state.link) <= URL_MAX and state.link.startswith(("https://", "http://")):
         section["accessory"] = _button(f"Open in {label}", ActionId.OPEN_LINK, url=state.link)
@@ -92,11 +93,52 @@ def alert_card(
     ]
     if rules.supports(target.platform, Verb.ATTACH):
         buttons.append(_button("Attach to case…", ActionId.ATTACH_OPEN, value=value))
-    if rules.supports(target.platform, Verb.RESOLVE) and state.is_open:
-        buttons.append(_button("Resolve…", ActionId.RESOLVE_OPEN, value=value))
+    buttons += _status_buttons(state, value)
     buttons.append(_button("Refresh", ActionId.REFRESH, value=value))
     blocks.append({"type": "actions", "elements": buttons})
     return blocks
+
+
+def _vocabulary_fields(state: ItemState) -> list[dict[str, str]]:
+    """Datadog's mute (why and until when) and Xpanse's alert count and top assets."""
+    fields: list[dict[str, str]] = []
+    caps = rules.CAPABILITIES[state.target.platform]
+    if caps.mute and state.muted is not None:
+        muted = "no"
+        if state.muted:
+            why = f" ({esc_cut(state.mute_reason, 100)})" if state.mute_reason else ""
+            muted = f"yes{why}, until {rules.vocabulary.expiry_text(state.mute_until)}"
+        fields.append(_md(f"*Muted*\n{muted}"))
+    if state.alert_count is not None:
+        fields.append(_md(f"*Alerts*\n{state.alert_count}"))
+    if state.top_assets:
+        fields.append(_md("*Top assets*\n" + esc_cut(", ".join(state.top_assets), FIELD_MAX - 20)))
+    return fields
+
+
+def _status_buttons(state: ItemState, value: str) -> list[Block]:
+    """Mute… / Unmute and Detach on Datadog; Acknowledge, Close… / Reopen and Tags… on Kibana;
+    Resolve… / Reopen on Xpanse: each shown when the item's state allows it."""
+    platform = state.target.platform
+    caps = rules.CAPABILITIES[platform]
+    buttons: list[Block] = []
+    if caps.detach and state.case:
+        buttons.append(_button("Detach from case", ActionId.DETACH, value=value))
+    if caps.mute:
+        if state.muted:
+            buttons.append(_button("Unmute", ActionId.UNMUTE, value=value))
+        else:
+            buttons.append(_button("Mute…", ActionId.MUTE_OPEN, value=value))
+        return buttons
+    if caps.acknowledge and (state.status or "").lower() == rules.vocabulary.KIBANA_OPEN:
+        buttons.append(_button("Acknowledge", ActionId.ACK, value=value))
+    if caps.resolve and state.is_open:
+        buttons.append(_button("Resolve…", ActionId.RESOLVE_OPEN, value=value))
+    elif caps.reopen and not state.is_open:
+        buttons.append(_button("Reopen", ActionId.REOPEN, value=value))
+    if caps.tag:
+        buttons.append(_button("Tags…", ActionId.TAG_OPEN, value=value))
+    return buttons
 
 
 def alert_card_text(state: ItemState) -> str:

@@ -83,8 +83,11 @@ def reason_label(reason: str) -> str:
 
 def resolve_modal(meta: ModalMeta, *, platform: Platform) -> dict[str, Any]:
     """The "Resolve…" modal for one platform: a reason select with that platform's valid
-    reasons and a multi-line comment. Raises ``UnsupportedError`` for a platform without
-    a resolve operation (Datadog) and ``ValueError`` if ``meta`` does not fit."""
+    reasons and a multi-line comment; Datadog's resolve is a mute, so it gets ``mute_modal``.
+    Raises ``UnsupportedError`` for a platform without a resolve operation and ``ValueError``
+    if ``meta`` does not fit."""
+    if rules.CAPABILITIES[platform].mute:
+        return mute_modal(meta)
     reasons = rules.RESOLVE_REASONS.get(platform)
     if not reasons:
         raise UnsupportedError(f"{platform.label} items cannot be resolved from Slack")
@@ -128,3 +131,66 @@ def resolve_modal(meta: ModalMeta, *, platform: Platform) -> dict[str, Any]:
         meta,
         [_items_section(meta), reason_input, comment_input],
     )
+
+
+def mute_modal(meta: ModalMeta) -> dict[str, Any]:
+    """The "Mute…" modal for Datadog findings: a reason (required), an optional expiry date
+    (the mute lifts at the end of that day, UTC) and a description of at most 280 characters.
+    Raises ``ValueError`` if ``meta`` does not fit ``private_metadata``."""
+    options = [{"text": _plain(reason_label(r), OPTION_TEXT_MAX), "value": r} for r in rules.DATADOG_MUTE_REASONS]
+    reason_input = {
+        "type": "input",
+        "block_id": BlockId.MUTE_REASON.value,
+        "label": _plain("Reason", 2000),
+        "element": {
+            "type": "static_select",
+            "action_id": ActionId.MUTE_REASON.value,
+            "placeholder": _plain("Choose a reason", 150),
+            "options": options,
+        },
+    }
+    until_input = {
+        "type": "input",
+        "block_id": BlockId.MUTE_UNTIL.value,
+        "label": _plain("Muted until", 2000),
+        "hint": _plain("Leave empty to mute indefinitely; the mute lifts at the end of the day (UTC).", 2000),
+        "optional": True,
+        "element": {
+            "type": "datepicker",
+            "action_id": ActionId.MUTE_UNTIL.value,
+            "placeholder": _plain("Pick a date", 150),
+        },
+    }
+    description_input = {
+        "type": "input",
+        "block_id": BlockId.MUTE_DESCRIPTION.value,
+        "label": _plain("Description", 2000),
+        "optional": True,
+        "element": {
+            "type": "plain_text_input",
+            "action_id": ActionId.MUTE_DESCRIPTION.value,
+            "multiline": True,
+            "max_length": rules.DATADOG_DESCRIPTION_MAX,
+            "placeholder": _plain("Why is this muted?", 150),
+        },
+    }
+    blocks = [_items_section(meta), reason_input, until_input, description_input]
+    return _modal(CallbackId.MUTE_MODAL, "Mute findings", "Mute", meta, blocks)
+
+
+def tag_modal(meta: ModalMeta) -> dict[str, Any]:
+    """The "Tags…" modal for Kibana alerts: one line of ``+tag`` / ``-tag`` changes.
+    Raises ``ValueError`` if ``meta`` does not fit ``private_metadata``."""
+    changes = {
+        "type": "input",
+        "block_id": BlockId.TAG_CHANGES.value,
+        "label": _plain("Tag changes", 2000),
+        "hint": _plain("+tag adds it, -tag removes it; no spaces inside a tag.", 2000),
+        "element": {
+            "type": "plain_text_input",
+            "action_id": ActionId.TAG_CHANGES.value,
+            "placeholder": _plain("+triaged -noise", 150),
+            "max_length": 1000,
+        },
+    }
+    return _modal(CallbackId.TAG_MODAL, "Tag alerts", "Apply", meta, [_items_section(meta), changes])

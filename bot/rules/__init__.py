@@ -13,30 +13,62 @@ contracts and their notes in ``shared/contracts`` and the recordings in ``shared
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Literal
 
 from bot.errors import UsageError
 from bot.models import Platform, Verb
+from bot.rules.vocabulary import (
+    CAPABILITIES,
+    DATADOG_DESCRIPTION_MAX,
+    DATADOG_DETACH_MAX,
+    DATADOG_MUTE_MAX,
+    DATADOG_MUTE_REASONS,
+    DATADOG_UNMUTE_REASONS,
+    EXPIRY_FORMS,
+    REOPEN_REASONS,
+    TAG_FORMS,
+    XPANSE_REOPEN_STATUS,
+    Capabilities,
+    check_description,
+    check_expiry,
+    check_tags,
+    normalise_mute_reason,
+    normalise_tag,
+    parse_expiry,
+    platforms_for,
+    supports,
+)
 
 __all__ = [
     "CAPABILITIES",
     "DATADOG_ATTACH_MAX",
+    "DATADOG_DESCRIPTION_MAX",
+    "DATADOG_DETACH_MAX",
+    "DATADOG_MUTE_MAX",
+    "DATADOG_MUTE_REASONS",
     "DATADOG_SITES",
+    "DATADOG_UNMUTE_REASONS",
     "DEFAULT_KIBANA_SPACE",
+    "EXPIRY_FORMS",
     "IDENTITY_EXAMPLE",
     "IDENTITY_NOUN",
     "KIBANA_CLOSE_REASONS",
     "KIBANA_OPEN_STATUSES",
+    "REOPEN_REASONS",
     "RESOLVE_REASONS",
     "SEVERITIES",
+    "TAG_FORMS",
     "XPANSE_CLOSED_STATUSES",
+    "XPANSE_REOPEN_STATUS",
     "XPANSE_RESOLVED",
     "XPANSE_RESOLVE_REASONS",
     "XPANSE_SEVERITIES",
     "Capabilities",
     "DatadogSite",
     "app_host",
+    "check_description",
+    "check_expiry",
+    "check_tags",
     "is_case_ref",
     "is_datadog_host",
     "is_uuid",
@@ -50,9 +82,13 @@ __all__ = [
     "normalise_kibana_reason",
     "normalise_kibana_space",
     "normalise_kibana_uid",
+    "normalise_mute_reason",
     "normalise_reason",
     "normalise_severity",
+    "normalise_tag",
     "normalise_xpanse_incident_id",
+    "parse_expiry",
+    "platforms_for",
     "supports",
     "xpanse_resolve_status",
 ]
@@ -288,27 +324,9 @@ def xpanse_resolve_status(reason: str | None) -> str:
 # ---------------------------------------------------------------- per platform
 
 
-@dataclass(frozen=True)
-class Capabilities:
-    """What the bot can do to one platform's items."""
-
-    attach: bool = False  # attach to a case
-    resolve: bool = False
-    reason_required: bool = False  # a resolve must name a reason (Xpanse's status is the reason)
-    comment: bool = False
-    severity: bool = False
-
-
-CAPABILITIES: dict[Platform, Capabilities] = {
-    # The contract has no Datadog finding operation for resolve, comment or severity.
-    Platform.DATADOG: Capabilities(attach=True),
-    # Kibana has a close reason but no comment API.
-    Platform.KIBANA: Capabilities(resolve=True),
-    Platform.XPANSE: Capabilities(resolve=True, reason_required=True, comment=True, severity=True),
-}
-
 # The reasons each platform accepts for resolving (the first is the modal's default).
 RESOLVE_REASONS: dict[Platform, tuple[str, ...]] = {
+    Platform.DATADOG: DATADOG_MUTE_REASONS,
     Platform.KIBANA: KIBANA_CLOSE_REASONS,
     Platform.XPANSE: XPANSE_CLOSED_STATUSES,
 }
@@ -326,18 +344,6 @@ IDENTITY_NOUN: dict[Platform, str] = {
     Platform.KIBANA: "profile",
     Platform.XPANSE: "user",
 }
-
-
-def supports(platform: Platform, verb: Verb) -> bool:
-    """Whether ``verb`` can act on ``platform``'s items (verbs with no platform rule: True)."""
-    caps = CAPABILITIES[platform]
-    rule = {
-        Verb.ATTACH: caps.attach,
-        Verb.RESOLVE: caps.resolve,
-        Verb.COMMENT: caps.comment,
-        Verb.SEVERITY: caps.severity,
-    }
-    return rule.get(verb, True)
 
 
 def normalise_item_id(platform: Platform, item_id: str) -> str:
@@ -371,7 +377,7 @@ def normalise_reason(platform: Platform, reason: str | None) -> str | None:
         return normalise_kibana_reason(reason)
     if platform is Platform.XPANSE:
         return xpanse_resolve_status(reason)
-    raise UsageError(f"{platform.label} items cannot be resolved by the bot.", verb=Verb.RESOLVE)
+    return normalise_mute_reason(reason)
 
 
 def normalise_severity(platform: Platform, severity: str) -> str:
