@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from bot.platforms.datadog import DatadogClient
 from bot.sandbox.datadog import JSONAPI, DatadogSandbox, QueryError, parse_query
+from bot.sandbox.oncall import DatadogOnCallRoutes
 from bot.settings import DatadogConfig, HttpPolicy
 from tests.fakes.contract import ContractServer
 
@@ -33,8 +34,9 @@ API_KEY = "dd-api-key-for-tests"
 APP_KEY = "dd-app-key-for-tests"
 
 
-class DatadogFake(ContractServer, DatadogSandbox):
-    """The Datadog sandbox tenant, contract-checked, with test keys and test-only faults."""
+class DatadogFake(ContractServer, DatadogOnCallRoutes, DatadogSandbox):
+    """The Datadog sandbox tenant (On-Call schedules in ``book``), contract-checked, with test keys and
+    test-only faults."""
 
     contract = "datadog"
 
