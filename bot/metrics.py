@@ -40,3 +40,21 @@ SLACK_REJECTED = Counter(
     ["kind", "reason"],
     registry=REGISTRY,
 )
+ONCALL_POLLS = Counter(
+    "triage_oncall_polls_total",
+    "Polls of an on-call schedule, by schedule and outcome (ok, baseline, error).",
+    ["schedule", "outcome"],
+    registry=REGISTRY,
+)
+ONCALL_CHANGES = Counter(
+    "triage_oncall_changes_total",
+    "Changes of the current responders seen on an on-call schedule.",
+    ["schedule"],
+    registry=REGISTRY,
+)
+ONCALL_HANDOFFS = Counter(
+    "triage_oncall_handoffs_total",
+    "Shift-change handoffs started (previews posted), by schedule and mode.",
+    ["schedule", "mode"],
+    registry=REGISTRY,
+)

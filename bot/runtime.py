@@ -18,18 +18,22 @@ from bot.core.access import Access, GroupDirectory
 from bot.core.door import Core
 from bot.core.handoff import HandoffService
 from bot.core.identity import IdentityResolver
+from bot.core.oncall import OnCallWatcher
+from bot.core.oncall_config import OnCallConfig, load_oncall
 from bot.core.policy import Policy, load_policy
 from bot.core.runner import JobRunner
 from bot.core.service import ActionService
 from bot.core.workers import Workers
 from bot.models import Platform, Verb
-from bot.platforms import build_clients
+from bot.platforms import build_clients, build_sources
 from bot.platforms.base import PlatformClient
+from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
-from bot.slack.reporter import Reporter
+from bot.slack.reporter import Reporter, post_notice
 from bot.store.db import Store
 from bot.store.jobs import JobStore
 from bot.store.mappings import MappingStore
+from bot.store.oncall import OnCallStore
 
 log = structlog.get_logger(__name__)
 
@@ -67,10 +71,12 @@ class Services:
     reporter: Reporter
     handoff: HandoffService
     workers: Workers
+    oncall: OnCallWatcher
     started_at: float = field(default_factory=time.monotonic)
 
     async def close(self) -> None:
         await self.access.groups.stop()
+        await self.oncall.stop()
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
@@ -83,11 +89,15 @@ async def build_services(
     slack: AsyncWebClient | None = None,
     clients: Mapping[Platform, PlatformClient] | None = None,
     policy: Policy | None = None,
+    schedule_sources: Mapping[str, ScheduleSource] | None = None,
+    oncall: OnCallConfig | None = None,
 ) -> Services:
     """Open the store, build the clients and services; the workers are created but not started."""
     from bot.store import open_store
 
     policy = policy or load_policy(settings.triage_policy)
+    sources = dict(schedule_sources) if schedule_sources is not None else build_sources(settings)
+    oncall = oncall or load_oncall(settings.triage_oncall, sources=list(sources))
     store = await open_store(settings.triage_db)
     mappings = MappingStore(store)
     jobs = JobStore(store)
@@ -121,6 +131,16 @@ async def build_services(
         runners={Verb.HANDOFF.value: handoff.run},
     )
     core = Core(access=access, actions=actions, runner=runner, handoff=handoff, identity=identity, jobs=jobs)
+    watcher = OnCallWatcher(
+        config=oncall,
+        sources=sources,
+        core=core,
+        store=OnCallStore(store),
+        jobs=jobs,
+        identity=identity,
+        notify=lambda notice: post_notice(slack, notice),
+    )
+    core.oncall = watcher
     log.info(
         "services_ready",
         platforms=[p.value for p in platform_clients],
@@ -143,4 +163,5 @@ async def build_services(
         reporter=reporter,
         handoff=handoff,
         workers=workers,
+        oncall=watcher,
     )

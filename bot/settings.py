@@ -60,6 +60,12 @@ class XpanseConfig(BaseModel):
     http: HttpPolicy
 
 
+class PagerDutyConfig(BaseModel):
+    api_url: str
+    api_key: SecretStr
+    http: HttpPolicy
+
+
 class SlackConfig(BaseModel):
     bot_token: SecretStr | None
     signing_secret: SecretStr | None
@@ -104,9 +110,14 @@ class Settings(BaseSettings):
     xpanse_auth: Literal["standard", "advanced"] = "standard"
     xpanse_rate_limit: float = Field(default=5.0, gt=0)
 
+    # PagerDuty (a schedule source for on-call handoffs)
+    pagerduty_api_key: SecretStr | None = None
+    pagerduty_api_url: str = "https://api.pagerduty.com"
+
     # The bot itself
     triage_db: str = "triage.db"
     triage_policy: str | None = None
+    triage_oncall: str | None = None
     triage_webhook_token: SecretStr | None = None
     triage_webhook_secret: SecretStr | None = None
     triage_webhook_max_bytes: int = Field(default=256 * 1024, gt=0)
@@ -125,11 +136,13 @@ class Settings(BaseSettings):
     # Filled by the "before" validator for load_settings to report beside any field errors.
     _pair_problems: ClassVar[list[str]] = []
 
-    _normalise_urls = field_validator("dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", mode="after")(
-        _strip_slash
-    )
+    _normalise_urls = field_validator(
+        "dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", "pagerduty_api_url", mode="after"
+    )(_strip_slash)
 
-    @field_validator("dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", "slack_api_url")
+    @field_validator(
+        "dd_api_url", "kibana_url", "elasticsearch_url", "xpanse_api_url", "slack_api_url", "pagerduty_api_url"
+    )
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://")):
@@ -237,6 +250,12 @@ class Settings(BaseSettings):
             rate_limit=self.xpanse_rate_limit,
             http=self.http,
         )
+
+    @property
+    def pagerduty(self) -> PagerDutyConfig | None:
+        if not self.pagerduty_api_key:
+            return None
+        return PagerDutyConfig(api_url=self.pagerduty_api_url, api_key=self.pagerduty_api_key, http=self.http)
 
     @property
     def configured_platforms(self) -> list[Platform]:

@@ -117,7 +117,10 @@ def build_web_app(
         if socket_connected is not None:
             checks["slack_socket"] = await socket_connected()
         ready = all(checks.values())
-        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+        body: dict[str, object] = {"ready": ready, "checks": checks}
+        if services.oncall.status:  # the schedule sources' last poll: detail, not readiness
+            body["detail"] = {"oncall": dict(services.oncall.status)}
+        return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         await services.workers.update_metrics()

@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fakes.kibana",
     "tests.fakes.xpanse",
     "tests.fakes.slack",
+    "tests.fakes.pagerduty",
 ]
 
 # Retries stay on in tests (they are part of what is tested) but never sleep long:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.core.identity import IdentityStatus
 from bot.models import Job, Platform, Target, Verb
@@ -101,6 +102,32 @@ class RetryQueued:
     job_id: str | None
 
 
+@dataclass(frozen=True)
+class ScheduleView:
+    """One schedule as ``/triage oncall`` shows it: people as mentions or, unmatched, emails."""
+
+    name: str
+    source: str
+    mode: str
+    current: Sequence[str] = ()
+    next: Sequence[str] = ()
+    pending: Sequence[str] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class OnCallOverview:
+    schedules: Sequence[ScheduleView]
+
+
+class OnCallDesk(Protocol):
+    """What the door asks the on-call watcher for ``/triage oncall``."""
+
+    def schedule_names(self) -> list[str]: ...
+
+    async def overview(self, name: str | None) -> OnCallOverview: ...
+
+
 Answer = (
     Accepted
     | FormAllowed
@@ -115,6 +142,7 @@ Answer = (
     | HandoffQueued
     | HandoffDecided
     | RetryQueued
+    | OnCallOverview
 )
 
 

@@ -39,6 +39,7 @@ class Core:
         handoff: HandoffService,
         identity: IdentityResolver,
         jobs: JobStore,
+        oncall: a.OnCallDesk | None = None,
     ) -> None:
         self.access = access
         self.actions = actions
@@ -46,6 +47,7 @@ class Core:
         self.handoff = handoff
         self.identity = identity
         self.jobs = jobs
+        self.oncall = oncall  # set by the runtime once the watcher exists (it needs this door)
         self.queries = Queries(jobs=jobs, identity=identity, runner=runner)
 
     async def handle(self, request: ActionRequest) -> a.Reply:
@@ -99,6 +101,8 @@ class Core:
             return a.Reply(
                 a.LookingUp(verb, request.about), later=lambda: self.queries.mine(request.team_id, request.about)
             )
+        if verb is Verb.ONCALL:
+            return self._oncall(request)
         if verb is Verb.HANDOFF and not request.targets:
             await self.handoff.request(
                 team_id=request.team_id,
@@ -108,10 +112,21 @@ class Core:
                 channel_id=request.channel_id,
                 response_url=request.response_url,
                 interaction_key=request.interaction_key,
+                plan=request.params.handoff if request.source is Source.SCHEDULE else None,
+                source=request.source if request.source is Source.SCHEDULE else Source.HANDOFF,
             )
             return a.Reply(a.HandoffQueued(request.params.from_user or request.actor_id))
         submitted = await self.actions.submit(request)
         return a.Reply(a.Accepted(verb, len(request.targets), submitted.job_id, submitted.duplicate))
+
+    def _oncall(self, request: ActionRequest) -> a.Reply:
+        desk, name = self.oncall, request.params.text
+        if desk is None or not desk.schedule_names():
+            raise UsageError("No on-call schedules are configured (TRIAGE_ONCALL).", verb=Verb.ONCALL.value)
+        if name is not None and name not in desk.schedule_names():
+            known = ", ".join(f"`{n}`" for n in desk.schedule_names())
+            raise UsageError(f"There is no schedule `{name}`; configured: {known}.", verb=Verb.ONCALL.value)
+        return a.Reply(a.LookingUp(Verb.ONCALL, request.actor_id), later=lambda: desk.overview(name))
 
     async def _handoff_step(self, request: ActionRequest, grant: Grant) -> a.Reply:
         if request.verb is not Verb.HANDOFF or not request.job_ref:

@@ -60,16 +60,20 @@ class HandoffService:
         channel_id: str | None,
         response_url: str | None = None,
         interaction_key: str | None = None,
+        plan: HandoffPlan | None = None,
+        source: Source = Source.HANDOFF,
     ) -> Submitted:
-        """Queue the collection of ``from_user``'s items; the preview follows in the channel."""
+        """Queue the collection of ``from_user``'s items; the preview follows in the channel.
+        ``plan`` and ``source``: a shift-change handoff's schedule facts (``bot.core.oncall``)."""
         if from_user == to_user:
             raise UserError(f"<@{from_user}> cannot hand off to themselves")
+        plan = (plan or HandoffPlan()).model_copy(update={"phase": HandoffPhase.COLLECT})
         request = ActionRequest(
             verb=Verb.HANDOFF,
             team_id=team_id,
             actor_id=actor_id,
-            source=Source.HANDOFF,
-            params=JobParams(assignee=to_user, from_user=from_user, handoff=HandoffPlan(phase=HandoffPhase.COLLECT)),
+            source=source,
+            params=JobParams(assignee=to_user, from_user=from_user, handoff=plan),
             channel_id=channel_id,
             response_url=response_url,
             interaction_key=interaction_key,
@@ -112,7 +116,10 @@ class HandoffService:
             except (UserError, PlatformError):
                 unmapped.append(platform)
 
-        await asyncio.gather(*(one(p) for p in self.service.clients), *(receiver(p) for p in self.service.clients))
+        # A shift-change handoff collects only from its schedule's platforms.
+        wanted = (job.params.handoff.platforms if job.params.handoff else None) or list(self.service.clients)
+        platforms = [p for p in self.service.clients if p in wanted]
+        await asyncio.gather(*(one(p) for p in platforms), *(receiver(p) for p in platforms))
         targets = list(found.values())
         counts = {p: sum(1 for t in targets if t.platform is p) for p in Platform}
         params = job.params.model_copy(deep=True)
@@ -205,6 +212,15 @@ class HandoffService:
         if job is None or job.verb != Verb.HANDOFF:
             raise UserError("that handoff is no longer known to the bot")
         allowed = {job.actor_id, job.params.from_user}
+        if job.source == Source.SCHEDULE.value:
+            # A shift change: the outgoing or incoming person, an admin, or the watcher itself
+            # (its system actor, which no Slack user can be) in auto mode or on a flip back.
+            allowed = {job.actor_id, job.params.from_user, job.params.assignee}
+            if actor_id not in allowed and not admin:
+                raise ForbiddenError(
+                    f"only <@{job.params.from_user}>, <@{job.params.assignee}> or an admin can confirm or "
+                    "cancel this shift-change handoff"
+                )
         if actor_id not in allowed and not admin:
             raise ForbiddenError(
                 f"only <@{job.actor_id}>, <@{job.params.from_user}> or an admin can confirm or cancel this handoff"

@@ -43,6 +43,7 @@ class Verb(StrEnum):
     UNMAP = "unmap"
     WHOAMI = "whoami"
     HELP = "help"
+    ONCALL = "oncall"
 
     @property
     def past(self) -> str:

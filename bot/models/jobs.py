@@ -83,6 +83,13 @@ class HandoffPlan(BaseModel):
     confirmed_by: str | None = None  # Slack user id of whoever pressed Confirm
     retry_of: str | None = None  # the handoff job whose failed items this one retries
     from_identities: dict[Platform, str] = Field(default_factory=dict)  # the outgoing person, resolved
+    # A handoff the on-call watcher started at a shift change (bot.core.oncall): the schedule's
+    # name, the new shift's start, the platforms to collect from (empty: all) and, in auto
+    # mode, when it applies unless cancelled (epoch seconds).
+    schedule: str | None = None
+    shift_start: str | None = None
+    platforms: list[Platform] = Field(default_factory=list)
+    auto_at: float | None = None
 
 
 # Keys of the untyped ``extra`` dict that the first job rows carried.

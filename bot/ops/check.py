@@ -10,13 +10,15 @@ vendor that echoes a credential in an error body cannot make ``check`` print it.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot.core.oncall_config import load_oncall
 from bot.errors import PlatformAuthError, PlatformError
 from bot.logging import Redactor, secret_values
 from bot.models import Platform
-from bot.platforms import build_clients
+from bot.platforms import build_clients, build_sources
 from bot.platforms.base import PlatformClient
 from bot.runtime import slack_web_client
 from bot.settings import Settings
@@ -87,6 +89,31 @@ async def _check_slack(settings: Settings) -> tuple[str, bool]:
     return f"Slack: ok — {who}{note}", True
 
 
+async def _check_schedules(settings: Settings) -> tuple[list[str], bool]:
+    """One line per schedule of TRIAGE_ONCALL: who is on call now, or why the source cannot say."""
+    if settings.triage_oncall is None:
+        return [], True
+    sources = build_sources(settings)
+    try:
+        config = load_oncall(settings.triage_oncall, sources=list(sources))
+        lines, ok = [], True
+        for schedule in config.schedules:
+            label = f"On-call {schedule.name} ({schedule.source} {schedule.id})"
+            source = sources[schedule.source]
+            try:
+                roster = await source.roster(schedule.id, at=datetime.now(UTC))
+            except Exception as exc:
+                lines.append(_failing(label, exc, source.missing_permission))
+                ok = False
+                continue
+            who = ", ".join(roster.current_emails) or "nobody"
+            lines.append(f"{label}: ok — on call now: {who}")
+        return lines, ok
+    finally:
+        for source in sources.values():
+            await source.aclose()
+
+
 async def run_check(settings: Settings) -> tuple[list[str], bool]:
     """Call each configured platform's cheapest authenticated endpoint and Slack's auth.test.
 
@@ -109,7 +136,9 @@ async def run_check(settings: Settings) -> tuple[list[str], bool]:
     lines = [line for platform_lines, _ in results for line in platform_lines]
     ok = all(good for _, good in results)
     lines += [f"{p.label}: not configured" for p in Platform if p not in clients]
+    schedule_lines, schedules_ok = await _check_schedules(quick)
+    lines += schedule_lines
     slack_line, slack_ok = await _check_slack(quick)
     lines.append(slack_line)
     redactor = Redactor(secret_values(settings))
-    return [redactor.redact_text(line) for line in lines], ok and slack_ok
+    return [redactor.redact_text(line) for line in lines], ok and slack_ok and schedules_ok

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.models import Platform
 from bot.platforms.base import PlatformClient
+from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
 
 
@@ -21,3 +22,16 @@ def build_clients(settings: Settings) -> dict[Platform, PlatformClient]:
     if (xp := settings.xpanse) is not None:
         clients[Platform.XPANSE] = XpanseClient(xp)
     return clients
+
+
+def build_sources(settings: Settings) -> dict[str, ScheduleSource]:
+    """One on-call schedule source per schedule API that has credentials (PagerDuty; Datadog keys)."""
+    from bot.platforms.datadog.oncall import DatadogOnCall
+    from bot.platforms.pagerduty import PagerDutySource
+
+    sources: dict[str, ScheduleSource] = {}
+    if (pd := settings.pagerduty) is not None:
+        sources["pagerduty"] = PagerDutySource(pd)
+    if (dd := settings.datadog) is not None:
+        sources["datadog"] = DatadogOnCall(dd)
+    return sources

@@ -216,6 +216,12 @@ def _parse_help(ctx: _Ctx, toks: list[Tok]) -> Command:
     return Command(verb=Verb.HELP, help_verb=spec.verb)
 
 
+def _parse_oncall(ctx: _Ctx, toks: list[Tok]) -> Command:
+    if len(toks) > 1:
+        raise ctx.error("Name at most one schedule.")
+    return Command(verb=Verb.ONCALL, text=unescape(toks[0].raw) if toks else None)
+
+
 _PARSERS: dict[Verb, Callable[[_Ctx, list[Tok]], Command]] = {
     Verb.ASSIGN: _parse_assign,
     Verb.UNASSIGN: _parse_unassign,
@@ -235,6 +241,7 @@ _PARSERS: dict[Verb, Callable[[_Ctx, list[Tok]], Command]] = {
     Verb.UNMAP: _parse_unmap,
     Verb.WHOAMI: _parse_optional_user,
     Verb.HELP: _parse_help,
+    Verb.ONCALL: _parse_oncall,
 }
 
 

@@ -147,6 +147,12 @@ GRAMMAR: tuple[VerbSpec, ...] = (
         "Show this help, or the help of one command.",
         ("help", "help resolve"),
     ),
+    VerbSpec(
+        Verb.ONCALL,
+        "oncall [schedule]",
+        "Show who is on call now and next on each configured schedule, and any pending shift-change handoff.",
+        ("oncall", "oncall secops-primary"),
+    ),
 )
 
 SPECS: dict[Verb, VerbSpec] = {spec.verb: spec for spec in GRAMMAR}
@@ -194,6 +200,6 @@ def help_text(verb: Verb | None = None) -> str:
     if spec.examples:
         lines.append("*Examples:*")
         lines += [f"• `/triage {example}`" for example in spec.examples]
-    if spec.verb not in (Verb.MINE, Verb.MAP, Verb.UNMAP, Verb.WHOAMI, Verb.HELP, Verb.HANDOFF):
+    if spec.verb not in (Verb.MINE, Verb.MAP, Verb.UNMAP, Verb.WHOAMI, Verb.HELP, Verb.HANDOFF, Verb.ONCALL):
         lines.append(TARGETS_HELP)
     return "\n".join(lines)

@@ -67,6 +67,10 @@ def render(answer: a.Answer) -> Message | None:
             return {"text": f"<@{user}> had no {platform.label} mapping."}
         case a.History():
             return {"text": _history(answer)}
+        case a.LookingUp(verb=Verb.ONCALL):
+            return {"text": "Checking the on-call schedules…"}
+        case a.OnCallOverview():
+            return {"text": _oncall(answer)}
         case a.LookingUp(verb=Verb.WHOAMI, user=user):
             return {"text": f"Checking <@{user}>'s identities…"}
         case a.LookingUp(user=user):
@@ -136,3 +140,16 @@ def _holdings(answer: a.Holdings) -> str:
         lines.append(f"*{platform.label}* ({len(items)}): {shown or 'nothing open'}{more}")
     head = f"<@{answer.user}> holds {total} open item{'s' if total != 1 else ''}:"
     return "\n".join([head, *lines])[:TEXT_MAX]
+
+
+def _oncall(answer: a.OnCallOverview) -> str:
+    lines: list[str] = []
+    for view in answer.schedules:
+        lines.append(f"*{view.name}* ({view.source}, {view.mode})")
+        if view.error:
+            lines.append(f"• could not be read: {view.error}")
+        else:
+            lines.append(f"• on call now: {', '.join(view.current) or 'nobody'}")
+            lines.append(f"• next: {', '.join(view.next) or 'nobody scheduled'}")
+        lines += [f"• pending handoff: {line}" for line in view.pending]
+    return "\n".join(lines)[:TEXT_MAX] or "No on-call schedules are configured."

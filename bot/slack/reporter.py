@@ -21,6 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot import rules
 from bot.core.answers import HandoffDecided
 from bot.core.identity import IdentityResolver
+from bot.core.oncall import Notice
 from bot.core.runner import JobRunner
 from bot.core.verbs import with_details
 from bot.models import (
@@ -327,9 +328,15 @@ class Reporter:
                     },
                 )
             text = blocks.handoff_preview_text(from_user=p.from_user, to_user=p.assignee, items=states)
+            if plan.schedule:
+                preview.insert(1, blocks.shift_change_note(plan, from_user=p.from_user, to_user=p.assignee))
             ts = await self._post(job, text=text, blocks_=preview)
             if ts:
                 await self.jobs.set_message(job.id, channel_id=job.channel_id, card_ts=ts, thread_ts=None)
+            if plan.schedule:  # a shift change: both people are told directly too
+                for user in (p.from_user, p.assignee):
+                    dm = await self.slack.conversations_open(users=user)
+                    await self.slack.chat_postMessage(channel=dm["channel"]["id"], text=text, blocks=preview)
             return
         result = BatchResult.of(i.result() for i in items)
         detail = blocks.handoff_result(
@@ -354,6 +361,14 @@ class Reporter:
                 text=blocks.result_text(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
                 blocks=blocks.result_blocks(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
             )
+
+
+async def post_notice(slack: AsyncWebClient, notice: Notice) -> None:
+    """Post an on-call watcher notice; a Slack failure is logged, never raised into the watcher."""
+    try:
+        await slack.chat_postMessage(channel=notice.channel, thread_ts=notice.thread_ts, text=notice.text[:3900])
+    except (SlackApiError, aiohttp.ClientError) as exc:
+        log.warning("oncall_notice_failed", channel=notice.channel, error=type(exc).__name__)
 
 
 def target_keys(targets: Sequence[Target]) -> str:

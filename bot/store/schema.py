@@ -85,4 +85,30 @@ CREATE TABLE ledger (
 CREATE INDEX ledger_target ON ledger(target, at);
 CREATE INDEX ledger_at ON ledger(at);
 """,
+    # 3. On-call schedules: the last responders seen per schedule (the baseline the watcher
+    # diffs against) and one row per shift-change handoff. The unique key is what makes a
+    # handoff happen at most once per (schedule, shift start, from, to), across restarts and
+    # across replicas sharing the database.
+    """
+CREATE TABLE oncall_baseline (
+    schedule    TEXT PRIMARY KEY,
+    responders  TEXT NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE TABLE oncall_handoffs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule    TEXT NOT NULL,
+    shift_start TEXT NOT NULL,
+    from_email  TEXT NOT NULL,
+    to_email    TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'applied', 'cancelled', 'unmatched', 'ended')),
+    job_id      TEXT,
+    due_at      REAL,
+    detail      TEXT NOT NULL DEFAULT '',
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    UNIQUE (schedule, shift_start, from_email, to_email)
+);
+CREATE INDEX oncall_handoffs_state ON oncall_handoffs(schedule, state);
+""",
 ]

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 
 from bot.platforms.datadog import DatadogClient
 from bot.sandbox.datadog import JSONAPI, DatadogSandbox, QueryError, parse_query
+from bot.sandbox.oncall import DatadogOnCallRoutes
 from bot.settings import DatadogConfig, HttpPolicy
 from tests.fakes.contract import CONTRACTS, ContractServer, Recorded
 
@@ -89,8 +90,9 @@ def detach_problem(req: Recorded) -> str | None:
     return None
 
 
-class DatadogFake(ContractServer, DatadogSandbox):
-    """The Datadog sandbox tenant, contract-checked, with test keys and test-only faults."""
+class DatadogFake(ContractServer, DatadogOnCallRoutes, DatadogSandbox):
+    """The Datadog sandbox tenant (On-Call schedules in ``book``), contract-checked, with test keys and
+    test-only faults."""
 
     contract = "datadog"
 

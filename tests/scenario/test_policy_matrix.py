@@ -167,6 +167,7 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("slash", "unmap", slash("unmap me xpanse"), "ack"),
     ("slash", "whoami", slash("whoami"), "ack"),
     ("slash", "help", slash("help"), "ack"),
+    ("slash", "oncall", slash("oncall"), "ack"),
     ("slash", "map_others", slash(f"map <@{ADMIN}> xpanse=admin@example.com"), "ack"),
     ("slash", "handoff_others", slash(f"handoff <@{ADMIN}> to <@{BOB}>"), "ack"),
     ("button", "assign", button(ActionId.ASSIGN_ME, card("kibana:m1")), "ephemeral"),

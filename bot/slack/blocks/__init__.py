@@ -43,6 +43,7 @@ from bot.slack.blocks.handoff import (
     handoff_preview_text,
     handoff_result,
     handoff_result_text,
+    shift_change_note,
 )
 from bot.slack.blocks.modals import (
     assign_modal,
@@ -93,6 +94,7 @@ __all__ = [
     "resolve_modal",
     "result_blocks",
     "result_text",
+    "shift_change_note",
     "slack_date",
     "tag_modal",
     "updated_note",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from bot.models import BatchResult, ItemState, Outcome, Platform, Verb
+from bot.models import BatchResult, HandoffPlan, ItemState, Outcome, Platform, Verb
 from bot.slack.blocks._kit import (
     TEXT_BUDGET,
     Block,
@@ -18,6 +19,7 @@ from bot.slack.blocks._kit import (
     _section,
     esc_cut,
     mention,
+    slack_date,
 )
 from bot.slack.blocks.results import result_blocks, result_text
 from bot.slack.ids import ActionId
@@ -113,3 +115,14 @@ def handoff_result_text(*, result: BatchResult, actor_id: str, from_user: str, t
     """The fallback text of ``handoff_result``."""
     summary = f"handed off {mention(from_user)}'s items to {mention(to_user)}"
     return result_text(Verb.HANDOFF, result, actor_id=actor_id, summary=summary)
+
+
+def shift_change_note(plan: HandoffPlan, *, from_user: str, to_user: str) -> Block:
+    """The line a shift-change preview carries: which schedule, and who may decide or when it applies."""
+    head = f":calendar: Shift change on *{plan.schedule}*: {mention(from_user)} → {mention(to_user)}."
+    if plan.auto_at is not None:
+        when = slack_date(datetime.fromtimestamp(plan.auto_at, UTC))
+        tail = f" Hands off automatically at {when} unless someone presses Cancel."
+    else:
+        tail = f" {mention(from_user)}, {mention(to_user)} or an admin may confirm or cancel."
+    return _context(head + tail)
