@@ -96,7 +96,23 @@ class PlatformError(TriageError):
 
 
 class PlatformAuthError(PlatformError):
-    """The credentials were refused or lack a permission (401, 402, 403)."""
+    """The credentials were refused or lack a permission (401, 402, 403).
+
+    ``missing`` names the permissions (any one of them would do) the refused operation
+    needs, from ``bot.permissions``; empty when the operation has no row there.
+    """
+
+    def __init__(
+        self,
+        platform: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        missing: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(platform, message, status=status, retry_after=retry_after)
+        self.missing = missing
 
 
 class PlatformNotFound(PlatformError):

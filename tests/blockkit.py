@@ -3,8 +3,9 @@
 slack-sdk's models validate each element recursively (``Block.parse(b).to_dict()``,
 ``View(**view).to_dict()``); they do not check the limits that apply to a message as
 a whole, so these helpers add them: at most 50 blocks per message (100 per view),
-at most 12,000 characters of text across all blocks, at most 4,000 characters of
-message ``text``, unique ``block_id`` values, and unique ``action_id`` values per block.
+at most 8,000 characters of text across all blocks (Slack refuses around 12,000; the bot keeps
+a third in hand), at most 4,000 characters of message ``text``, unique ``block_id`` values,
+and unique ``action_id`` values per block.
 Both helpers raise ``AssertionError`` with the reason.
 """
 
@@ -20,7 +21,7 @@ from slack_sdk.models.views import View
 
 MESSAGE_BLOCKS_MAX = 50
 VIEW_BLOCKS_MAX = 100
-TOTAL_TEXT_MAX = 12_000
+TOTAL_TEXT_MAX = 8_000
 MESSAGE_TEXT_MAX = 4_000
 
 

@@ -3,8 +3,10 @@
 Each configured platform's cheapest authenticated endpoint is called through its real
 client (``PlatformClient.check``), Elasticsearch too when the Kibana profile look-up is
 configured, and Slack's ``auth.test`` (whose granted scopes are compared with what the
-bot uses). Every line passes through the log redactor before it is returned, so a
-vendor that echoes a credential in an error body cannot make ``check`` print it.
+bot uses). The probes only read, so each line also states what the platform's writes need
+(``bot.permissions.WRITES``); a refused probe names the permission it lacked. Every line
+passes through the log redactor before it is returned, so a vendor that echoes a
+credential in an error body cannot make ``check`` print it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 
 from slack_sdk.errors import SlackApiError
 
+from bot import permissions
 from bot.core.oncall_config import load_oncall
 from bot.errors import PlatformAuthError, PlatformError
 from bot.logging import Redactor, secret_values
@@ -23,14 +26,12 @@ from bot.platforms.base import PlatformClient
 from bot.runtime import slack_web_client
 from bot.settings import Settings
 
-# What each platform's key needs, for a readable hint on 401/403.
-PERMISSION_HINTS = {
-    Platform.DATADOG: "the application key needs security_monitoring_findings_read/_write, "
-    "user_access_read and cases_read",
-    Platform.KIBANA: "the API key needs Security > Alerts: All in every configured space",
-    Platform.XPANSE: "the API key needs a role that can read and update incidents and read users",
+# What each platform's writes need (the probes only read): stated on every line.
+WRITE_HINTS = {
+    p: f"writes need {permissions.WRITES[p.value].needs} on the {permissions.WRITES[p.value].credential}"
+    for p in Platform
 }
-ES_HINT = "the Elasticsearch API key needs the read_security cluster privilege"
+ES_HINT = f"profile look-ups need {permissions.ELASTICSEARCH['es.profile_suggest'].needs}"
 # Scopes the bot's features need (manifest.yml); usergroups:read only matters for group policies.
 REQUIRED_SCOPES = ("commands", "chat:write", "im:write", "users:read", "users:read.email")
 # An address no directory holds: the profile look-up runs without finding anyone.
@@ -42,7 +43,8 @@ CHECK_RETRY_TIMEOUT = 10.0
 
 def _failing(label: str, exc: Exception, hint: str) -> str:
     if isinstance(exc, PlatformAuthError):
-        return f"{label}: failing — {exc.status} {exc.reason}; {hint}"
+        # The reason already says who refused, the status and what the key lacks.
+        return f"{label}: failing — {exc.reason}; {hint}"
     if isinstance(exc, PlatformError):
         status = f"{exc.status} " if exc.status else ""
         return f"{label}: failing — {status}{exc.reason}"
@@ -53,9 +55,9 @@ def _failing(label: str, exc: Exception, hint: str) -> str:
 
 async def _check_platform(platform: Platform, client: PlatformClient, settings: Settings) -> tuple[list[str], bool]:
     try:
-        lines = [f"{platform.label}: ok — {await client.check()}"]
+        lines = [f"{platform.label}: ok — {await client.check()}; {WRITE_HINTS[platform]}"]
     except Exception as exc:
-        return [_failing(platform.label, exc, PERMISSION_HINTS[platform])], False
+        return [_failing(platform.label, exc, WRITE_HINTS[platform])], False
     if platform is Platform.KIBANA and settings.elasticsearch_url:
         try:
             await client.find_user_by_email(_PROBE_EMAIL)
@@ -86,6 +88,8 @@ async def _check_slack(settings: Settings) -> tuple[str, bool]:
             "app's OAuth settings and reinstall the app"
         ), False
     note = "" if "usergroups:read" in granted else " (no usergroups:read: policy rules naming groups never match)"
+    if "files:write" not in granted:
+        note += " (no files:write: big jobs get no CSV of their items, only thread messages)"
     return f"Slack: ok — {who}{note}", True
 
 

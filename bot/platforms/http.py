@@ -5,17 +5,23 @@ concurrency limit, an optional client-side rate limit, and retries (stamina)
 for 429, 5xx, timeouts and connection errors, honouring ``Retry-After`` and
 Datadog's ``X-RateLimit-Reset``. Other 4xx are never retried, nor a 5xx the platform's
 ``refusal`` hook recognises as a business error (Xpanse answers those 500). Failures leave
-as the ``PlatformError`` subclasses of ``bot.errors``.
+as the ``PlatformError`` subclasses of ``bot.errors``: a 401/402/403 worded with the
+operation's row of ``bot.permissions`` (what the key lacks), a spent retry budget with the
+host and the number of tries ("could not reach Xpanse at api-x.example (connection
+refused); gave up after 3 tries").
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import stamina
@@ -32,6 +38,8 @@ from bot.errors import (
 )
 from bot.logging import Redactor
 from bot.metrics import PLATFORM_LATENCY, PLATFORM_RETRIES
+from bot.models import Platform
+from bot.permissions import Permission, refusal
 from bot.settings import HttpPolicy
 
 log = structlog.get_logger(__name__)
@@ -87,8 +95,14 @@ class PlatformHttp:
         auth: httpx.Auth | None = None,
         secrets: Iterable[str] = (),
         refusal: Callable[[httpx.Response], bool] | None = None,
+        permissions: Mapping[str, Permission] | None = None,
     ) -> None:
         self.platform = platform
+        # How people name it ("Datadog", not the "datadog" some clients pass as ``platform``).
+        self.label = Platform(platform).label if platform in {p.value for p in Platform} else platform
+        self.host = urlsplit(base_url).hostname or base_url
+        # Per operation, what the key needs: a 401/402/403 says which one is missing.
+        self._permissions: Mapping[str, Permission] = permissions or {}
         # A 5xx for which refusal(response) is true is a final PlatformRejected, never retried.
         self._refusal = refusal
         # A vendor error body may quote a credential back; reasons reach Slack, so the client's own
@@ -138,6 +152,7 @@ class PlatformHttp:
         Raises a ``PlatformError`` subclass for any 4xx, and for 429 / 5xx /
         transport failures once the retry budget (attempts and total time) is spent.
         """
+        tries = 0
         try:
             async with self._sem:
                 async for attempt in stamina.retry_context(
@@ -149,9 +164,10 @@ class PlatformHttp:
                     wait_jitter=self.policy.retry_wait_initial,
                 ):
                     with attempt:
+                        tries += 1
                         return await self._once(method, path, operation, json, params, headers)
         except _Retryable as exc:
-            raise self._final_error(exc) from exc
+            raise self._final_error(exc, tries) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _once(
@@ -187,7 +203,7 @@ class PlatformHttp:
         if status >= 500:
             raise _Retryable("5xx", response=response, wait=retry_after_seconds(response))
         if status >= 400:
-            raise self._client_error(response)
+            raise self._client_error(response, operation)
         log.debug("platform_request", platform=self.platform, operation=operation, status=status)
         return response
 
@@ -198,24 +214,63 @@ class PlatformHttp:
             text = ""
         return self._redactor.redact_text(text) or response.reason_phrase or "error"
 
-    def _client_error(self, response: httpx.Response) -> PlatformError:
+    def _client_error(self, response: httpx.Response, operation: str) -> PlatformError:
         status = response.status_code
         reason = self._reason(response)
         if status in (401, 402, 403):
-            return PlatformAuthError(self.platform, reason, status=status)
+            need = self._permissions.get(operation)
+            log.info("platform_auth_refused", platform=self.platform, operation=operation, status=status, reason=reason)
+            return PlatformAuthError(
+                self.platform,
+                refusal(self.label, status, need, reason),
+                status=status,
+                missing=need.names if need and status == 403 else (),
+            )
         if status == 404:
             return PlatformNotFound(self.platform, reason, status=status)
         return PlatformRejected(self.platform, reason, status=status)
 
-    def _final_error(self, exc: _Retryable) -> PlatformError:
+    def _final_error(self, exc: _Retryable, tries: int) -> PlatformError:
+        gave_up = f"gave up after {tries} {'try' if tries == 1 else 'tries'}"
         if exc.response is None:
             cause = exc.__cause__
-            detail = f"{exc.reason} talking to the API ({type(cause).__name__ if cause else 'error'})"
-            return PlatformUnavailable(self.platform, detail + ", retries exhausted")
+            if exc.reason == "timeout":
+                detail = f"{self.label} at {self.host} did not answer in time ({transport_problem(cause)})"
+            else:
+                detail = f"could not reach {self.label} at {self.host} ({transport_problem(cause)})"
+            return PlatformUnavailable(self.platform, f"{detail}; {gave_up}")
         status = exc.response.status_code
-        reason = self._reason(exc.response) + " (retries exhausted)"
+        reason = f"{self._reason(exc.response)} ({gave_up})"
         if status == 429:
             return PlatformRateLimited(
                 self.platform, reason, status=status, retry_after=retry_after_seconds(exc.response)
             )
         return PlatformUnavailable(self.platform, reason, status=status)
+
+
+def transport_problem(cause: BaseException | None) -> str:
+    """A transport failure in a few words: "connection refused", "host name not found", …
+
+    Looks down the chain httpx → httpcore → the socket error (anyio hides a refused
+    connection behind "All connection attempts failed").
+    """
+    if isinstance(cause, httpx.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(cause, httpx.ReadTimeout):
+        return "read timed out"
+    if isinstance(cause, httpx.TimeoutException):
+        return "timed out"
+    chain: list[BaseException] = []
+    seen = cause
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return "host name not found"
+    if any(isinstance(e, ssl.SSLError) for e in chain):
+        return "TLS handshake failed"
+    if isinstance(cause, httpx.ConnectError):
+        return "connection failed"
+    return "connection dropped"

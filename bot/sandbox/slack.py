@@ -8,7 +8,8 @@ increasing ``ts`` (a post to a user id lands in the bot's DM with them), ephemer
 views, DM channels and user groups; every message, update, ephemeral, modal and
 response_url body is also kept in order as a ``SlackEvent`` for ``triage-bot shell`` to
 render. POSTs to ``/webhook/<anything>`` stand in for ``response_url`` and land in
-``responses``. User look-ups (users.info, users.lookupByEmail, usergroups.users.list,
+``responses``. File uploads take ``files_upload_v2``'s three steps (``bot.sandbox.slack_files``).
+User look-ups (users.info, users.lookupByEmail, usergroups.users.list,
 auth.test) answer from the sandbox directory or, when ``upstream`` is given (a real bot
 token is configured), from the real workspace, so identities resolve as in production.
 """
@@ -25,15 +26,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import Recorded, SandboxServer, json_response
+from bot.sandbox.slack_files import UPLOAD_PREFIX, SlackFiles
 from bot.sandbox.slack_types import Json, SlackCall, SlackEvent, SlackUser, decoded
 
 __all__ = ["SCOPES", "SlackCall", "SlackEvent", "SlackSandbox", "SlackUser"]
 # Read-only methods forwarded to the real workspace when there is one.
 UPSTREAM_METHODS = frozenset({"users.info", "users.lookupByEmail", "usergroups.users.list", "auth.test"})
-SCOPES = "chat:write,commands,users:read,users:read.email,im:write,usergroups:read"
+SCOPES = "chat:write,commands,users:read,users:read.email,im:write,usergroups:read,files:write"
 
 
-class SlackSandbox(SandboxServer):
+class SlackSandbox(SlackFiles, SandboxServer):
     """The Web API subset the bot uses, recording every call, message and modal."""
 
     name = "Slack"
@@ -63,6 +65,7 @@ class SlackSandbox(SandboxServer):
         self._ts_base = int(time.time())
         self._seq = itertools.count(1)
         self._view_seq = itertools.count(1)
+        self._init_files()
         self.methods: dict[str, Callable[[Json], Json]] = {
             "auth.test": self._auth_test,
             "users.info": self._users_info,
@@ -75,6 +78,7 @@ class SlackSandbox(SandboxServer):
             "views.update": self._views_update,
             "conversations.open": self._conversations_open,
             "usergroups.users.list": self._usergroups_users_list,
+            **self.file_methods(),
         }
 
     @property
@@ -157,6 +161,8 @@ class SlackSandbox(SandboxServer):
                 SlackEvent("response", text=str(body.get("text") or ""), blocks=list(body.get("blocks") or []))
             )
             return web.Response(text="ok")
+        if path.startswith(UPLOAD_PREFIX):
+            return self.upload(path, req)
         if not path.startswith("/api/"):
             return web.Response(status=404)
         method = path.removeprefix("/api/")

@@ -42,6 +42,7 @@ from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
 from bot.slack.overlays import status_overlay
 from bot.slack.render import decision_note, refusal
+from bot.slack.threads import send_result
 from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
@@ -229,19 +230,37 @@ class Reporter:
         )
 
     async def _write(self, job: Job, verb: Verb, items: Sequence[JobItem]) -> None:
+        """The per-item detail in a thread, paged and with a CSV for big jobs (``bot.slack.threads``)."""
         result = BatchResult.of(i.result() for i in items)
         summary = self._summary(job, verb, result)
         text = blocks.result_text(verb, result, actor_id=job.actor_id, summary=summary)
         detail = blocks.result_blocks(verb, result, actor_id=job.actor_id, summary=summary)
+
+        async def post(text_: str, blocks_: list[dict[str, Any]], thread: str | None) -> str | None:
+            return await self._post(job, text=text_, blocks_=blocks_, thread_ts=thread)
+
+        async def reply(thread: str) -> None:
+            await send_result(
+                self.slack,
+                post,
+                channel=job.channel_id,
+                thread_ts=thread,
+                verb=verb,
+                result=result,
+                actor_id=job.actor_id,
+                summary=summary,
+                job_id=job.id,
+            )
+
         if job.card_ts and job.channel_id:
-            await self._post(job, text=text, blocks_=detail, thread_ts=job.thread_ts or job.card_ts)
+            await reply(job.thread_ts or job.card_ts)
             await self._update_cards(job, verb, items)
             return
         # The summary in the channel, the per-item detail in its thread; where the bot
-        # cannot post, everything goes through the response_url in one message.
+        # cannot post, the (truncated) detail goes through the response_url in one message.
         parent = await self._post(job, text=text, blocks_=detail[:2], fallback=detail)
         if parent:
-            await self.slack.chat_postMessage(channel=job.channel_id or "", thread_ts=parent, text=text, blocks=detail)
+            await reply(parent)
 
     async def _update_cards(self, job: Job, verb: Verb, items: Sequence[JobItem]) -> None:
         """Redraw the card from the platform's state, with confirmed writes laid over it."""

@@ -260,15 +260,24 @@ async def test_a_failed_chunk_fails_only_its_findings_and_the_rest_carry_on(
             {"errors": [{"status": "400", "title": "Bad Request", "detail": "invalid finding"}]},
             "Bad Request: invalid finding",
         ),
-        (401, {"errors": ["Unauthorized"]}, "Unauthorized"),
-        (403, {"errors": ["Forbidden"]}, "Forbidden"),
+        (
+            401,
+            {"errors": ["Unauthorized"]},
+            "Datadog refused (401): the API key or application key was not accepted (wrong, revoked or expired)",
+        ),
+        (
+            403,
+            {"errors": ["Forbidden"]},
+            "Datadog refused (403): the application key lacks `security_monitoring_findings_write` "
+            "(or `appsec_vm_write`)",
+        ),
         (404, {"errors": [{"code": "resource_not_found", "title": "not found"}]}, "not found"),
     ],
 )
 async def test_client_errors_fail_the_items_without_retry(
     datadog_client: DatadogClient, datadog_fake: DatadogFake, status: int, body: object, detail: str
 ) -> None:
-    """400/401/403/404 are not retried and mark every item FAILED with the vendor's reason."""
+    """400/401/403/404 are not retried and mark every item FAILED with the reason (a refusal names the permission)."""
     datadog_fake.add_user(ANN, "ann@example.com")
     targets = seed(datadog_fake, 2)
     datadog_fake.fail("/assignee", status, body=body)
@@ -354,7 +363,7 @@ async def test_always_slow_answers_fail_the_items_as_unavailable(
     result = await client.assign(targets, ANN)
     [item] = result.items
     assert (item.outcome, item.status) == (Outcome.FAILED, None)
-    assert "timeout" in item.detail
+    assert item.detail == "Datadog at 127.0.0.1 did not answer in time (read timed out); gave up after 2 tries"
 
 
 async def test_a_dropped_connection_is_retried(datadog_client: DatadogClient, datadog_fake: DatadogFake) -> None:

@@ -187,7 +187,7 @@ async def test_check_succeeds_with_the_right_keys(datadog_client: DatadogClient,
 async def test_check_with_wrong_keys_raises_a_readable_auth_error(
     datadog_fake: DatadogFake,
 ) -> None:
-    """Refused keys raise PlatformAuthError "403 — Forbidden …" that never shows the key."""
+    """Refused keys raise PlatformAuthError "Datadog refused (403): …" naming the read permission, never the key."""
     config = make_datadog_config(datadog_fake).model_copy(update={"api_key": make_datadog_config(datadog_fake).app_key})
     client = DatadogClient(config)
     try:
@@ -195,7 +195,9 @@ async def test_check_with_wrong_keys_raises_a_readable_auth_error(
             await client.check()
     finally:
         await client.aclose()
-    assert "403 — Forbidden" in str(info.value)
+    lacks = "Datadog refused (403): the application key lacks `security_monitoring_findings_read`"
+    assert lacks in str(info.value)
+    assert info.value.missing == ("security_monitoring_findings_read", "appsec_vm_read")
     assert datadog_fake.api_key not in str(info.value) and datadog_fake.app_key not in str(info.value)
     assert info.value.status == 403 and info.value.platform == Platform.DATADOG
 

@@ -162,12 +162,13 @@ async def test_401_on_read_raises_auth_error_with_message(kibana_fake: KibanaFak
 async def test_403_on_write_fails_items_with_platform_message(
     kibana_client: KibanaClient, kibana_fake: KibanaFake
 ) -> None:
-    """A 403 PlatformErrorResponse on the status write fails each item with its message."""
+    """A 403 PlatformErrorResponse on the status write fails each item naming the privilege, then Kibana's message."""
     kibana_fake.add_alert("a1")
     message = "API [POST /api/detection_engine/signals/status] is unauthorized for the current user"
     kibana_fake.fail("/signals/status", 403, body={"statusCode": 403, "error": "Forbidden", "message": message})
     (item,) = (await kibana_client.resolve([kt("a1")])).items
-    assert (item.outcome, item.status, item.detail) == (Outcome.FAILED, 403, message)
+    lacks = "Kibana refused (403): the API key lacks the Security › Alerts: All privilege (`ALERTS_API_ALL`)"
+    assert (item.outcome, item.status, item.detail) == (Outcome.FAILED, 403, f"{lacks} — Kibana said: {message}")
     assert kibana_fake.status("a1") == "open"
 
 

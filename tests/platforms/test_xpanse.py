@@ -206,7 +206,7 @@ async def test_server_rejection_fails_only_that_incident(tenant: XpanseFake, xpa
 
 
 async def test_forbidden_write_is_per_incident(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:
-    """A 403 on one update is that incident's FAILED with the vendor reason; the rest go on."""
+    """A 403 on one update is that incident's FAILED naming what the role lacks, then the vendor reason."""
     tenant.add_incident("5475")
     tenant.fail("/update_incident/", 403, body=envelope(403, "Forbidden", "missing Incidents edit"), times=1)
     result = await xpanse_client.unassign([t("5472"), t("5475")])
@@ -216,7 +216,10 @@ async def test_forbidden_write_is_per_incident(tenant: XpanseFake, xpanse_client
     result = await xpanse_client.unassign([t("5472"), t("5475")])
     assert result.counts == {Outcome.FAILED: 1, Outcome.DONE: 1}
     failed = next(r for r in result.items if r.outcome is Outcome.FAILED)
-    assert failed.status == 403 and failed.detail == "Forbidden: missing Incidents edit (code 403)"
+    assert failed.status == 403 and failed.detail == (
+        "Xpanse refused (403): the API key's role lacks the permission to edit incidents (update_incident)"
+        " — Xpanse said: Forbidden: missing Incidents edit (code 403)"
+    )
 
 
 async def test_unassign(tenant: XpanseFake, xpanse_client: XpanseClient) -> None:

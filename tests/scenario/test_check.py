@@ -97,7 +97,7 @@ async def test_wrong_datadog_key_fails_with_a_readable_line(
     elasticsearch_fake: ElasticsearchFake,
     xpanse_fake: XpanseFake,
 ) -> None:
-    """A refused application key gives exit 1, the status, the vendor's reason and the permission hint."""
+    """A refused application key gives exit 1, the status, the permission it lacks, the vendor's reason."""
     clean_env(monkeypatch, tmp_path)
     fake_env(monkeypatch, slack=slack_fake, dd=datadog_fake, kb=kibana_fake, es=elasticsearch_fake, xp=xpanse_fake)
     wrong = "0123456789abcdef-wrong-app-key"
@@ -105,8 +105,11 @@ async def test_wrong_datadog_key_fails_with_a_readable_line(
     assert await run_cli("check") == 1
     out, err = capsys.readouterr()
     line = next(line for line in out.splitlines() if line.startswith("Datadog:"))
-    assert line.startswith("Datadog: failing — 403 ")
-    assert "invalid API key or application key" in line and "application key needs" in line
+    assert line.startswith(
+        "Datadog: failing — Datadog refused (403): the application key lacks `security_monitoring_findings_read` "
+        "(or `appsec_vm_read`) — Datadog said: Forbidden: invalid API key or application key; "
+        "writes need `security_monitoring_findings_write` (or `appsec_vm_write`)"
+    ), line
     assert any(line.startswith("Kibana: ok") for line in out.splitlines())
     assert wrong not in out and wrong not in err
 
@@ -134,9 +137,9 @@ async def test_wrong_elasticsearch_and_xpanse_keys_and_slack_token_each_fail(
     assert await run_cli("check") == 1
     out, err = capsys.readouterr()
     lines = {line.split(":", 1)[0]: line for line in out.splitlines()}
-    assert lines["Elasticsearch"].startswith("Elasticsearch: failing — 401 "), out
+    assert lines["Elasticsearch"].startswith("Elasticsearch: failing — Elasticsearch refused (401): "), out
     assert "read_security" in lines["Elasticsearch"]
-    assert lines["Xpanse"].startswith("Xpanse: failing — 401 "), out
+    assert lines["Xpanse"].startswith("Xpanse: failing — Xpanse refused (401): the API key (or its key id)"), out
     assert lines["Slack"] == "Slack: failing — invalid_auth"
     assert lines["Datadog"].startswith("Datadog: ok")
     for value in bad.values():
@@ -168,7 +171,55 @@ async def test_missing_slack_scope_and_unreachable_platform_fail(
         await slack.stop()
     out, _ = capsys.readouterr()
     lines = out.splitlines()
-    assert any(line.startswith("Datadog: failing — connection") for line in lines), out
+    dead_host = dead.removeprefix("http://").split(":")[0]
+    refused = f"could not reach Datadog at {dead_host} (connection refused); gave up after 2 tries"
+    assert f"Datadog: failing — {refused}" in lines, out
     assert "Kibana: not configured" in lines and "Xpanse: not configured" in lines
     slack_line = next(line for line in lines if line.startswith("Slack:"))
     assert slack_line.startswith("Slack: failing") and "users:read.email" in slack_line
+
+
+async def test_check_names_the_missing_privilege_when_a_probe_gets_403(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    slack_fake: SlackFake,
+    datadog_fake: DatadogFake,
+    kibana_fake: KibanaFake,
+    elasticsearch_fake: ElasticsearchFake,
+    xpanse_fake: XpanseFake,
+) -> None:
+    """Kibana's and Xpanse's own 403 bodies make check name what the key lacks; ok lines state the writes' need."""
+    clean_env(monkeypatch, tmp_path)
+    fake_env(monkeypatch, slack=slack_fake, dd=datadog_fake, kb=kibana_fake, es=elasticsearch_fake, xp=xpanse_fake)
+    kibana_fake.fail(
+        "/signals/search",
+        403,
+        body={
+            "statusCode": 403,
+            "error": "Forbidden",
+            "message": "API [POST /api/detection_engine/signals/search] is unauthorized for the current user",
+        },
+        times=5,
+    )
+    xpanse_fake.fail(
+        "/get_incidents/",
+        403,
+        body={"reply": {"err_code": 403, "err_msg": "Forbidden", "err_extra": "no permission"}},
+        times=5,
+    )
+    assert await run_cli("check") == 1
+    out, _ = capsys.readouterr()
+    lines = {line.split(":", 1)[0]: line for line in out.splitlines()}
+    assert lines["Kibana"].startswith(
+        "Kibana: failing — Kibana refused (403): the API key lacks the Security › Alerts: Read privilege "
+        "(`securitySolution`) — Kibana said: API [POST /api/detection_engine/signals/search] is unauthorized"
+    ), out
+    assert "writes need the Security › Alerts: All privilege (`ALERTS_API_ALL`) on the API key" in lines["Kibana"]
+    assert lines["Xpanse"].startswith(
+        "Xpanse: failing — Xpanse refused (403): the API key's role lacks the permission to view incidents"
+    ), out
+    assert "writes need the permission to edit incidents (update_incident)" in lines["Xpanse"]
+    assert lines["Datadog"].endswith(
+        "; writes need `security_monitoring_findings_write` (or `appsec_vm_write`) on the application key"
+    ), out

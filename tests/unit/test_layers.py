@@ -1,6 +1,6 @@
 """The house rules, checked: no import loops, no module imports a layer above it, modules stay small.
 
-Layers, lowest first: the foundation (errors, models, settings, logging, metrics, rules,
+Layers, lowest first: the foundation (errors, models, settings, logging, metrics, permissions, rules,
 targets); the store, the platform clients and the sandbox tenants; the core; the Slack
 layer; the composition root and the HTTP edge (runtime, app, web, ingest); the operator
 tools; the CLI. A module may import its own package and anything in a lower layer.
@@ -16,7 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "bot"
 
 LAYERS: list[set[str]] = [
-    {"bot", "bot.errors", "bot.models", "bot.settings", "bot.logging", "bot.metrics", "bot.rules", "bot.targets"},
+    {
+        "bot",
+        "bot.errors",
+        "bot.models",
+        "bot.settings",
+        "bot.logging",
+        "bot.metrics",
+        "bot.permissions",
+        "bot.rules",
+        "bot.targets",
+    },
     {"bot.store", "bot.platforms", "bot.sandbox"},
     {"bot.core"},
     {"bot.slack"},

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import structlog
 
-from bot import rules
+from bot import permissions, rules
 from bot.errors import PlatformError, PlatformNotFound, UsageError
 from bot.models import (
     BatchResult,
@@ -70,6 +70,7 @@ class DatadogFindings(DatadogUsers, BasePlatformClient):
                 "Accept": "application/json",
             },
             error_parser=parse_datadog_error,
+            permissions=permissions.DATADOG,
         )
 
     # ---- housekeeping --------------------------------------------------------------------

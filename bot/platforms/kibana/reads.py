@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from bot import rules
+from bot import permissions, rules
 from bot.errors import ConfigError, NotMappedError, PlatformError, PlatformNotFound, UsageError
 from bot.models import ItemState, Platform, PlatformUser, Target
 from bot.platforms.base import BasePlatformClient
@@ -75,6 +75,7 @@ class KibanaReader(BasePlatformClient):
                 "elastic-api-version": API_VERSION,
             },
             error_parser=parse_error,
+            permissions=permissions.KIBANA,
         )
         self._es: PlatformHttp | None = None
         if config.es_url and config.es_api_key:
@@ -84,6 +85,7 @@ class KibanaReader(BasePlatformClient):
                 policy=config.http,
                 headers={"Authorization": f"ApiKey {config.es_api_key.get_secret_value()}"},
                 error_parser=parse_error,
+                permissions=permissions.ELASTICSEARCH,
             )
         # Set once _suggest answered 410 (Serverless): look-ups by email are explicit only.
         self._no_suggest = False

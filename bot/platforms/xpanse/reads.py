@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from bot import rules
+from bot import permissions, rules
 from bot.errors import (
     PlatformUnavailable,
     UsageError,
@@ -47,6 +47,7 @@ class XpanseReader(BasePlatformClient):
             "refusal": is_business_error,
             "auth": auth,
             "secrets": [config.api_key.get_secret_value()],
+            "permissions": permissions.XPANSE,
         }
         self._http = PlatformHttp(policy=config.http, rate_limit=config.rate_limit, **common)
         # Comments are not idempotent: a retried timeout could post the same comment twice,

@@ -5,8 +5,9 @@ Every function returns plain dicts (``chat.postMessage``'s ``blocks`` or a
 (the notification and screen-reader fallback). Nothing here does I/O.
 
 Limits (shared/slack/NOTES.md §4) are enforced by construction: vendor text is
-truncated to each field's limit, a reply stays within 50 blocks and about 11,000
-characters of text however many items it reports, and every Slack-carried state
+truncated to each field's limit, a message stays within 50 blocks and 8,000
+characters of text however many items it reports (``pages`` spreads a big reply over
+thread messages), and every Slack-carried state
 goes through ``bot.slack.metadata`` (which refuses oversize values).
 
 Vendor and user text is escaped (``&`` ``<`` ``>``) before it goes into mrkdwn, so a

@@ -25,8 +25,9 @@ URL_MAX = 3000
 MODAL_TITLE_MAX = 24
 OPTION_TEXT_MAX = 75
 MESSAGE_TEXT_MAX = 4000  # Slack truncates at 40k; we keep fallbacks far below that
-# msg_blocks_too_long appears around 12k characters of text; stay well under it.
-TEXT_BUDGET = 11_000
+# msg_blocks_too_long appears around 12k characters of text; stay well under it (8,000 with the
+# context lines of a page: bot.slack.blocks.pages).
+TEXT_BUDGET = 7_500
 # Packing lines into sections: a little under the section limit.
 CHUNK_MAX = 2900
 

@@ -33,7 +33,8 @@ def _counts_line(result: BatchResult) -> str:
 def _item_line(item: ItemResult) -> str:
     line = f"{OUTCOME_EMOJI[item.outcome]} {_key(item.target)}"
     detail = item.detail.strip()
-    if item.status and item.outcome in (Outcome.FAILED, Outcome.NOT_FOUND):
+    # A refusal already reads "Datadog refused (403): …": the status is not repeated.
+    if item.status and item.outcome in (Outcome.FAILED, Outcome.NOT_FOUND) and f"({item.status})" not in detail:
         detail = f"{item.status} {detail}".strip()
     if detail:
         line += f" — {keep_user_mentions(esc_cut(detail, 300))}"
