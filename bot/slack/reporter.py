@@ -364,12 +364,30 @@ class Reporter:
         text = blocks.handoff_result_text(
             result=result, actor_id=job.actor_id, from_user=p.from_user, to_user=p.assignee
         )
+        thread: str | None
         if job.channel_id and job.card_ts:
-            await self.slack.chat_postMessage(
-                channel=job.channel_id, thread_ts=job.thread_ts or job.card_ts, text=text, blocks=detail
-            )
+            thread = job.thread_ts or job.card_ts
+            await self.slack.chat_postMessage(channel=job.channel_id, thread_ts=thread, text=text, blocks=detail)
         else:
-            await self._post(job, text=text, blocks_=detail)
+            thread = await self._post(job, text=text, blocks_=detail)
+        summary = f"handed off <@{p.from_user}>'s items to <@{p.assignee}>"
+        if thread and not blocks.lists_every_item(result, actor_id=job.actor_id, summary=summary):
+            # Too many items to name in one message: every item follows in the thread, paged
+            # within Slack's limits, with a CSV for big handoffs (bot.slack.threads).
+            async def post(text_: str, blocks_: list[dict[str, Any]], thread_: str | None) -> str | None:
+                return await self._post(job, text=text_, blocks_=blocks_, thread_ts=thread_)
+
+            await send_result(
+                self.slack,
+                post,
+                channel=job.channel_id,
+                thread_ts=thread,
+                verb=Verb.HANDOFF,
+                result=result,
+                actor_id=job.actor_id,
+                summary=summary,
+                job_id=job.id,
+            )
         done = BatchResult.of(r for r in result.items if r.outcome.ok)
         if done.items:
             dm = await self.slack.conversations_open(users=p.assignee)

@@ -136,8 +136,14 @@ async def test_double_confirm_reassigns_everything_with_minimum_writes_and_dms(
     assert datadog_fake.findings[dd_id(99999)]["assignee_id"] == DD_BOB
     assert xpanse_fake.incidents["9999"].assigned_user_mail == "bob@example.com"
     assert any("already confirmed" in str(r.get("text")) for r in slack_fake.responses), slack_fake.responses
+    # One outcome message, then (too many items to name in it) every item paged in the thread,
+    # with the CSV of all of them attached.
     results = [c for c in slack_fake.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts]
-    assert len(results) == 1
+    assert len(results) == 2
+    assert "handed off" in results[0].args["text"]
+    assert len(slack_fake.calls_to("files.completeUploadExternal")) == 1
+    (csv,) = [f["content"] for f in slack_fake.files.values()]
+    assert csv is not None and len(csv.strip().splitlines()) == TOTAL + 1  # a header, then every item
     assert f"{TOTAL}" in results[0].args["text"]
     dm = slack_fake.calls_to("conversations.open")
     assert [c.args.get("users") for c in dm] == [BOB]
@@ -163,7 +169,8 @@ async def test_partial_failure_then_retry_only_failed_items(
     ts = await start_handoff(bot, slack_fake)
     await bot.click_on_card(ActionId.HANDOFF_CONFIRM, channel=CHANNEL, ts=ts, user=ALICE)
     await bot.settle(timeout=30)
-    result = [c for c in slack_fake.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts][-1]
+    thread = [c for c in slack_fake.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts]
+    result = next(c for c in thread if ActionId.RETRY_FAILED.value in json.dumps(c.args.get("blocks")))
     text = json.dumps(result.args["blocks"])
     assert "finding is locked" in text and "did not apply" in text
     assert "Retry 4 failed" in text
@@ -206,7 +213,7 @@ async def test_rate_limit_storm_and_5xx_bursts_lose_nothing(
         if e.outcome == "done":
             assert e.after in (DD_BOB, KB_BOB, "bob@example.com")
     result = [c for c in slack_fake.calls_to("chat.postMessage") if c.args.get("thread_ts") == ts]
-    assert len(result) == 1
+    assert len(result) == 2  # the outcome, then every item paged (the CSV carries them all)
     if failed:
         assert f"Retry {len(failed)} failed" in json.dumps(result[0].args["blocks"])
 

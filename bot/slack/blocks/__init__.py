@@ -64,6 +64,7 @@ from bot.slack.blocks.replies import (
     whoami_text,
 )
 from bot.slack.blocks.results import (
+    lists_every_item,
     result_blocks,
     result_text,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "help_blocks",
     "help_fallback_text",
     "keep_user_mentions",
+    "lists_every_item",
     "mention",
     "missing_card",
     "missing_card_text",

@@ -84,6 +84,13 @@ def result_blocks(verb: Verb, result: BatchResult, *, actor_id: str, summary: st
     return blocks
 
 
+def lists_every_item(result: BatchResult, *, actor_id: str, summary: str) -> bool:
+    """Whether ``result_blocks`` names every item (no group ends in "…and N more")."""
+    head = cut(f"{mention(actor_id)} {summary}".strip(), SECTION_TEXT_MAX)
+    budget = TEXT_BUDGET - len(head) - len("`/triage handoff` · ") - len(_counts_line(result))
+    return sum(1 for line in _item_lines(result, budget=budget) if line.startswith("…and ")) == 0
+
+
 def result_text(verb: Verb, result: BatchResult, *, actor_id: str, summary: str) -> str:
     """The fallback text of ``result_blocks``."""
     counts = ", ".join(f"{n} {OUTCOME_LABEL[o]}" for o in OUTCOME_ORDER if (n := result.counts.get(o, 0)))
