@@ -27,6 +27,7 @@ from bot.platforms import build_clients
 from bot.platforms.base import PlatformClient
 from bot.settings import Settings
 from bot.slack.reporter import Reporter
+from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
 from bot.store.jobs import JobStore
 from bot.store.mappings import MappingStore
@@ -83,8 +84,13 @@ async def build_services(
     slack: AsyncWebClient | None = None,
     clients: Mapping[Platform, PlatformClient] | None = None,
     policy: Policy | None = None,
+    role: str = "all",
 ) -> Services:
-    """Open the store, build the clients and services; the workers are created but not started."""
+    """Open the store, build the clients and services; the workers are created but not started.
+
+    ``role="worker"`` (a process that only runs and reports jobs) skips loading the policy's
+    user groups: it authorises nothing.
+    """
     from bot.store import open_store
 
     policy = policy or load_policy(settings.triage_policy)
@@ -95,8 +101,9 @@ async def build_services(
     slack = slack or slack_web_client(settings)
     identity = IdentityResolver(mappings=mappings, clients=platform_clients, slack=slack)
     groups = GroupDirectory(slack, policy)
-    await groups.load()  # before serving, so no request waits on Slack to be authorised
-    groups.start()
+    if role != "worker":
+        await groups.load()  # before serving, so no request waits on Slack to be authorised
+        groups.start()
     access = Access(policy, groups)
 
     actions = ActionService(
@@ -114,6 +121,8 @@ async def build_services(
         report=reporter.report,
         count=settings.triage_workers,
         runners={Verb.HANDOFF.value: handoff.run},
+        claims=JobClaims(store, owner=new_owner(), lease_s=settings.triage_worker_lease),
+        poll_interval=settings.triage_worker_poll,
     )
     core = Core(access=access, actions=actions, runner=runner, handoff=handoff, identity=identity, jobs=jobs)
     log.info(
