@@ -34,6 +34,10 @@ from bot.store.mappings import MappingStore
 
 log = structlog.get_logger(__name__)
 
+# A worker process pauses this long after each commit: the web process's job inserts (urgent,
+# retried finely) then find the database free instead of racing an unbroken run of writes.
+WORKER_COMMIT_PAUSE_S = 0.0005
+
 
 def slack_web_client(settings: Settings) -> AsyncWebClient:
     """The Web API client: honours SLACK_API_URL and retries 429s, 5xx and connection errors."""
@@ -95,6 +99,8 @@ async def build_services(
 
     policy = policy or load_policy(settings.triage_policy)
     store = await open_store(settings.triage_db)
+    if role == "worker":
+        store.yield_after_commit = WORKER_COMMIT_PAUSE_S
     mappings = MappingStore(store)
     jobs = JobStore(store)
     platform_clients = dict(clients) if clients is not None else build_clients(settings)

@@ -7,9 +7,9 @@
 * ``split`` (the default) is ``web`` in this process plus one ``worker`` child process,
   so the jobs' CPU never sits on the acknowledgement path. The child is woken through a
   pipe (one byte per stored job); the pipe closing tells it the parent died, and it exits
-  at once, as the host dying would. A child that dies is restarted (backing off up to
-  30 s) and ``/readyz`` fails until it runs again; SIGTERM stops both within the shutdown
-  timeout.
+  at once, as the host dying would. It runs ``TRIAGE_WORKER_NICE`` lower than the web
+  process. A child that dies is restarted (backing off up to 30 s) and ``/readyz`` fails
+  until it runs again; SIGTERM stops both within the shutdown timeout.
 * ``all`` is both in one process (the shell, the tests' harness, a small install).
 """
 
@@ -223,6 +223,9 @@ def _watch_parent(wake_fd: int, wake: Callable[[], None]) -> None:
 
 async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: int | None) -> int:
     started = time.monotonic()
+    if wake_fd is not None and settings.triage_worker_nice:
+        # The split child: the web process beside it gets the CPU first (acks before jobs).
+        os.nice(settings.triage_worker_nice)
     services = await build_services(settings, role="worker")
     loop = asyncio.get_running_loop()
     if wake_fd is not None:
