@@ -45,10 +45,17 @@ def build_bare_app(*, floor: bool = False) -> AsyncApp:
     return app
 
 
-async def serve(port: int, *, floor: bool = False) -> None:
-    """Serve ``/slack/events`` (and ``/readyz``) on 127.0.0.1 until SIGTERM."""
+async def serve(port: int, *, floor: bool = False, socket: bool = False) -> None:
+    """Serve ``/slack/events`` (and ``/readyz``) on 127.0.0.1 until SIGTERM; with ``socket``,
+    take Slack's requests over Socket Mode (``SLACK_APP_TOKEN``) instead."""
     bolt = build_bare_app(floor=floor)
     app = bolt.web_app(path="/slack/events", port=port)
+    handler = None
+    if socket:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(bolt, app_token=os.environ["SLACK_APP_TOKEN"])
+        await handler.connect_async()  # type: ignore[no-untyped-call]
 
     async def readyz(_: web.Request) -> web.Response:
         return web.json_response({"ready": True})
@@ -62,6 +69,8 @@ async def serve(port: int, *, floor: bool = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if handler is not None:
+        await handler.close_async()  # type: ignore[no-untyped-call]
     await runner.cleanup()
 
 
@@ -69,5 +78,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--floor", action="store_true", help="process_before_response=True")
+    parser.add_argument("--socket", action="store_true", help="Socket Mode (SLACK_APP_TOKEN)")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, floor=args.floor))
+    asyncio.run(serve(args.port, floor=args.floor, socket=args.socket))

@@ -63,6 +63,7 @@ from bench.env import (
 )
 from bench.flows import handoff, platform_calls
 from bench.procs import LoadGenerator, Server, close_http, family_memory_mb, quiesce, start_bot, start_server
+from bench.socket_mode import socket_ack_latency
 
 # ---- the run --------------------------------------------------------------------------------------
 
@@ -107,6 +108,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"ack {row['kind']} x{row['concurrency']}: bot p99 ms", row["bot"]["p99_ms"], ACK_P99_MAX_MS)
     for row in report["platform_calls"]:
         add(f"writes {row['platform']} N={row['n']} (min {row['min_writes']})", row["writes"], row["min_writes"])
+    for row in report["socket_ack_latency"]:
+        add(f"socket {row['kind']} x{row['concurrency']}: bot p99 / bare p99", row["ratio_p99"], ACK_RATIO_MAX)
     add("modal: click -> views.open max ms", report["modal_open"]["views_open"]["max_ms"], MODAL_OPEN_MAX_MS)
     add("handoff wall / bound", report["handoff"]["ratio"], HANDOFF_RATIO_MAX)
     fp = report["footprint"]
@@ -129,6 +132,14 @@ def print_table(report: dict[str, Any]) -> None:
             f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
             f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} | {f['p50_ms']:8.2f}  {f['p99_ms']:8.2f}"
             f" | {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}"
+        )
+    print("   Socket Mode (envelope sent -> ack received)")
+    for row in report["socket_ack_latency"]:
+        b, r = row["bot"], row["bare"]
+        print(
+            f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
+            f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} |        -         - "
+            f"| {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}"
         )
     m_open = report["modal_open"]
     print(
@@ -196,6 +207,8 @@ async def run(cfg: Config) -> dict[str, Any]:
             await quiesce(bot.pids)
             modal = await modal_open(tenants, bot, requests, count=cfg.ack_requests // 3, level=10)
             after_acks = family_memory_mb(bot.pid)
+            print("1b. Socket Mode acks ...", flush=True)
+            socket_acks = await socket_ack_latency(cfg, tenants, workdir)
             print("2. Platform calls per operation ...", flush=True)
             # Counting calls does not depend on the rate limit; a fast one keeps this section short.
             counter = await start_bot(tenants, workdir, "bot-calls", xpanse_rate=1000.0)
@@ -215,6 +228,9 @@ async def run(cfg: Config) -> dict[str, Any]:
                     "jobs run after each ack, in its worker process; the bare app (Bolt defaults) and the "
                     "floor (process_before_response=True) get the same bodies. Each round starts once every "
                     "server is idle.",
+                    "Socket Mode: the bot (SLACK_APP_TOKEN set) and the bare app (Bolt defaults) each connect "
+                    "to their own sandbox Socket Mode link; each envelope is timed from being sent on the "
+                    "WebSocket to the app's ack arriving; same commands and clicks as over HTTP.",
                     "Modal: Assign… clicks 10 at a time, timed from sending each to the Slack sandbox "
                     "receiving its views.open (the trigger's 3 s).",
                     "Platform calls are counted in a second bot process with XPANSE_RATE_LIMIT=1000 "
@@ -224,6 +240,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                 ],
                 "ack_latency": acks,
                 "modal_open": modal,
+                "socket_ack_latency": socket_acks,
                 "platform_calls": calls,
                 "handoff": hand,
                 "footprint": {

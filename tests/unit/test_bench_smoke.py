@@ -52,6 +52,10 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
     assert handoff["wall_s"] > 0 and handoff["bound_s"] > 0
     assert handoff["calls"]["xpanse"]["writes"] >= handoff["items"]["xpanse"]
 
+    sockets = report["socket_ack_latency"]
+    assert {row["kind"] for row in sockets} == {"command", "button"}
+    assert all(0 < row["bot"]["p50_ms"] <= row["bot"]["p99_ms"] for row in sockets)
+
     modal = report["modal_open"]
     assert 0 < modal["ack"]["p50_ms"] <= modal["views_open"]["p50_ms"]
 
