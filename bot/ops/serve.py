@@ -148,12 +148,13 @@ async def serve(settings: Settings, *, host: str, port: int | None, role: str, w
 
 
 async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
-    from bot.app import build_app
+    from bot.app import build_app, prime_authorization
     from bot.web import build_web_app
 
     started = time.monotonic()
     services = await build_services(settings, role=role)
     bolt = build_app(settings, services)
+    await prime_authorization(bolt)  # so no ack waits on auth.test
     child: WorkerProcess | None = None
     job_runners: Callable[[], dict[str, bool]] | None = None
     if role == "all":
