@@ -1,16 +1,12 @@
-"""The measured flows: ack latency, platform calls per operation, the handoff."""
+"""The measured flows: platform calls per operation, the handoff (the ack flows are in bench.acks)."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
-
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bench.env import (
     ALICE,
@@ -20,7 +16,6 @@ from bench.env import (
     DD_IDS,
     EMAILS,
     KB_IDS,
-    LOADER,
     NAMES,
     SPACES,
     XPANSE_PAGE,
@@ -29,106 +24,10 @@ from bench.env import (
     Tenants,
     button_value,
 )
-from bench.procs import LoadGenerator, Server, describe, item_states, quiesce, reported, send, split, wait_job
-from bot.models import ItemState, Platform, Target
+from bench.procs import Server, item_states, reported, send, wait_job
+from bot.models import Platform
 from bot.platforms.kibana import MAX_BATCH as KIBANA_BATCH
-from bot.slack import blocks
 from bot.slack.ids import ActionId
-
-# ---- 1. ack latency ------------------------------------------------------------------------------
-
-
-class AckLoad:
-    """Unique, real-shaped work for the bot: an assign command or an Assign-me click per request."""
-
-    def __init__(self, tenants: Tenants, requests: Requests) -> None:
-        self.tenants = tenants
-        self.requests = requests
-        self.n = 0
-        self.web = AsyncWebClient(token=tenants.slack.token, base_url=tenants.slack.api_url)
-
-    def finding(self) -> str:
-        self.n += 1
-        finding_id = f"ackload{self.n:06d}AbCdEf"
-        self.tenants.dd.add_finding(finding_id, title=f"Load finding {self.n}", severity="high")
-        return finding_id
-
-    async def bodies(self, kind: str, count: int) -> list[str]:
-        if kind == "command":
-            return [self.requests.command(f"assign dd:{self.finding()} to me", user=LOADER) for _ in range(count)]
-        # A click carries the card it was on, as Slack sends it; the cards are really posted first
-        # so the bot's card update after the job finds them.
-        sem = asyncio.Semaphore(16)
-
-        async def card() -> str:
-            state = ItemState(
-                target=Target(platform=Platform.DATADOG, id=self.finding()),
-                title="Load finding",
-                severity="high",
-                status="open",
-            )
-            card_blocks = blocks.alert_card(state, assignee_mentions=[])
-            async with sem:
-                resp = await self.web.chat_postMessage(
-                    channel=CHANNEL, text=blocks.alert_card_text(state), blocks=card_blocks
-                )
-            message = self.tenants.slack.message(CHANNEL, str(resp["ts"]))
-            assert message is not None
-            return self.requests.click(
-                ActionId.ASSIGN_ME, button_value(message, ActionId.ASSIGN_ME), user=LOADER, message=message
-            )
-
-        return list(await asyncio.gather(*(card() for _ in range(count))))
-
-
-async def ack_latency(
-    cfg: Config, tenants: Tenants, bot: Server, bare: Server, gen: LoadGenerator, requests: Requests
-) -> list[dict[str, Any]]:
-    load = AckLoad(tenants, requests)
-    pids = [bot.pid, bare.pid, os.getpid()]
-    rows: list[dict[str, Any]] = []
-    for level in cfg.ack_levels:
-        for kind in ("command", "button"):
-            warm = max(2 * level, 10)
-            bodies = await load.bodies(kind, warm + cfg.ack_requests)
-            warmup, measured = bodies[:warm], bodies[warm:]
-            for server in (bot, bare):  # connections, Bolt's first auth.test, SQLite pages
-                await quiesce(pids)
-                await gen.fire(server.events, warmup, level)
-            latencies: dict[str, list[float]] = {"bot": [], "bare": []}
-            statuses: dict[str, Counter[str]] = {"bot": Counter(), "bare": Counter()}
-            acks: Counter[str] = Counter()
-            for r, chunk in enumerate(split(measured, cfg.ack_rounds)):
-                # Alternate who goes first so drift on the shared machine hits both alike.
-                for server in (bot, bare) if r % 2 == 0 else (bare, bot):
-                    await quiesce(pids)
-                    result = await gen.fire(server.events, chunk, level)
-                    latencies[server.name] += result["latencies_ms"]
-                    statuses[server.name].update(result["statuses"])
-                    if server is bot:
-                        acks.update(result["acks"])
-            await quiesce(pids)
-            bot_s, bare_s = describe(latencies["bot"]), describe(latencies["bare"])
-            rows.append(
-                {
-                    "kind": kind,
-                    "concurrency": level,
-                    "requests": len(latencies["bot"]),
-                    "bot": bot_s,
-                    "bare": bare_s,
-                    "ratio_p50": round(bot_s["p50_ms"] / bare_s["p50_ms"], 2),
-                    "ratio_p99": round(bot_s["p99_ms"] / bare_s["p99_ms"], 2),
-                    "statuses": {k: dict(v) for k, v in statuses.items()},
-                    "bot_acks": dict(acks),
-                }
-            )
-            print(
-                f"  ack {kind:7} x{level:<3} bot p50 {bot_s['p50_ms']:7.2f} p99 {bot_s['p99_ms']:7.2f} ms | "
-                f"bare p50 {bare_s['p50_ms']:7.2f} p99 {bare_s['p99_ms']:7.2f} ms",
-                flush=True,
-            )
-    return rows
-
 
 # ---- 2. platform calls per operation -----------------------------------------------------------
 

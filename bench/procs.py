@@ -44,6 +44,26 @@ def memory_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": out.get("VmRSS", 0.0), "peak_rss_mb": out.get("VmHWM", 0.0)}
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (the bot's worker process), from /proc."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def family_memory_mb(pid: int) -> dict[str, float]:
+    """``memory_mb`` of ``pid`` and, per process, of its children (the largest is what counts)."""
+    procs = {"web": memory_mb(pid)} | {f"worker{n}": memory_mb(c) for n, c in enumerate(children(pid))}
+    out: dict[str, Any] = {
+        "rss_mb": max(m["rss_mb"] for m in procs.values()),
+        "peak_rss_mb": max(m["peak_rss_mb"] for m in procs.values()),
+    }
+    if len(procs) > 1:
+        out["per_process"] = procs
+    return out
+
+
 @dataclass
 class Server:
     """A server process on 127.0.0.1 (the bot or the bare app)."""
@@ -58,6 +78,11 @@ class Server:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def pids(self) -> list[int]:
+        """This server's process and its children (the bot's worker), for CPU quiescence."""
+        return [self.pid, *children(self.pid)]
 
     @property
     def url(self) -> str:

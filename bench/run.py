@@ -11,15 +11,19 @@ What runs where (all on 127.0.0.1, ephemeral ports):
   Xpanse, Slack Web API) on one event loop, and the orchestration;
 * the bot: ``python -m bot serve`` in HTTP mode, configured only through its
   environment like an operator would, with its own SQLite file;
-* the baseline: ``python -m bench.bare_app``, a bare Bolt ``AsyncApp`` whose
-  listeners only ack, served through the same slack_bolt aiohttp adapter path;
+* the bot's worker process: ``serve`` starts it beside the web process (``--role split``);
+  its CPU counts for quiescence and its memory is reported per process;
+* the baseline: ``python -m bench.bare_app``, a bare Bolt ``AsyncApp`` with Bolt's
+  defaults whose listeners only ack, served through the same slack_bolt aiohttp adapter
+  path; and the floor: the same app with ``process_before_response=True`` (``--floor``);
 * the load generator: ``python -m bench.loadgen``, so the client never shares an
   event loop with a server.
 
 The sandbox tenants have no per-request OpenAPI validation (the tests' tenants add it),
 so that checking the contract does not eat the CPU being measured. The pieces:
 ``bench.env`` (settings, tenants, requests), ``bench.procs`` (processes, probes,
-statistics), ``bench.flows`` (the measured flows); this module runs and reports.
+statistics), ``bench.acks`` (the ack flows), ``bench.flows`` (platform calls, handoff);
+this module runs and reports.
 """
 
 from __future__ import annotations
@@ -42,10 +46,13 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.acks import ack_latency, modal_open
 from bench.env import (
+    ACK_P50_X1_RATIO_MAX,
     ACK_P99_MAX_MS,
     ACK_RATIO_MAX,
     HANDOFF_RATIO_MAX,
+    MODAL_OPEN_MAX_MS,
     REPO,
     RESULTS,
     RSS_MAX_MB,
@@ -54,8 +61,9 @@ from bench.env import (
     Requests,
     Tenants,
 )
-from bench.flows import ack_latency, handoff, platform_calls
-from bench.procs import LoadGenerator, Server, close_http, memory_mb, quiesce, start_bot, start_server
+from bench.flows import handoff, platform_calls
+from bench.procs import LoadGenerator, Server, close_http, family_memory_mb, quiesce, start_bot, start_server
+from bench.socket_mode import socket_ack_latency
 
 # ---- the run --------------------------------------------------------------------------------------
 
@@ -94,10 +102,15 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
     for row in report["ack_latency"]:
         add(f"ack {row['kind']} x{row['concurrency']}: bot p99 / bare p99", row["ratio_p99"], ACK_RATIO_MAX)
+        if row["concurrency"] == 1 and row["kind"] != "modal":
+            add(f"ack {row['kind']} x1: bot p50 / bare p50", row["ratio_p50"], ACK_P50_X1_RATIO_MAX)
         if row["concurrency"] >= 50:
             add(f"ack {row['kind']} x{row['concurrency']}: bot p99 ms", row["bot"]["p99_ms"], ACK_P99_MAX_MS)
     for row in report["platform_calls"]:
         add(f"writes {row['platform']} N={row['n']} (min {row['min_writes']})", row["writes"], row["min_writes"])
+    for row in report["socket_ack_latency"]:
+        add(f"socket {row['kind']} x{row['concurrency']}: bot p99 / bare p99", row["ratio_p99"], ACK_RATIO_MAX)
+    add("modal: click -> views.open max ms", report["modal_open"]["views_open"]["max_ms"], MODAL_OPEN_MAX_MS)
     add("handoff wall / bound", report["handoff"]["ratio"], HANDOFF_RATIO_MAX)
     fp = report["footprint"]
     add("RSS idle MB", fp["idle"]["rss_mb"], RSS_MAX_MB)
@@ -109,13 +122,31 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 def print_table(report: dict[str, Any]) -> None:
     m = report["machine"]
     print(f"\nMachine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, commit {m['commit']}")
-    print("\n1. Ack latency (ms)            bot p50   bot p99 | bare p50  bare p99 | p99 ratio")
+    print(
+        "\n1. Ack latency (ms)            bot p50   bot p99 | bare p50  bare p99 | floor p50 floor p99"
+        " | p50 ratio p99 ratio"
+    )
     for row in report["ack_latency"]:
+        b, r, f = row["bot"], row["bare"], row["floor"]
+        print(
+            f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
+            f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} | {f['p50_ms']:8.2f}  {f['p99_ms']:8.2f}"
+            f" | {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}"
+        )
+    print("   Socket Mode (envelope sent -> ack received)")
+    for row in report["socket_ack_latency"]:
         b, r = row["bot"], row["bare"]
         print(
             f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
-            f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} | {row['ratio_p99']:6.2f}"
+            f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} |        -         - "
+            f"| {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}"
         )
+    m_open = report["modal_open"]
+    print(
+        f"   modal: Assign… click -> views.open received, x{m_open['concurrency']} n={m_open['requests']}: "
+        f"p50 {m_open['views_open']['p50_ms']:.2f} p99 {m_open['views_open']['p99_ms']:.2f} "
+        f"max {m_open['views_open']['max_ms']:.2f} ms (Slack allows 3000)"
+    )
     print("\n2. Platform calls per assign   writes   minimum   reads   slack   items ok")
     for row in report["platform_calls"]:
         print(
@@ -162,20 +193,22 @@ async def run(cfg: Config) -> dict[str, Any]:
             bot = await start_bot(tenants, workdir, "bot", xpanse_rate=cfg.xpanse_rate)
             servers.append(bot)
             startups.append(bot.startup_s)
-            bare = await start_server(
-                "bare",
-                ["-m", "bench.bare_app"],
-                env=tenants.bot_env(db=workdir / "unused.db", xpanse_rate=cfg.xpanse_rate),
-                workdir=workdir,
-            )
+            bare_env = tenants.bot_env(db=workdir / "unused.db", xpanse_rate=cfg.xpanse_rate)
+            bare = await start_server("bare", ["-m", "bench.bare_app"], env=bare_env, workdir=workdir)
             servers.append(bare)
+            floor = await start_server("floor", ["-m", "bench.bare_app", "--floor"], env=bare_env, workdir=workdir)
+            servers.append(floor)
             gen = await LoadGenerator.start()
             requests = Requests(tenants.slack)
-            await quiesce([bot.pid])
-            idle = memory_mb(bot.pid)
+            await quiesce(bot.pids)
+            idle = family_memory_mb(bot.pid)
             print("1. Ack latency ...", flush=True)
-            acks = await ack_latency(cfg, tenants, bot, bare, gen, requests)
-            after_acks = memory_mb(bot.pid)
+            acks = await ack_latency(cfg, tenants, bot, bare, floor, gen, requests)
+            await quiesce(bot.pids)
+            modal = await modal_open(tenants, bot, requests, count=cfg.ack_requests // 3, level=10)
+            after_acks = family_memory_mb(bot.pid)
+            print("1b. Socket Mode acks ...", flush=True)
+            socket_acks = await socket_ack_latency(cfg, tenants, workdir)
             print("2. Platform calls per operation ...", flush=True)
             # Counting calls does not depend on the rate limit; a fast one keeps this section short.
             counter = await start_bot(tenants, workdir, "bot-calls", xpanse_rate=1000.0)
@@ -184,21 +217,30 @@ async def run(cfg: Config) -> dict[str, Any]:
             await counter.stop()
             print("3. Handoff ...", flush=True)
             hand = await handoff(cfg, tenants, bot, requests)
-            after_handoff = memory_mb(bot.pid)
+            after_handoff = family_memory_mb(bot.pid)
             report: dict[str, Any] = {
                 "machine": machine(),
                 "config": asdict(cfg),
                 "notes": [
                     "The sandbox tenants have no per-request OpenAPI validation (the test suite's fakes add it).",
-                    "Ack load: each bot request is real work (an assign command or an Assign-me click on a "
-                    "posted card, unique per request), so the bot's jobs run after each ack; the bare app "
-                    "gets the same bodies. Each round starts once both servers are idle.",
+                    "Ack load: each bot request is real work (an assign command, an Assign-me click or an "
+                    "Assign… click that opens a modal, on a posted card, unique per request), so the bot's "
+                    "jobs run after each ack, in its worker process; the bare app (Bolt defaults) and the "
+                    "floor (process_before_response=True) get the same bodies. Each round starts once every "
+                    "server is idle.",
+                    "Socket Mode: the bot (SLACK_APP_TOKEN set) and the bare app (Bolt defaults) each connect "
+                    "to their own sandbox Socket Mode link; each envelope is timed from being sent on the "
+                    "WebSocket to the app's ack arriving; same commands and clicks as over HTTP.",
+                    "Modal: Assign… clicks 10 at a time, timed from sending each to the Slack sandbox "
+                    "receiving its views.open (the trigger's 3 s).",
                     "Platform calls are counted in a second bot process with XPANSE_RATE_LIMIT=1000 "
                     "(counts do not depend on the rate); Bob's identities are resolved before counting.",
                     "Handoff runs through Slack: /triage handoff to @bob, then the Confirm button; the sandbox "
                     "Xpanse tenant also enforces the rate limit (429s are counted).",
                 ],
                 "ack_latency": acks,
+                "modal_open": modal,
+                "socket_ack_latency": socket_acks,
                 "platform_calls": calls,
                 "handoff": hand,
                 "footprint": {
@@ -211,7 +253,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                         "max": round(max(startups), 3),
                         "all": [round(s, 3) for s in startups],
                     },
-                    "command": "python -m bot serve (HTTP mode), until GET /readyz answers 200",
+                    "command": "python -m bot serve (HTTP mode, web + worker process), until GET /readyz answers 200",
                 },
                 "contract_violations": tenants.violations(),
             }

@@ -11,9 +11,7 @@ import csv
 import io
 import json
 import re
-import signal
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
     serve.add_argument("--port", type=int, default=None, help="HTTP port (default: $PORT or 3000)")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument(
+        "--role",
+        choices=["split", "all", "web", "worker"],
+        default=None,
+        help="split: web here + a worker child process (default, $TRIAGE_ROLE); all: one process; "
+        "web: serve Slack and store jobs; worker: run and report jobs (HTTP health only with --port)",
+    )
+    # The web process's end of the wake-up pipe, for the worker child it starts (internal).
+    serve.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     shell = sub.add_parser("shell", help="try every verb in a text console, without Slack")
     shell.add_argument(
@@ -81,68 +88,6 @@ def _configure_logging(settings: Settings) -> None:
     from bot.logging import configure_logging, secret_values
 
     configure_logging(level=settings.log_level.lower(), fmt=settings.log_format, secrets=secret_values(settings))
-
-
-async def _serve(settings: Settings, *, host: str, port: int) -> int:
-    from aiohttp import web
-
-    from bot.app import build_app
-    from bot.runtime import build_services
-    from bot.web import build_web_app
-
-    problems = []
-    if settings.slack_bot_token is None:
-        problems.append("SLACK_BOT_TOKEN is required to serve")
-    if settings.slack_app_token is None and settings.slack_signing_secret is None:
-        problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
-    if problems:
-        raise ConfigError(problems)
-    started = time.monotonic()
-    services = await build_services(settings)
-    bolt = build_app(settings, services)
-    await services.workers.start()
-    services.oncall.start()
-    socket_handler = None
-    if settings.slack_app_token is not None:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-        socket_handler = AsyncSocketModeHandler(
-            bolt, app_token=settings.slack_app_token.get_secret_value(), web_client=services.slack
-        )
-        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
-
-    async def socket_connected() -> bool:
-        return socket_handler is not None and await socket_handler.client.is_connected()
-
-    web_app = build_web_app(
-        services,
-        bolt=None if socket_handler else bolt,
-        socket_connected=socket_connected if socket_handler else None,
-    )
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    log.info(
-        "ready",
-        mode="socket" if socket_handler else "http",
-        port=port,
-        startup_s=round(time.monotonic() - started, 3),
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping", timeout_s=settings.triage_shutdown_timeout)
-    # Stop taking new work first, then let running jobs finish or park.
-    services.workers.accepting = False
-    if socket_handler is not None:
-        await socket_handler.close_async()  # type: ignore[no-untyped-call]
-    await runner.cleanup()
-    await services.close()
-    log.info("stopped")
-    return 0
 
 
 async def _check(settings: Settings) -> int:
@@ -216,8 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         _configure_logging(settings)
         if args.command == "serve":
-            port = args.port if args.port is not None else settings.port
-            return asyncio.run(_serve(settings, host=args.host, port=port))
+            from bot.ops.serve import serve
+
+            role = args.role or settings.triage_role
+            return asyncio.run(serve(settings, host=args.host, port=args.port, role=role, wake_fd=args.wake_fd))
         if args.command == "check":
             return asyncio.run(_check(settings))
         return asyncio.run(_with_services(settings, args))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
 
 from bot.runtime import Services
 from bot.settings import Settings
@@ -43,3 +44,16 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
     )
     register_error_handler(app, reporter=services.reporter, spawn=background.spawn)
     return app
+
+
+async def prime_authorization(app: AsyncApp) -> None:
+    """Call ``auth.test`` now, before serving, instead of on the first request's ack path.
+
+    Bolt's single-team authorization asks Slack who the bot is on the first request
+    and caches the answer; that first ack would wait on the network. Bolt has no public
+    hook for this, so the middleware's cache is filled here. Raises ``SlackApiError``
+    (a bad token) like the first request would have.
+    """
+    for middleware in app._async_middleware_list:
+        if isinstance(middleware, AsyncSingleTeamAuthorization) and middleware.auth_test_result is None:
+            middleware.auth_test_result = await app.client.auth_test()

@@ -30,12 +30,17 @@ from bot.platforms.base import PlatformClient
 from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
 from bot.slack.reporter import Reporter, post_notice
+from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
 from bot.store.jobs import JobStore
 from bot.store.mappings import MappingStore
 from bot.store.oncall import OnCallStore
 
 log = structlog.get_logger(__name__)
+
+# A worker process pauses this long after each commit: the web process's job inserts (urgent,
+# retried finely) then find the database free instead of racing an unbroken run of writes.
+WORKER_COMMIT_PAUSE_S = 0.0005
 
 
 def slack_web_client(settings: Settings) -> AsyncWebClient:
@@ -91,22 +96,30 @@ async def build_services(
     policy: Policy | None = None,
     schedule_sources: Mapping[str, ScheduleSource] | None = None,
     oncall: OnCallConfig | None = None,
+    role: str = "all",
 ) -> Services:
-    """Open the store, build the clients and services; the workers are created but not started."""
+    """Open the store, build the clients and services; the workers are created but not started.
+
+    ``role="worker"`` (a process that only runs and reports jobs) skips loading the policy's
+    user groups: it authorises nothing.
+    """
     from bot.store import open_store
 
     policy = policy or load_policy(settings.triage_policy)
     sources = dict(schedule_sources) if schedule_sources is not None else build_sources(settings)
     oncall = oncall or load_oncall(settings.triage_oncall, sources=list(sources))
     store = await open_store(settings.triage_db)
+    if role == "worker":
+        store.yield_after_commit = WORKER_COMMIT_PAUSE_S
     mappings = MappingStore(store)
     jobs = JobStore(store)
     platform_clients = dict(clients) if clients is not None else build_clients(settings)
     slack = slack or slack_web_client(settings)
     identity = IdentityResolver(mappings=mappings, clients=platform_clients, slack=slack)
     groups = GroupDirectory(slack, policy)
-    await groups.load()  # before serving, so no request waits on Slack to be authorised
-    groups.start()
+    if role != "worker":
+        await groups.load()  # before serving, so no request waits on Slack to be authorised
+        groups.start()
     access = Access(policy, groups)
 
     actions = ActionService(
@@ -129,6 +142,8 @@ async def build_services(
         report=reporter.report,
         count=settings.triage_workers,
         runners={Verb.HANDOFF.value: handoff.run},
+        claims=JobClaims(store, owner=new_owner(), lease_s=settings.triage_worker_lease),
+        poll_interval=settings.triage_worker_poll,
     )
     core = Core(access=access, actions=actions, runner=runner, handoff=handoff, identity=identity, jobs=jobs)
     watcher = OnCallWatcher(

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     triage_retry_timeout: float = Field(default=30.0, gt=0)
     triage_workers: int = Field(default=4, ge=1, le=64)
     triage_shutdown_timeout: float = Field(default=20.0, gt=0)
+    # serve's process model: "split" = web here plus one worker child; "all" = both in one process.
+    triage_role: Literal["split", "all", "web", "worker"] = "split"
+    triage_worker_poll: float = Field(default=0.05, gt=0, le=60)
+    triage_worker_lease: float = Field(default=30.0, ge=1)
+    # How much lower the split worker child runs than the web process (os.nice): acks go first.
+    triage_worker_nice: int = Field(default=10, ge=0, le=19)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

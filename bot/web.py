@@ -97,8 +97,13 @@ def build_web_app(
     *,
     bolt: AsyncApp | None,
     socket_connected: Callable[[], Awaitable[bool]] | None = None,
+    job_runners: Callable[[], dict[str, bool]] | None = None,
 ) -> web.Application:
-    """The aiohttp application; ``bolt`` is mounted at ``/slack/events`` in HTTP mode."""
+    """The aiohttp application; ``bolt`` is mounted at ``/slack/events`` in HTTP mode.
+
+    ``job_runners`` names what runs this process's jobs for ``/readyz`` (a worker child
+    process, or nothing in the web role); by default the in-process worker pool.
+    """
     settings = services.settings
     app = web.Application(client_max_size=max(settings.triage_webhook_max_bytes, 1024 * 1024))
     app[SERVICES_KEY] = services
@@ -113,7 +118,7 @@ def build_web_app(
                 checks["store"] = (await cur.fetchone()) is not None
         except Exception:
             checks["store"] = False
-        checks["workers"] = services.workers.running
+        checks |= job_runners() if job_runners is not None else {"workers": services.workers.running}
         if socket_connected is not None:
             checks["slack_socket"] = await socket_connected()
         ready = all(checks.values())

@@ -153,7 +153,7 @@ class HandoffService:
         # Atomic in the store: of two Confirm clicks (on any replica) only one moves the job.
         if not await self.service.jobs.move(job.id, JobState.QUEUED, params=params):
             raise await self._already(job_id)
-        self.service.queue.put_nowait(job.id)
+        self.service.enqueue(job.id)
         await self.service.jobs.record(
             team_id=job.team_id,
             actor_id=actor_id,

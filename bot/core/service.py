@@ -124,6 +124,9 @@ class ActionService:
         self.resolve_identity = resolve_identity
         self.default_space = default_space
         self.queue: asyncio.Queue[str] = asyncio.Queue()
+        # Where a stored job goes next: this process's worker pool (``Workers.enqueue``), or a
+        # wake-up signal to a worker process (the web role); by default the local queue.
+        self.dispatch: Callable[[str], None] = self.queue.put_nowait
 
     def client(self, platform: Platform) -> PlatformClient:
         """The client for ``platform``; ``NotConfiguredError`` when it has no credentials."""
@@ -131,6 +134,10 @@ class ActionService:
         if client is None:
             raise NotConfiguredError(platform.label)
         return client
+
+    def enqueue(self, job_id: str) -> None:
+        """Hand a stored, queued job to whoever runs jobs (never waits: it is on the ack path)."""
+        self.dispatch(job_id)
 
     # ---- the acknowledgement path --------------------------------------------------------
 
@@ -195,6 +202,6 @@ class ActionService:
             raise AlreadyDone(answer.message)
         job = answer
         if state is JobState.QUEUED:
-            self.queue.put_nowait(job.id)
+            self.enqueue(job.id)
         log.info("job_queued", job_id=job.id, verb=job.verb, items=len(request.targets), source=job.source)
         return Submitted(job_id=job.id)

@@ -1,4 +1,11 @@
-"""In-process workers that run queued jobs and report them, with resume and graceful stop."""
+"""Workers that find queued jobs, claim them, run them and report them; resume and graceful stop.
+
+Jobs reach a pool two ways: ``ActionService.enqueue`` in the same process (the ``all``
+role: tests, the shell, one-process deployments) and, with ``claims``, by polling the
+store every ``poll_interval`` seconds or at once on ``wake`` (the ``worker`` role, woken
+by the web process's signal). Either way a job runs only after its claim in the store
+succeeded, so two pools (two processes, two replicas) never run one job.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from bot.core.runner import JobRunner
 from bot.core.service import ActionService
 from bot.metrics import JOB_OLDEST_AGE, JOB_QUEUE_DEPTH
 from bot.models import IDEMPOTENT_VERBS, Job, JobState
+from bot.store.claims import JobClaims
 
 log = structlog.get_logger(__name__)
 
@@ -35,6 +43,8 @@ class Workers:
         report: Reporter,
         count: int = 4,
         runners: dict[str, Callable[[Job], Awaitable[Job | None]]] | None = None,
+        claims: JobClaims | None = None,
+        poll_interval: float = 0.05,
     ) -> None:
         self.service = service
         self.runner = runner
@@ -42,30 +52,87 @@ class Workers:
         self.count = count
         # Verbs with their own runner (e.g. handoff); the rest go through service.run.
         self.runners = runners or {}
+        self.claims = claims
+        self.poll_interval = poll_interval
         self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[str] = set()  # in service.queue, not yet taken
         self._busy: set[str] = set()
+        self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self.accepting = True
+        service.dispatch = self.enqueue
+
+    def enqueue(self, job_id: str) -> None:
+        """Queue ``job_id`` for this pool (once: a job already waiting is not queued again)."""
+        if job_id not in self._pending:
+            self._pending.add(job_id)
+            self.service.queue.put_nowait(job_id)
+
+    def wake(self) -> None:
+        """Look in the store now instead of at the next poll (the web process stored a job)."""
+        self._wake.set()
 
     @property
     def running(self) -> bool:
         return bool(self._tasks) and all(not t.done() for t in self._tasks)
 
     async def start(self) -> None:
-        """Re-queue unfinished jobs from the store, then start the pool."""
+        """Re-queue unfinished jobs from the store, then start the pool (and its store poller)."""
+        if self.claims is not None:
+            freed = await self.claims.free_orphans()
+            if freed:
+                log.info("claims_freed", count=freed)
         resumed = 0
         for job in await self.service.jobs.unfinished():
-            self.service.queue.put_nowait(job.id)
+            self.enqueue(job.id)
             resumed += 1
         if resumed:
             log.info("jobs_resumed", count=resumed)
+        self.accepting = True
         self._tasks = [asyncio.create_task(self._loop(n), name=f"worker-{n}") for n in range(self.count)]
+        if self.claims is not None:
+            self._tasks.append(asyncio.create_task(self._poll(self.claims), name="worker-poll"))
+            self._tasks.append(asyncio.create_task(self._renew(self.claims), name="worker-lease"))
+
+    async def _poll(self, claims: JobClaims) -> None:
+        """Queue the store's claimable jobs, every ``poll_interval`` s or at once when woken."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            free = self.count - len(self._busy) - len(self._pending)
+            if not self.accepting or free <= 0:
+                continue
+            try:
+                found = await claims.claimable(limit=free + len(self._pending))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job_poll_failed")
+                continue
+            for job_id in found:
+                if job_id not in self._busy:
+                    self.enqueue(job_id)
+
+    async def _renew(self, claims: JobClaims) -> None:
+        """Keep this pool's leases alive while it holds any (a third of the lease per renewal)."""
+        while True:
+            await asyncio.sleep(claims.lease_s / 3)
+            try:
+                await claims.renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job_lease_renew_failed")
 
     async def _loop(self, n: int) -> None:
         queue = self.service.queue
         while True:
             job_id = await queue.get()
+            self._pending.discard(job_id)
             if not self.accepting or job_id in self._busy:
                 # Stopping: leave it queued in the store; the next start resumes it. Already
                 # running on another worker (queued twice, e.g. resumed and confirmed): that
@@ -75,11 +142,16 @@ class Workers:
             self._busy.add(job_id)
             self._idle.clear()
             try:
-                await self.process(job_id)
+                # Another pool holds it: that pool runs and reports it.
+                if self.claims is None or await self.claims.claim(job_id):
+                    await self.process(job_id)
+                    if self.claims is not None:
+                        await self.claims.release(job_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 ref = uuid.uuid4().hex[:8]
+                # The claim stays until this pool stops, as the job stays until the next start.
                 log.exception("job_crashed", job_id=job_id, ref=ref)
             finally:
                 self._busy.discard(job_id)
@@ -132,6 +204,9 @@ class Workers:
         self._tasks = []
         for job_id in parked:
             await self._park(job_id)
+        if self.claims is not None:
+            await self.claims.release_all()
+            self.claims.retire()
 
     async def _park(self, job_id: str) -> None:
         """Leave an interrupted job resumable: idempotent items in flight go back to pending.

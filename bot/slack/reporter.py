@@ -31,16 +31,13 @@ from bot.models import (
     ItemState,
     Job,
     JobItem,
-    JobParams,
     JobState,
     Outcome,
-    Platform,
-    Target,
     Verb,
 )
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
-from bot.slack.overlays import status_overlay
+from bot.slack.overlays import overlay
 from bot.slack.render import decision_note, refusal
 from bot.slack.threads import send_result
 from bot.store.jobs import JobStore
@@ -58,25 +55,6 @@ _SUMMARY_TAIL = {
 
 def _items_word(n: int) -> str:
     return f"{n} item" + ("" if n == 1 else "s")
-
-
-def overlay(state: ItemState, verb: Verb, result: Any, params: JobParams | None = None) -> ItemState:
-    """The state a confirmed write left behind, where a lagging read may not show it yet."""
-    if not result.outcome.ok:
-        return state
-    laid = status_overlay(state, verb, result, params)
-    if laid is not None:
-        return laid
-    if verb in (Verb.ASSIGN, Verb.HANDOFF) and result.after:
-        return state.model_copy(update={"assignees": [result.after], "assignee_name": None})
-    if verb is Verb.UNASSIGN:
-        return state.model_copy(update={"assignees": [], "assignee_name": None})
-    if verb is Verb.RESOLVE and state.is_open:
-        closed = "closed" if state.target.platform is Platform.KIBANA else "resolved"
-        return state.model_copy(update={"status": closed})
-    if verb is Verb.ATTACH and result.after:
-        return state.model_copy(update={"case": result.after})
-    return state
 
 
 class Reporter:
@@ -406,7 +384,3 @@ async def post_notice(slack: AsyncWebClient, notice: Notice) -> None:
         await slack.chat_postMessage(channel=notice.channel, thread_ts=notice.thread_ts, text=notice.text[:3900])
     except (SlackApiError, aiohttp.ClientError) as exc:
         log.warning("oncall_notice_failed", channel=notice.channel, error=type(exc).__name__)
-
-
-def target_keys(targets: Sequence[Target]) -> str:
-    return ", ".join(t.key for t in targets)

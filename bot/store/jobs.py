@@ -18,10 +18,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 from bot.models import (
-    IDEMPOTENT_VERBS,
     ItemResult,
     ItemStatus,
     Job,
@@ -31,6 +28,16 @@ from bot.models import (
     Platform,
     Target,
     Verb,
+)
+from bot.store.accept import (
+    DUPLICATE_WINDOW_S,
+    INSERT_ITEMS,
+    DuplicateDelivery,
+    SameChange,
+    Submission,
+    accept,
+    item_rows,
+    job_from_row,
 )
 from bot.store.ledger import Ledger, LedgerEntry, RecentChange, append_results
 
@@ -48,21 +55,6 @@ __all__ = [
     "RecentChange",
     "SameChange",
 ]
-
-# A second identical request inside this window is answered "already …" instead of run.
-DUPLICATE_WINDOW_S = 60.0
-
-
-class DuplicateDelivery(BaseModel):
-    """Slack delivered the same interaction again (a retry): the first delivery's job stands."""
-
-    interaction_key: str | None = None
-
-
-class SameChange(BaseModel):
-    """The same change is queued, running, or was just made; ``message`` says by whom and when."""
-
-    message: str
 
 
 def _target_from_row(row: Any) -> Target:
@@ -91,125 +83,32 @@ class JobStore(Ledger):
         interaction_key: str | None = None,
         state: JobState = JobState.QUEUED,
     ) -> Job | DuplicateDelivery | SameChange:
-        """Store a new job unless it repeats one: checks and insert are one transaction.
+        """Store a new job unless it repeats one: checks and insert are one transaction (``accept``).
 
         ``from_card``: a card button, also refused when someone else made the same change
         (to someone else) moments ago, so the second click is told who got there first.
         """
-        now = time.time()
-        job_id = uuid.uuid4().hex[:12]
-        async with self.store.transaction(urgent=True):  # Slack is waiting for this one
-            if interaction_key and await self.by_interaction_key(interaction_key) is not None:
-                return DuplicateDelivery(interaction_key=interaction_key)
-            same = await self._same_change(verb, targets, params, from_card=from_card)
-            if same is not None:
-                return SameChange(message=same)
-            inserted = await self._insert(
-                job_id,
-                now,
-                verb=verb,
-                team_id=team_id,
-                actor_id=actor_id,
-                targets=targets,
-                params=params,
-                source=source,
-                channel_id=channel_id,
-                card_ts=card_ts,
-                thread_ts=thread_ts,
-                response_url=response_url,
-                interaction_key=interaction_key,
-                state=state,
-            )
-            if not inserted:
-                return DuplicateDelivery(interaction_key=interaction_key)
-        job = await self.get(job_id)
-        assert job is not None
-        return job
-
-    async def _same_change(
-        self, verb: Verb, targets: Sequence[Target], params: JobParams, *, from_card: bool
-    ) -> str | None:
-        """Why this exact change must not be stored again (in flight, or just made), or None.
-
-        Only single-item requests of idempotent verbs are checked; the rest rely on the
-        unique interaction key.
-        """
-        if verb not in IDEMPOTENT_VERBS or len(targets) != 1:
-            return None
-        target = targets[0]
-        wanted = params.assignee if verb is Verb.ASSIGN else None
-        flight = await self.in_flight(target, verb=verb)
-        if flight is not None:
-            job, _ = flight
-            if job.params.assignee == wanted or verb is not Verb.ASSIGN or from_card:
-                ago = time.time() - job.created_at
-                return (
-                    f"{target.key} is already being handled: <@{job.actor_id}> asked to "
-                    f"{job.verb.phrase(job.params.assignee)} {ago:.0f} s ago"
-                )
-        latest = await self.latest_change(target, within=DUPLICATE_WINDOW_S)
-        if latest is None or latest.entry.verb != verb.value:
-            return None
-        if wanted is not None and latest.assignee != wanted and not from_card:
-            return None
-        ago = time.time() - latest.entry.at
-        to = f" to <@{latest.assignee}>" if verb is Verb.ASSIGN and latest.assignee else ""
-        return f"{target.key} was already {verb.past}{to} by <@{latest.entry.actor_id}> {ago:.0f} s ago"
-
-    async def _insert(
-        self,
-        job_id: str,
-        now: float,
-        *,
-        verb: Verb,
-        team_id: str,
-        actor_id: str,
-        targets: Sequence[Target],
-        params: JobParams,
-        source: str,
-        channel_id: str | None,
-        card_ts: str | None,
-        thread_ts: str | None,
-        response_url: str | None,
-        interaction_key: str | None,
-        state: JobState,
-    ) -> bool:
-        """Insert a job row and its items (inside the caller's transaction); False on a seen key."""
-        cur = await self.store.conn.execute(
-            "INSERT OR IGNORE INTO jobs (id, verb, state, team_id, actor_id, channel_id, card_ts,"
-            " thread_ts, response_url, source, interaction_key, params, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                job_id,
-                verb.value,
-                state.value,
-                team_id,
-                actor_id,
-                channel_id,
-                card_ts,
-                thread_ts,
-                response_url,
-                source,
-                interaction_key,
-                params.model_dump_json(),
-                now,
-                now,
-            ),
+        sub = Submission(
+            verb=verb,
+            team_id=team_id,
+            actor_id=actor_id,
+            targets=list(targets),
+            params=params,
+            source=source,
+            from_card=from_card,
+            channel_id=channel_id,
+            card_ts=card_ts,
+            thread_ts=thread_ts,
+            response_url=response_url,
+            interaction_key=interaction_key,
+            state=state,
         )
-        if cur.rowcount == 0:
-            return False
-        await self._insert_items(job_id, targets, start=0, now=now)
-        return True
+        job_id = uuid.uuid4().hex[:12]
+        # Slack is waiting for this one: one hop to the database thread, ahead of the workers.
+        return await self.store.write_now(lambda conn: accept(conn, job_id, sub))
 
     async def _insert_items(self, job_id: str, targets: Iterable[Target], *, start: int, now: float) -> None:
-        await self.store.conn.executemany(
-            "INSERT INTO job_items (job_id, seq, platform, target, space, item_id, state, updated_at)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (job_id, start + n, t.platform.value, t.key, t.space, t.id, ItemStatus.PENDING.value, now)
-                for n, t in enumerate(targets)
-            ],
-        )
+        await self.store.conn.executemany(INSERT_ITEMS, item_rows(job_id, targets, start=start, now=now))
 
     # ---- reading jobs --------------------------------------------------------------------
 
@@ -226,9 +125,7 @@ class JobStore(Ledger):
 
     @staticmethod
     def _job(row: Any) -> Job:
-        data = dict(row)
-        data["params"] = JobParams.model_validate_json(data["params"])
-        return Job.model_validate(data)
+        return job_from_row(row)
 
     async def unfinished(self) -> list[Job]:
         """Jobs that still have work or reporting to do, oldest first."""

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import aiosqlite
 from pydantic import BaseModel
 
 from bot.models import ItemResult, Platform, Target
 from bot.store.db import Store
+
+# The newest successful assign/unassign/handoff/resolve of one target (``?``: its key).
+LATEST_CHANGE_SQL = (
+    "SELECT l.*, json_extract(j.params, '$.assignee') AS job_assignee FROM ledger l"
+    " LEFT JOIN jobs j ON j.id = l.job_id"
+    " WHERE l.target = ? AND l.outcome IN ('done','warning')"
+    " AND l.verb IN ('assign','unassign','handoff','resolve')"
+    " ORDER BY l.at DESC, l.id DESC LIMIT 1"
+)
 
 _INSERT = (
     "INSERT INTO ledger (at, job_id, team_id, actor_id, verb, platform, target, before, after,"
@@ -78,6 +88,15 @@ async def append_results(
             for r in results
         ],
     )
+
+
+def recent_from_row(row: Any, *, within: float | None) -> RecentChange | None:
+    """A ``LATEST_CHANGE_SQL`` row as a ``RecentChange``; None without one or when older than ``within`` s."""
+    if row is None or (within is not None and row["at"] < time.time() - within):
+        return None
+    data = dict(row)
+    job_assignee = data.pop("job_assignee", None)
+    return RecentChange(entry=LedgerEntry.model_validate(data), assignee=job_assignee)
 
 
 class Ledger:
@@ -146,20 +165,9 @@ class Ledger:
 
     async def latest_change(self, target: Target, *, within: float | None = None) -> RecentChange | None:
         """The newest successful assign/unassign/handoff/resolve of ``target`` (within ``within`` s)."""
-        async with self.store.conn.execute(
-            "SELECT l.*, json_extract(j.params, '$.assignee') AS job_assignee FROM ledger l"
-            " LEFT JOIN jobs j ON j.id = l.job_id"
-            " WHERE l.target = ? AND l.outcome IN ('done','warning')"
-            " AND l.verb IN ('assign','unassign','handoff','resolve')"
-            " ORDER BY l.at DESC, l.id DESC LIMIT 1",
-            (target.key,),
-        ) as cur:
+        async with self.store.conn.execute(LATEST_CHANGE_SQL, (target.key,)) as cur:
             row = await cur.fetchone()
-        if row is None or (within is not None and row["at"] < time.time() - within):
-            return None
-        data = dict(row)
-        job_assignee = data.pop("job_assignee", None)
-        return RecentChange(entry=LedgerEntry.model_validate(data), assignee=job_assignee)
+        return recent_from_row(row, within=within)
 
     async def last_known(self, target: Target) -> LedgerEntry | None:
         """The newest ledger line that tells who the bot left the item with (``after``; None: nobody).

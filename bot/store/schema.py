@@ -111,4 +111,11 @@ CREATE TABLE oncall_handoffs (
 );
 CREATE INDEX oncall_handoffs_state ON oncall_handoffs(schedule, state);
 """,
+    # 4. Job claims: which worker process runs a job, until when its lease holds. A worker
+    # process apart from the web process finds queued jobs in the store and claims each
+    # with one conditional UPDATE, so two workers never run the same job.
+    """
+ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+ALTER TABLE jobs ADD COLUMN lease_until REAL;
+""",
 ]

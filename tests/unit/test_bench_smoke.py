@@ -11,9 +11,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path: Path) -> None:
-    """`python -m bench.run --quick` starts the bot, the bare app and the load generator, and reports
-    all four sections: every ack answered 200, every assignment and the handoff really applied on the
-    fakes, write counts at or above the API minimum, and memory and start-up time measured."""
+    """`python -m bench.run --quick` starts the bot, the bare app, the floor and the load generator, and
+    reports all four sections: every ack answered 200, modals opened, every assignment and the handoff
+    really applied on the fakes, write counts at or above the API minimum, and memory (per process, the
+    worker's too) and start-up time measured."""
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
@@ -29,9 +30,11 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
     assert report["contract_violations"] == []
 
     acks = report["ack_latency"]
-    assert {row["kind"] for row in acks} == {"command", "button"}
+    assert {row["kind"] for row in acks} == {"command", "button", "modal"}
     for row in acks:
-        assert row["statuses"] == {"bot": {"200": row["requests"]}, "bare": {"200": row["requests"]}}
+        ok = {"200": row["requests"]}
+        assert row["statuses"] == {"bot": ok, "bare": ok, "floor": ok}
+        assert 0 < row["floor"]["p50_ms"] <= row["floor"]["p99_ms"]
         assert 0 < row["bare"]["p50_ms"] <= row["bare"]["p99_ms"]
         assert 0 < row["bot"]["p50_ms"] <= row["bot"]["p99_ms"]
         if row["kind"] == "command":  # the bot accepted each command as a job, none as a duplicate
@@ -49,7 +52,15 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
     assert handoff["wall_s"] > 0 and handoff["bound_s"] > 0
     assert handoff["calls"]["xpanse"]["writes"] >= handoff["items"]["xpanse"]
 
+    sockets = report["socket_ack_latency"]
+    assert {row["kind"] for row in sockets} == {"command", "button"}
+    assert all(0 < row["bot"]["p50_ms"] <= row["bot"]["p99_ms"] for row in sockets)
+
+    modal = report["modal_open"]
+    assert 0 < modal["ack"]["p50_ms"] <= modal["views_open"]["p50_ms"]
+
     footprint = report["footprint"]
+    assert set(footprint["idle"]["per_process"]) == {"web", "worker0"}
     assert 10 < footprint["idle"]["rss_mb"] <= footprint["after_handoff"]["peak_rss_mb"]
     assert footprint["startup_s"]["median"] > 0
     assert report["targets"] and all(isinstance(t["met"], bool) for t in report["targets"])

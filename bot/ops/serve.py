@@ -1,0 +1,280 @@
+"""``triage-bot serve``: the roles and the process model.
+
+* ``web`` serves Slack (HTTP or Socket Mode), the webhooks and health; it authorises,
+  stores each job and acknowledges. It runs no job: a worker finds them in the store.
+* ``worker`` runs and reports jobs: it claims queued jobs from the store (polling every
+  ``TRIAGE_WORKER_POLL`` s, and woken at once by its web process), never serves Slack.
+* ``split`` (the default) is ``web`` in this process plus one ``worker`` child process,
+  so the jobs' CPU never sits on the acknowledgement path. The child is woken through a
+  pipe (one byte per stored job); the pipe closing tells it the parent died, and it exits
+  at once, as the host dying would. It runs ``TRIAGE_WORKER_NICE`` lower than the web
+  process. A child that dies is restarted (backing off up to 30 s) and ``/readyz`` fails
+  until it runs again; SIGTERM stops both within the shutdown timeout.
+* ``all`` is both in one process (the shell, the tests' harness, a small install).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+
+from bot.errors import ConfigError
+from bot.runtime import Services, build_services
+from bot.settings import Settings
+
+log = structlog.get_logger("bot")
+
+ROLES = ("split", "all", "web", "worker")
+RESTART_MAX_S = 30.0
+
+
+def _problems(settings: Settings, role: str) -> list[str]:
+    problems = []
+    if settings.slack_bot_token is None:
+        problems.append("SLACK_BOT_TOKEN is required to serve")
+    if role != "worker" and settings.slack_app_token is None and settings.slack_signing_secret is None:
+        problems.append("SLACK_SIGNING_SECRET is required in HTTP mode (or set SLACK_APP_TOKEN for Socket Mode)")
+    return problems
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+class WorkerProcess:
+    """The supervised ``serve --role worker`` child of a ``split`` web process."""
+
+    def __init__(self, *, shutdown_timeout: float) -> None:
+        self.shutdown_timeout = shutdown_timeout
+        self.proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+        self._wake_fd: int | None = None
+        self._stopping = False
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self) -> None:
+        """Spawn the child and watch it: restart it whenever it dies, until ``stop``."""
+        await self._spawn()
+        self._watch = asyncio.create_task(self._supervise(), name="worker-process")
+
+    async def _spawn(self) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "serve",
+                "--role",
+                "worker",
+                "--wake-fd",
+                str(read_fd),
+                pass_fds=(read_fd,),
+            )
+        finally:
+            os.close(read_fd)
+        if self._wake_fd is not None:
+            os.close(self._wake_fd)
+        self._wake_fd = write_fd
+        log.info("worker_process_started", pid=self.proc.pid, restarts=self.restarts)
+
+    async def _supervise(self) -> None:
+        backoff = 1.0
+        while True:
+            assert self.proc is not None
+            started = time.monotonic()
+            code = await self.proc.wait()
+            if self._stopping:
+                return
+            if time.monotonic() - started > 60:
+                backoff = 1.0
+            log.error("worker_process_exited", code=code, restart_in_s=backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESTART_MAX_S)
+            self.restarts += 1
+            await self._spawn()
+
+    def poke(self, _job_id: str) -> None:
+        """Wake the child: a job is stored (never blocks; a full pipe already means "look")."""
+        if self._wake_fd is None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._wake_fd, b"\0")
+
+    async def stop(self) -> None:
+        """SIGTERM the child and wait for it (its own shutdown timeout, plus a margin), else kill."""
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), self.shutdown_timeout + 5)
+            except TimeoutError:
+                log.error("worker_process_killed", pid=self.proc.pid)
+                self.proc.kill()
+                await self.proc.wait()
+        if self._wake_fd is not None:
+            os.close(self._wake_fd)
+            self._wake_fd = None
+
+
+async def serve(settings: Settings, *, host: str, port: int | None, role: str, wake_fd: int | None = None) -> int:
+    """Run ``role`` until SIGTERM/SIGINT; ``ConfigError`` when the settings cannot serve it."""
+    problems = _problems(settings, role)
+    if problems:
+        raise ConfigError(problems)
+    if role == "worker":
+        return await _worker(settings, host=host, port=port, wake_fd=wake_fd)
+    return await _web(settings, host=host, port=port if port is not None else settings.port, role=role)
+
+
+async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
+    from bot.app import build_app, prime_authorization
+    from bot.web import build_web_app
+
+    started = time.monotonic()
+    services = await build_services(settings, role=role)
+    bolt = build_app(settings, services)
+    await prime_authorization(bolt)  # so no ack waits on auth.test
+    child: WorkerProcess | None = None
+    job_runners: Callable[[], dict[str, bool]] | None = None
+    if role == "all":
+        await services.workers.start()
+    elif role == "split":
+        child = WorkerProcess(shutdown_timeout=settings.triage_shutdown_timeout)
+        await child.start()
+        services.actions.dispatch = child.poke
+        job_runners = lambda: {"worker_process": child.alive}  # noqa: E731
+    else:  # web: workers elsewhere find the jobs in the store
+        services.actions.dispatch = lambda _job_id: None
+        job_runners = dict
+    # The on-call watcher runs beside the web side; its handoffs are stored through the door
+    # like any request, and the store's unique key keeps them single across replicas.
+    services.oncall.start()
+    socket_handler = None
+    if settings.slack_app_token is not None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        socket_handler = AsyncSocketModeHandler(
+            bolt, app_token=settings.slack_app_token.get_secret_value(), web_client=services.slack
+        )
+        await socket_handler.connect_async()  # type: ignore[no-untyped-call]
+
+    async def socket_connected() -> bool:
+        return socket_handler is not None and await socket_handler.client.is_connected()
+
+    web_app = build_web_app(
+        services,
+        bolt=None if socket_handler else bolt,
+        socket_connected=socket_connected if socket_handler else None,
+        job_runners=job_runners,
+    )
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info(
+        "ready",
+        mode="socket" if socket_handler else "http",
+        role=role,
+        port=port,
+        startup_s=round(time.monotonic() - started, 3),
+    )
+    await _stop_event().wait()
+    log.info("stopping", timeout_s=settings.triage_shutdown_timeout)
+    # Stop taking new work first, then let running jobs finish or park.
+    services.workers.accepting = False
+    stopping_child = asyncio.create_task(child.stop()) if child is not None else None
+    if socket_handler is not None:
+        await socket_handler.close_async()  # type: ignore[no-untyped-call]
+    await runner.cleanup()
+    await services.close()
+    if stopping_child is not None:
+        await stopping_child
+    log.info("stopped")
+    return 0
+
+
+def _watch_parent(wake_fd: int, wake: Callable[[], None]) -> None:
+    """Read wake-up bytes from the parent; EOF means the parent died: exit now, as with the host."""
+    try:
+        data = os.read(wake_fd, 4096)
+    except BlockingIOError:
+        return
+    if not data:
+        log.error("worker_parent_gone")
+        os._exit(70)
+    wake()
+
+
+async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: int | None) -> int:
+    started = time.monotonic()
+    if wake_fd is not None and settings.triage_worker_nice:
+        # The split child: the web process beside it gets the CPU first (acks before jobs).
+        os.nice(settings.triage_worker_nice)
+    services = await build_services(settings, role="worker")
+    loop = asyncio.get_running_loop()
+    if wake_fd is not None:
+        os.set_blocking(wake_fd, False)
+        loop.add_reader(wake_fd, _watch_parent, wake_fd, services.workers.wake)
+    await services.workers.start()
+    runner = await _health(services, host=host, port=port) if port is not None else None
+    log.info("ready", role="worker", port=port, startup_s=round(time.monotonic() - started, 3))
+    await _stop_event().wait()
+    log.info("stopping", role="worker", timeout_s=settings.triage_shutdown_timeout)
+    if runner is not None:
+        await runner.cleanup()
+    await services.close()
+    if wake_fd is not None:
+        loop.remove_reader(wake_fd)
+    log.info("stopped", role="worker")
+    return 0
+
+
+async def _health(services: Services, *, host: str, port: int) -> web.AppRunner:
+    """``/healthz`` and ``/readyz`` (store and worker pool) for a standalone worker."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        checks = {"store": await _store_ok(services), "workers": services.workers.running}
+        ready = all(checks.values())
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def _store_ok(services: Services) -> bool:
+    try:
+        async with services.store.conn.execute("SELECT 1") as cur:
+            return (await cur.fetchone()) is not None
+    except Exception:
+        return False
+
+
+__all__ = ["ROLES", "WorkerProcess", "serve"]
