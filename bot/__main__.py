@@ -101,6 +101,7 @@ async def _serve(settings: Settings, *, host: str, port: int) -> int:
     services = await build_services(settings)
     bolt = build_app(settings, services)
     await services.workers.start()
+    await services.poster.start()  # the alert intake's per-channel posters, beside the workers
     socket_handler = None
     if settings.slack_app_token is not None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler

@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.runtime import Services
 from bot.settings import Settings
+from bot.slack.digest import register_digest
 from bot.slack.errors import register_error_handler
 from bot.slack.listeners import Background, register
 
@@ -41,5 +42,6 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         groups=services.access.groups,
         default_space=settings.kibana_space,
     )
+    register_digest(app, core=services.core, reporter=services.reporter, background=background, intake=services.intake)
     register_error_handler(app, reporter=services.reporter, spawn=background.spawn)
     return app

@@ -18,6 +18,7 @@ from bot.core.access import Access, GroupDirectory
 from bot.core.door import Core
 from bot.core.handoff import HandoffService
 from bot.core.identity import IdentityResolver
+from bot.core.intake import Poster
 from bot.core.policy import Policy, load_policy
 from bot.core.runner import JobRunner
 from bot.core.service import ActionService
@@ -26,8 +27,10 @@ from bot.models import Platform, Verb
 from bot.platforms import build_clients
 from bot.platforms.base import PlatformClient
 from bot.settings import Settings
+from bot.slack.digest import IntakeCards
 from bot.slack.reporter import Reporter
 from bot.store.db import Store
+from bot.store.intake import IntakeStore
 from bot.store.jobs import JobStore
 from bot.store.mappings import MappingStore
 
@@ -67,10 +70,13 @@ class Services:
     reporter: Reporter
     handoff: HandoffService
     workers: Workers
+    intake: IntakeStore
+    poster: Poster
     started_at: float = field(default_factory=time.monotonic)
 
     async def close(self) -> None:
         await self.access.groups.stop()
+        await self.poster.stop()
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
@@ -120,6 +126,14 @@ async def build_services(
         count=settings.triage_workers,
         runners={Verb.HANDOFF.value: handoff.run},
     )
+    intake = IntakeStore(store)
+    poster = Poster(
+        intake,
+        slack,
+        IntakeCards(reporter),
+        digest_after=settings.triage_digest_after,
+        interval=settings.triage_post_interval,
+    )
     core = Core(access=access, actions=actions, runner=runner, handoff=handoff, identity=identity, jobs=jobs)
     log.info(
         "services_ready",
@@ -143,4 +157,6 @@ async def build_services(
         reporter=reporter,
         handoff=handoff,
         workers=workers,
+        intake=intake,
+        poster=poster,
     )

@@ -22,12 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.errors import SlackApiError
 
+from bot.core.service import ActionRequest, Source
 from bot.errors import UsageError
 from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_state
 from bot.metrics import REGISTRY, SLACK_ACK_LATENCY, SLACK_REJECTED
-from bot.models import Platform
+from bot.models import Platform, Verb
 from bot.runtime import Services
 from bot.slack.inbound import Kind, Unusable, inspect
 
@@ -114,6 +114,7 @@ def build_web_app(
         except Exception:
             checks["store"] = False
         checks["workers"] = services.workers.running
+        checks["poster"] = services.poster.running
         if socket_connected is not None:
             checks["slack_socket"] = await socket_connected()
         ready = all(checks.values())
@@ -121,6 +122,7 @@ def build_web_app(
 
     async def metrics(_: web.Request) -> web.Response:
         await services.workers.update_metrics()
+        await services.poster.update_metrics()
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -152,26 +154,31 @@ def build_web_app(
             return web.json_response({"error": reason}, status=400)
         except UsageError as exc:
             return web.json_response({"error": exc.message}, status=400)
-        # Route every alert before posting any, so a misrouted batch posts nothing.
+        # Route every alert before storing any, so a misrouted batch stores nothing.
         routed = [(alert, route(settings, platform, alert.severity)) for alert in parsed]
         if any(channel is None for _, channel in routed):
             return web.json_response(
                 {"error": "no channel: set TRIAGE_ALERT_CHANNEL or TRIAGE_ALERT_ROUTES"}, status=503
             )
-        posted: list[dict[str, str]] = []
-        for alert, channel in routed:
-            assert channel is not None
-            state = to_state(platform, alert, default_space=settings.kibana_space)
-            try:
-                ts = await services.reporter.post_card(channel=channel, state=state)
-            except SlackApiError as exc:
-                log.warning("alert_card_failed", error=exc.response.get("error"), channel=channel)
-                return web.json_response(
-                    {"error": f"Slack refused the card: {exc.response.get('error')}", "posted": posted},
-                    status=502,
-                )
-            posted.append({"id": alert.id, "channel": channel, "ts": ts})
-        return web.json_response({"posted": posted}, status=201)
+        states = [(to_state(platform, alert, default_space=settings.kibana_space), str(ch)) for alert, ch in routed]
+        # Through the one door, as every request: the webhook edge may only show (post cards).
+        await services.core.handle(
+            ActionRequest(
+                verb=Verb.SHOW,
+                team_id="",
+                actor_id="webhook",
+                targets=[state.target for state, _ in states],
+                source=Source.WEBHOOK,
+            )
+        )
+        # Stored, deduplicated on platform + id + space, before the answer: from here on
+        # nothing Slack does can lose it; the channel's poster posts it at Slack's pace.
+        accepted = await services.intake.accept(states)
+        services.poster.wake()
+        return web.json_response(
+            {"accepted": [{"id": a.target.id, "channel": a.channel, "outcome": a.outcome} for a in accepted]},
+            status=202,
+        )
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

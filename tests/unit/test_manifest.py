@@ -35,6 +35,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "conversations_open": frozenset({"im:write"}),
     # runtime.py: policy rules that name user groups.
     "usergroups_users_list": frozenset({"usergroups:read"}),
+    # core/intake.py: after a crash, whether an uncertain alert card or digest landed
+    # (public and private alert channels).
+    "conversations_history": frozenset({"channels:history", "groups:history"}),
     # check, shell, serve: token check (no scope).
     "auth_test": frozenset(),
 }
@@ -99,4 +102,13 @@ def test_bot_scopes_are_exactly_what_the_code_needs(manifest: dict[str, Any]) ->
     assert len(declared) == len(set(declared)), "a scope is listed twice"
     assert set(declared) == needed
     # The README's list, spelled out: a reviewer reads this set, not the derivation.
-    assert needed == {"commands", "chat:write", "im:write", "users:read", "users:read.email", "usergroups:read"}
+    assert needed == {
+        "commands",
+        "chat:write",
+        "im:write",
+        "users:read",
+        "users:read.email",
+        "usergroups:read",
+        "channels:history",
+        "groups:history",
+    }
