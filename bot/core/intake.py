@@ -54,7 +54,7 @@ CARD_EVENT = "triage_alert"
 DIGEST_EVENT = "triage_digest"
 # A table block holds 100 rows; the first is the column header.
 DIGEST_ROWS = 99
-LEASE_S = 15.0
+LEASE_S = 6.0  # a dead poster's channels are taken over this long after its last renewal
 HISTORY_SLACK_S = 600.0  # how far before the attempt to look for a message that landed
 
 
@@ -92,7 +92,8 @@ class Poster:
         self.intake = intake
         # Its own client without the 429 retry handler: a 429 is honoured for the channel
         # here, and a call retried blindly could post a card twice.
-        self.slack = AsyncWebClient(token=slack.token, base_url=slack.base_url, timeout=slack.timeout)
+        # Its timeout stays well inside the lease, so a hung call cannot outlive our claim.
+        self.slack = AsyncWebClient(token=slack.token, base_url=slack.base_url, timeout=max(1, int(lease_s / 2)))
         self.render = render
         self.digest_after = digest_after
         self.interval = interval
