@@ -8,7 +8,8 @@ stopped) and, per channel:
 * redraws the card of an alert re-delivered with a new severity, status or title, with
   a thread note saying what changed;
 * posts one card when at most ``digest_after`` alerts wait, else one digest listing up
-  to ``DIGEST_ROWS`` of the oldest (the rest roll into the next digest);
+  to ``DIGEST_ROWS`` of the oldest; what a full digest could not list rolls into the
+  next digest, however few (so a storm's tail is not carded one a second);
 * spaces its ``chat.postMessage`` calls ``interval`` seconds apart and, on a 429, records
   ``Retry-After`` for the channel as a whole and makes no call to it until then.
 
@@ -104,6 +105,7 @@ class Poster:
         self._wake = asyncio.Event()
         self._last_post: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._rollover: set[str] = set()  # channels whose last digest was full with more waiting
 
     @property
     def running(self) -> bool:
@@ -241,7 +243,8 @@ class Poster:
             await self._redraw(channel, changed[0])
             return True
         waiting = await self.intake.count_waiting(channel)
-        if waiting > self.digest_after:
+        # Rows a full digest could not list roll into the next digest, however few.
+        if waiting > self.digest_after or (waiting and channel in self._rollover):
             await self._digest(channel, await self.intake.in_status(channel, WAITING, limit=DIGEST_ROWS))
             return True
         if waiting:
@@ -270,6 +273,10 @@ class Poster:
             channel, text=text, blocks=blocks, metadata={"event_type": DIGEST_EVENT, "event_payload": {"id": digest_id}}
         )
         await self.intake.digest_posted(digest_id, ts)
+        if len(alerts) >= DIGEST_ROWS and await self.intake.count_waiting(channel):
+            self._rollover.add(channel)
+        else:
+            self._rollover.discard(channel)
         INTAKE_ALERTS.labels("digested").inc(len(alerts))
         INTAKE_DIGESTS.inc()
 
