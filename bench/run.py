@@ -1,4 +1,4 @@
-"""The benchmark: ack latency, platform calls per operation, handoff wall time, footprint.
+"""The benchmark: ack latency, platform calls per operation, handoff wall time, footprint, alert storm.
 
 Run from the repository root (about 3-4 minutes on 2 cores)::
 
