@@ -16,10 +16,16 @@ from tests.scenario.proc_bot import BotProcess, bot_env, wait_until
 TOKEN = "storm-hook-token-1234"
 
 
+def in_flight(slack: SlackFake) -> int:
+    """chat.postMessage requests received but not yet answered (the fake's latency is running)."""
+    received = sum(1 for r in slack.requests if r.path.endswith("/chat.postMessage"))
+    return received - len(slack.calls_to("chat.postMessage"))
+
+
 async def test_sigkill_during_a_storm_loses_and_duplicates_nothing(tmp_path: Path, slack_fake: SlackFake) -> None:
     """1,000 alerts accepted, the bot killed after a few digests, restarted: every alert shown exactly once."""
     slack_fake.pace = ChannelPace(rate=5.0, burst=1)
-    slack_fake.latency = 0.05  # a post takes a moment, so the kill may land in the middle of one
+    slack_fake.latency = 0.3  # a post takes a moment, so the kill can land in the middle of one
     env = bot_env(
         db=str(tmp_path / "triage.db"),
         slack=slack_fake,
@@ -35,6 +41,8 @@ async def test_sigkill_during_a_storm_loses_and_duplicates_nothing(tmp_path: Pat
             answers = await send_storm(http, f"http://127.0.0.1:{first.port}", TOKEN, alerts)
         assert {r.status_code for r in answers} == {202}, [r.text for r in answers if r.status_code != 202][:1]
         await wait_until(lambda: represented(slack_fake, [CHANNEL]).digests >= 3, timeout=30, what="three digests")
+        # Kill while a post is on the wire: Slack will store it, the bot never learns its ts.
+        await wait_until(lambda: in_flight(slack_fake) > 0, timeout=10, what="a post in flight")
     finally:
         first.kill()
     before = represented(slack_fake, [CHANNEL])
@@ -55,4 +63,5 @@ async def test_sigkill_during_a_storm_loses_and_duplicates_nothing(tmp_path: Pat
         f"duplicated={len(after.duplicated())} restart_to_done={time.monotonic() - started:.1f}s"
     )
     assert after.duplicated() == [], second.log()
+    assert "intake_reconciled" in second.log(), "the restart did not check the post that was on the wire"
     assert slack_fake.pace.early_calls == []
