@@ -145,6 +145,12 @@ class IntakeStore:
     async def claim_channels(self, owner: str, *, lease_s: float) -> list[str]:
         """Lease every channel with work whose lease is free, expired or already ours."""
         now = time.time()
+        async with self.store.conn.execute(
+            "SELECT 1 FROM intake_alerts WHERE status IN ('waiting','posting','digesting')"
+            " OR change_note IS NOT NULL LIMIT 1"
+        ) as cur:
+            if await cur.fetchone() is None:
+                return []  # nothing to post anywhere: no write, no lock
         async with self.store.transaction() as conn:
             await conn.execute(
                 "UPDATE intake_channels SET lease_owner=?, lease_until=?"

@@ -105,6 +105,8 @@ CREATE TABLE intake_alerts (
     PRIMARY KEY (platform, item_id, space)
 );
 CREATE INDEX intake_alerts_waiting ON intake_alerts(channel, status, received_at);
+CREATE INDEX intake_alerts_status ON intake_alerts(status);
+CREATE INDEX intake_alerts_changed ON intake_alerts(channel) WHERE change_note IS NOT NULL;
 
 CREATE TABLE intake_channels (
     channel       TEXT PRIMARY KEY,

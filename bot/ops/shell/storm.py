@@ -10,14 +10,27 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.models import Platform
+from bot.runtime import Services
+from bot.sandbox.slack import SlackEvent, SlackSandbox
 from bot.sandbox.storm import represented, storm_alerts
 from bot.web import IngestRefused, ingest
 
-if TYPE_CHECKING:
-    from bot.ops.shell.session import Shell
+
+class Shell(Protocol):
+    """What ``storm`` needs of the shell session (``bot.ops.shell.session.Shell``)."""
+
+    services: Services
+    slack: SlackSandbox
+    channel: str
+    sandbox: bool
+
+    def say(self, text: str = "") -> None: ...
+
+    def flush_events(self) -> list[SlackEvent]: ...
+
 
 STORM_MAX = 5000
 
