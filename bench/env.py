@@ -50,6 +50,8 @@ ACK_P50_X1_RATIO_MAX = 0.3  # bot p50 / bare p50 at one sender
 MODAL_OPEN_MAX_MS = 3000.0  # views.open must use the trigger within Slack's 3 s
 ACK_P99_MAX_MS = 100.0
 HANDOFF_RATIO_MAX = 1.2
+# Section 5: time until every storm alert is in Slack, over what Slack's pace allows for the messages needed.
+STORM_RATIO_MAX = 1.25
 RSS_MAX_MB = 100.0
 STARTUP_MAX_S = 1.5
 
@@ -67,6 +69,7 @@ class Config:
     xpanse_rate: float = 5.0
     startup_runs: int = 3
     job_timeout_s: float = 180.0
+    storm_alerts: int = 1000  # section 5: webhook alerts at once for one channel
 
     @classmethod
     def quick(cls) -> Config:
@@ -80,6 +83,7 @@ class Config:
             xpanse_rate=20.0,
             startup_runs=1,
             job_timeout_s=30.0,
+            storm_alerts=120,
         )
 
 

@@ -1,4 +1,4 @@
-"""The benchmark: ack latency, platform calls per operation, handoff wall time, footprint.
+"""The benchmark: ack latency, platform calls per operation, handoff wall time, footprint, alert storm.
 
 Run from the repository root (about 3-4 minutes on 2 cores)::
 
@@ -57,6 +57,7 @@ from bench.env import (
     RESULTS,
     RSS_MAX_MB,
     STARTUP_MAX_S,
+    STORM_RATIO_MAX,
     Config,
     Requests,
     Tenants,
@@ -64,6 +65,7 @@ from bench.env import (
 from bench.flows import handoff, platform_calls
 from bench.procs import LoadGenerator, Server, close_http, family_memory_mb, quiesce, start_bot, start_server
 from bench.socket_mode import socket_ack_latency
+from bench.storm import alert_storm
 
 # ---- the run --------------------------------------------------------------------------------------
 
@@ -116,7 +118,26 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     add("RSS idle MB", fp["idle"]["rss_mb"], RSS_MAX_MB)
     add("RSS after load MB (peak)", fp["after_handoff"]["peak_rss_mb"], RSS_MAX_MB)
     add("start to ready s (median)", fp["startup_s"]["median"], STARTUP_MAX_S)
+    add_storm_targets(report, add)
     return out
+
+
+def add_storm_targets(report: dict[str, Any], add: Any) -> None:
+    storm = report.get("alert_storm")
+    if storm:
+        add(f"storm {storm['alerts']}: represented / Slack-pace bound", storm["ratio"] or 0, STORM_RATIO_MAX)
+        add(f"storm {storm['alerts']}: alerts lost or duplicated", storm["lost"] + storm["duplicated"], 0)
+        add(f"storm {storm['alerts']}: calls inside Retry-After", storm["calls_inside_retry_after"], 0)
+
+
+def print_storm(storm: dict[str, Any]) -> None:
+    print(
+        f"\n5. Alert storm: {storm['alerts']} alerts accepted in {storm['accepted_s']} s (HTTP {storm['statuses']}); "
+        f"all represented in {storm['represented_s']} s as {storm['cards']} cards + {storm['digests']} digests "
+        f"(min {storm['min_messages']} messages); bound {storm['bound_s']} s = {storm['bound_formula']}; "
+        f"ratio {storm['ratio']}; 429s {storm['rate_limited_429']}, calls inside Retry-After "
+        f"{storm['calls_inside_retry_after']}, lost {storm['lost']}, duplicated {storm['duplicated']}"
+    )
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -169,6 +190,8 @@ def print_table(report: dict[str, Any]) -> None:
         f"after handoff {fp['after_handoff']['rss_mb']} MB (peak {fp['after_handoff']['peak_rss_mb']} MB); "
         f"start to ready {fp['startup_s']['median']} s median of {fp['startup_s']['runs']}"
     )
+    if report.get("alert_storm"):
+        print_storm(report["alert_storm"])
     print("\nTargets:")
     for t in report["targets"]:
         print(f"   {'met   ' if t['met'] else 'MISSED'}  {t['target']}: {t['value']} (limit {t['limit']})")
@@ -218,6 +241,8 @@ async def run(cfg: Config) -> dict[str, Any]:
             print("3. Handoff ...", flush=True)
             hand = await handoff(cfg, tenants, bot, requests)
             after_handoff = family_memory_mb(bot.pid)
+            print("4. Alert storm ...", flush=True)
+            storm = await alert_storm(tenants, workdir, n=cfg.storm_alerts, timeout_s=cfg.job_timeout_s)
             report: dict[str, Any] = {
                 "machine": machine(),
                 "config": asdict(cfg),
@@ -243,6 +268,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                 "socket_ack_latency": socket_acks,
                 "platform_calls": calls,
                 "handoff": hand,
+                "alert_storm": storm,
                 "footprint": {
                     "idle": idle,
                     "after_ack_load": after_acks,
@@ -271,6 +297,23 @@ async def run(cfg: Config) -> dict[str, Any]:
     return report
 
 
+async def storm_only(cfg: Config) -> int:
+    """Section 5 alone (the other sections need minutes of a quiet machine)."""
+    tenants = await Tenants().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="triage-bench-storm-") as tmp:
+            storm = await alert_storm(tenants, Path(tmp), n=cfg.storm_alerts, timeout_s=cfg.job_timeout_s)
+    finally:
+        await close_http()
+        await tenants.stop()
+    print_storm(storm)
+    rows: list[tuple[str, float, float]] = []
+    add_storm_targets({"alert_storm": storm}, lambda name, value, limit: rows.append((name, value, limit)))
+    for name, value, limit in rows:
+        print(f"   {'met   ' if value <= limit else 'MISSED'}  {name}: {value} (limit {limit})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run with tiny N (seconds)")
@@ -281,8 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"where to write the JSON (default {RESULTS.relative_to(REPO)}; none with --quick)",
     )
     parser.add_argument("--requests", type=int, default=None, help="measured ack requests per app and level")
+    parser.add_argument("--storm-only", action="store_true", help="run only section 5, the alert storm")
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
+    if args.storm_only:
+        return asyncio.run(storm_only(cfg))
     if args.requests is not None:
         cfg.ack_requests = args.requests
     out = args.out if args.out is not None else (None if args.quick else RESULTS)

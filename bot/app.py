@@ -16,6 +16,7 @@ from slack_bolt.middleware.authorization.async_single_team_authorization import 
 
 from bot.runtime import Services
 from bot.settings import Settings
+from bot.slack.digest import register_digest
 from bot.slack.errors import register_error_handler
 from bot.slack.listeners import Background, register
 
@@ -42,6 +43,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         groups=services.access.groups,
         default_space=settings.kibana_space,
     )
+    register_digest(app, core=services.core, reporter=services.reporter, background=background, intake=services.intake)
     register_error_handler(app, reporter=services.reporter, spawn=background.spawn)
     return app
 

@@ -58,3 +58,28 @@ ONCALL_HANDOFFS = Counter(
     ["schedule", "mode"],
     registry=REGISTRY,
 )
+INTAKE_QUEUE_DEPTH = Gauge(
+    "triage_intake_queue_depth",
+    "Accepted webhook alerts not yet represented in Slack (no card, no digest row), by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
+INTAKE_OLDEST = Gauge(
+    "triage_intake_oldest_waiting_seconds",
+    "Age of the oldest accepted alert still waiting for its channel's poster, by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)
+INTAKE_ALERTS = Counter(
+    "triage_intake_alerts_total",
+    "Alerts the poster represented in Slack: posted (own card), updated (card redrawn), digested (digest row).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+INTAKE_DIGESTS = Counter("triage_intake_digests_total", "Digest messages posted.", registry=REGISTRY)
+INTAKE_RATE_LIMITED = Counter(
+    "triage_intake_rate_limited_total",
+    "HTTP 429 answers Slack gave the poster (the channel then waits Retry-After), by channel.",
+    ["channel"],
+    registry=REGISTRY,
+)

@@ -18,6 +18,7 @@ from bot.core.access import Access, GroupDirectory
 from bot.core.door import Core
 from bot.core.handoff import HandoffService
 from bot.core.identity import IdentityResolver
+from bot.core.intake import Poster
 from bot.core.oncall import OnCallWatcher
 from bot.core.oncall_config import OnCallConfig, load_oncall
 from bot.core.policy import Policy, load_policy
@@ -29,9 +30,11 @@ from bot.platforms import build_clients, build_sources
 from bot.platforms.base import PlatformClient
 from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
+from bot.slack.digest import IntakeCards
 from bot.slack.reporter import Reporter, post_notice
 from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
+from bot.store.intake import IntakeStore
 from bot.store.jobs import JobStore
 from bot.store.mappings import MappingStore
 from bot.store.oncall import OnCallStore
@@ -77,11 +80,14 @@ class Services:
     handoff: HandoffService
     workers: Workers
     oncall: OnCallWatcher
+    intake: IntakeStore
+    poster: Poster
     started_at: float = field(default_factory=time.monotonic)
 
     async def close(self) -> None:
         await self.access.groups.stop()
         await self.oncall.stop()
+        await self.poster.stop()
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
@@ -145,6 +151,14 @@ async def build_services(
         claims=JobClaims(store, owner=new_owner(), lease_s=settings.triage_worker_lease),
         poll_interval=settings.triage_worker_poll,
     )
+    intake = IntakeStore(store)
+    poster = Poster(
+        intake,
+        slack,
+        IntakeCards(reporter),
+        digest_after=settings.triage_digest_after,
+        interval=settings.triage_post_interval,
+    )
     core = Core(access=access, actions=actions, runner=runner, handoff=handoff, identity=identity, jobs=jobs)
     watcher = OnCallWatcher(
         config=oncall,
@@ -179,4 +193,6 @@ async def build_services(
         handoff=handoff,
         workers=workers,
         oncall=watcher,
+        intake=intake,
+        poster=poster,
     )

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     triage_retry_attempts: int = Field(default=5, ge=1, le=20)
     triage_retry_timeout: float = Field(default=30.0, gt=0)
     triage_workers: int = Field(default=4, ge=1, le=64)
+    # More alerts than this waiting for one channel: post a digest instead of cards.
+    triage_digest_after: int = Field(default=10, ge=0, le=1000)
+    # Seconds between two chat.postMessage calls of the poster to one channel (Slack: ~1/s).
+    triage_post_interval: float = Field(default=1.0, ge=0, le=60)
     triage_shutdown_timeout: float = Field(default=20.0, gt=0)
     # serve's process model: "split" = web here plus one worker child; "all" = both in one process.
     triage_role: Literal["split", "all", "web", "worker"] = "split"

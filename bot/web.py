@@ -22,14 +22,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_sdk.errors import SlackApiError
 
+from bot.core.service import ActionRequest, Source
 from bot.errors import UsageError
 from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_state
 from bot.metrics import REGISTRY, SLACK_ACK_LATENCY, SLACK_REJECTED
-from bot.models import Platform
+from bot.models import Platform, Verb
 from bot.runtime import Services
 from bot.slack.inbound import Kind, Unusable, inspect
+from bot.store.intake import Accepted
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,49 @@ async def read_limited(request: web.Request, limit: int) -> bytes | None:
             return None
 
 
+class IngestRefused(Exception):
+    """An authenticated webhook body the bot cannot accept: the HTTP status and the reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+async def ingest(
+    services: Services, platform: Platform, body: bytes, *, default_channel: str | None = None
+) -> list[Accepted]:
+    """Parse, route and store one authenticated webhook body; raises ``IngestRefused``.
+
+    Every alert is routed before any is stored, so a misrouted batch stores nothing.
+    Stored (deduplicated on platform + id + space) means accepted: from here on nothing
+    Slack does can lose it, and the channel's poster posts it at Slack's pace.
+    """
+    settings = services.settings
+    try:
+        parsed = parse_alerts(platform, json.loads(body))
+    except UsageError as exc:
+        raise IngestRefused(400, exc.message) from None
+    except ValueError as exc:
+        raise IngestRefused(400, f"body is not valid JSON: {exc}") from None
+    routed = [(alert, route(settings, platform, alert.severity) or default_channel) for alert in parsed]
+    if any(channel is None for _, channel in routed):
+        raise IngestRefused(503, "no channel: set TRIAGE_ALERT_CHANNEL or TRIAGE_ALERT_ROUTES")
+    states = [(to_state(platform, alert, default_space=settings.kibana_space), str(ch)) for alert, ch in routed]
+    # Through the one door, as every request: the webhook edge may only show (post cards).
+    await services.core.handle(
+        ActionRequest(
+            verb=Verb.SHOW,
+            team_id="",
+            actor_id="webhook",
+            targets=[state.target for state, _ in states],
+            source=Source.WEBHOOK,
+        )
+    )
+    accepted = await services.intake.accept(states)
+    services.poster.wake()
+    return accepted
+
+
 def build_web_app(
     services: Services,
     *,
@@ -118,7 +162,10 @@ def build_web_app(
                 checks["store"] = (await cur.fetchone()) is not None
         except Exception:
             checks["store"] = False
-        checks |= job_runners() if job_runners is not None else {"workers": services.workers.running}
+        if job_runners is not None:  # jobs and alert posting run in another process (its readiness is here)
+            checks |= job_runners()
+        else:
+            checks |= {"workers": services.workers.running, "poster": services.poster.running}
         if socket_connected is not None:
             checks["slack_socket"] = await socket_connected()
         ready = all(checks.values())
@@ -129,6 +176,7 @@ def build_web_app(
 
     async def metrics(_: web.Request) -> web.Response:
         await services.workers.update_metrics()
+        await services.poster.update_metrics()
         body = generate_latest(REGISTRY)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -153,33 +201,13 @@ def build_web_app(
         ):
             return web.json_response({"error": "unauthorized"}, status=401)
         try:
-            payload = json.loads(body)
-            parsed = parse_alerts(platform, payload)
-        except ValueError as exc:
-            reason = exc.message if isinstance(exc, UsageError) else f"body is not valid JSON: {exc}"
-            return web.json_response({"error": reason}, status=400)
-        except UsageError as exc:
-            return web.json_response({"error": exc.message}, status=400)
-        # Route every alert before posting any, so a misrouted batch posts nothing.
-        routed = [(alert, route(settings, platform, alert.severity)) for alert in parsed]
-        if any(channel is None for _, channel in routed):
-            return web.json_response(
-                {"error": "no channel: set TRIAGE_ALERT_CHANNEL or TRIAGE_ALERT_ROUTES"}, status=503
-            )
-        posted: list[dict[str, str]] = []
-        for alert, channel in routed:
-            assert channel is not None
-            state = to_state(platform, alert, default_space=settings.kibana_space)
-            try:
-                ts = await services.reporter.post_card(channel=channel, state=state)
-            except SlackApiError as exc:
-                log.warning("alert_card_failed", error=exc.response.get("error"), channel=channel)
-                return web.json_response(
-                    {"error": f"Slack refused the card: {exc.response.get('error')}", "posted": posted},
-                    status=502,
-                )
-            posted.append({"id": alert.id, "channel": channel, "ts": ts})
-        return web.json_response({"posted": posted}, status=201)
+            accepted = await ingest(services, platform, body)
+        except IngestRefused as exc:
+            return web.json_response({"error": exc.reason}, status=exc.status)
+        return web.json_response(
+            {"accepted": [{"id": a.target.id, "channel": a.channel, "outcome": a.outcome} for a in accepted]},
+            status=202,
+        )
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -159,6 +159,7 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
     job_runners: Callable[[], dict[str, bool]] | None = None
     if role == "all":
         await services.workers.start()
+        await services.poster.start()  # the alert intake's per-channel posters, beside the workers
     elif role == "split":
         child = WorkerProcess(shutdown_timeout=settings.triage_shutdown_timeout)
         await child.start()
@@ -236,6 +237,7 @@ async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: i
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, _watch_parent, wake_fd, services.workers.wake)
     await services.workers.start()
+    await services.poster.start()  # the alert intake's per-channel posters run where the jobs run
     runner = await _health(services, host=host, port=port) if port is not None else None
     log.info("ready", role="worker", port=port, startup_s=round(time.monotonic() - started, 3))
     await _stop_event().wait()
@@ -250,13 +252,17 @@ async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: i
 
 
 async def _health(services: Services, *, host: str, port: int) -> web.AppRunner:
-    """``/healthz`` and ``/readyz`` (store and worker pool) for a standalone worker."""
+    """``/healthz`` and ``/readyz`` (store, worker pool, alert posters) for a standalone worker."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        checks = {"store": await _store_ok(services), "workers": services.workers.running}
+        checks = {
+            "store": await _store_ok(services),
+            "workers": services.workers.running,
+            "poster": services.poster.running,
+        }
         ready = all(checks.values())
         return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 

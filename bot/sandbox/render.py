@@ -94,6 +94,13 @@ def render_blocks(
             labels = [f"[{button_label(e)}]" for e in block.get("elements") or [] if e.get("type") == "button"]
             if labels:
                 add(" ".join(labels))
+        elif kind == "table":
+            rows = [[str(c.get("text") or "") for c in row] for row in block.get("rows") or []]
+            shown = rows[:12]
+            for row in shown:
+                add(" | ".join(cell[:40] for cell in row), "  ")
+            if len(rows) > len(shown):
+                add(f"… {len(rows) - len(shown)} more rows", "  ")
         elif kind == "input":
             optional = " (optional)" if block.get("optional") else ""
             add(f"{_text(block.get('label'), name_of)}{optional}: <{(block.get('element') or {}).get('type')}>")

@@ -27,12 +27,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.sandbox.server import Recorded, SandboxServer, json_response
 from bot.sandbox.slack_files import UPLOAD_PREFIX, SlackFiles
+from bot.sandbox.slack_pace import ChannelPace, history
 from bot.sandbox.slack_types import Json, SlackCall, SlackEvent, SlackUser, decoded
 
 __all__ = ["SCOPES", "SlackCall", "SlackEvent", "SlackSandbox", "SlackUser"]
 # Read-only methods forwarded to the real workspace when there is one.
 UPSTREAM_METHODS = frozenset({"users.info", "users.lookupByEmail", "usergroups.users.list", "auth.test"})
-SCOPES = "chat:write,commands,users:read,users:read.email,im:write,usergroups:read,files:write"
+SCOPES = (
+    "chat:write,commands,users:read,users:read.email,im:write,usergroups:read,files:write,"
+    "channels:history,groups:history"
+)
 
 
 class SlackSandbox(SlackFiles, SandboxServer):
@@ -66,6 +70,8 @@ class SlackSandbox(SlackFiles, SandboxServer):
         self._seq = itertools.count(1)
         self._view_seq = itertools.count(1)
         self._init_files()
+        # Slack's chat.postMessage pace per channel (``pace.rate`` None: unlimited).
+        self.pace = ChannelPace()
         self.methods: dict[str, Callable[[Json], Json]] = {
             "auth.test": self._auth_test,
             "users.info": self._users_info,
@@ -77,6 +83,7 @@ class SlackSandbox(SlackFiles, SandboxServer):
             "views.push": self._views_open,
             "views.update": self._views_update,
             "conversations.open": self._conversations_open,
+            "conversations.history": lambda args: history(self.messages.get(self._channel_of(args) or "", []), args),
             "usergroups.users.list": self._usergroups_users_list,
             **self.file_methods(),
         }
@@ -179,6 +186,12 @@ class SlackSandbox(SlackFiles, SandboxServer):
             return early
         if self.upstream is not None and method in UPSTREAM_METHODS:
             return await self._forward(method, args)
+        if method == "chat.postMessage" and self.pace.rate:
+            retry_after = self.pace.take(self._channel_of(args) or "")
+            if retry_after is not None:
+                return json_response(
+                    {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": str(retry_after)}
+                )
         handler = self.methods.get(method)
         if handler is None:
             return json_response({"ok": False, "error": "unknown_method"})

@@ -35,6 +35,9 @@ FORM_FIELD: dict[str, BlockId] = {
     CallbackId.ASSIGN_MODAL.value: BlockId.ASSIGN_USER,
     CallbackId.ATTACH_MODAL.value: BlockId.ATTACH_CASE,
     CallbackId.RESOLVE_MODAL.value: BlockId.RESOLVE_REASON,
+    CallbackId.DIGEST_ASSIGN_MODAL.value: BlockId.ASSIGN_USER,
+    CallbackId.DIGEST_RESOLVE_MODAL.value: BlockId.RESOLVE_COMMENT,
+    CallbackId.DIGEST_SHOW_MODAL.value: BlockId.DIGEST_ROWS,
 }
 
 

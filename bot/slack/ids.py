@@ -35,6 +35,12 @@ class ActionId(StrEnum):
     HANDOFF_CANCEL = "handoff_cancel"
     RETRY_FAILED = "retry_failed"
 
+    # Digest buttons (a storm's alerts in one table); each carries a DigestRef as its value.
+    DIGEST_ASSIGN_ME = "digest_assign_me"
+    DIGEST_ASSIGN_OPEN = "digest_assign_open"
+    DIGEST_RESOLVE_OPEN = "digest_resolve_open"
+    DIGEST_SHOW_OPEN = "digest_show_open"
+
     # Modal inputs, read back from view.state.values[BlockId][ActionId].
     ASSIGN_USER = "assign_user"
     ATTACH_CASE = "attach_case"
@@ -44,6 +50,7 @@ class ActionId(StrEnum):
     MUTE_UNTIL = "mute_until"
     MUTE_DESCRIPTION = "mute_description"
     TAG_CHANGES = "tag_changes"
+    DIGEST_ROWS = "digest_rows"  # the "Show cards" multi-select of a digest's rows
 
 
 class CallbackId(StrEnum):
@@ -55,6 +62,9 @@ class CallbackId(StrEnum):
     MUTE_MODAL = "mute_modal"
     TAG_MODAL = "tag_modal"
     TRIAGE_MESSAGE = "triage_message"  # message shortcut; the manifest uses this id
+    DIGEST_ASSIGN_MODAL = "digest_assign_modal"
+    DIGEST_RESOLVE_MODAL = "digest_resolve_modal"
+    DIGEST_SHOW_MODAL = "digest_show_modal"
 
 
 class BlockId(StrEnum):
@@ -68,3 +78,7 @@ class BlockId(StrEnum):
     MUTE_UNTIL = "mute_until"
     MUTE_DESCRIPTION = "mute_description"
     TAG_CHANGES = "tag_changes"
+    DIGEST_ROWS = "digest_rows"
+    # "Resolve all…": one reason per platform the digest lists (Kibana, Xpanse).
+    DIGEST_REASON_KIBANA = "digest_reason_kibana"
+    DIGEST_REASON_XPANSE = "digest_reason_xpanse"

@@ -92,3 +92,20 @@ class HandoffRef(_Packed):
     """A handoff button's value: the id of the stored preview / job it acts on."""
 
     id: str = Field(min_length=1, max_length=200)
+
+
+class DigestRef(_Packed):
+    """A digest button's value: the id of the stored digest (its rows stay in the store)."""
+
+    id: str = Field(alias="d", min_length=1, max_length=64)
+
+
+class DigestMeta(_Packed):
+    """A digest modal's ``private_metadata``: the verb, the digest, and where it was posted."""
+
+    max_chars: ClassVar[int] = PRIVATE_METADATA_MAX
+
+    verb: Verb = Field(alias="v")
+    id: str = Field(alias="d", min_length=1, max_length=64)
+    channel: str | None = Field(default=None, alias="c")
+    ts: str | None = Field(default=None, alias="ts")

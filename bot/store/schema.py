@@ -118,4 +118,50 @@ CREATE INDEX oncall_handoffs_state ON oncall_handoffs(schedule, state);
 ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
 ALTER TABLE jobs ADD COLUMN lease_until REAL;
 """,
+    # 5. Intake (alert ingestion): accepted webhook alerts, deduplicated on platform + id +
+    # space, waiting for a channel's poster; the per-channel lease and Retry-After; digests
+    # and the rows each one lists (a digest button carries only the digest id).
+    """
+CREATE TABLE intake_alerts (
+    platform      TEXT NOT NULL,
+    item_id       TEXT NOT NULL,
+    space         TEXT NOT NULL DEFAULT '',
+    channel       TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('waiting', 'posting', 'carded', 'digesting', 'digested')),
+    received_at   REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    attempt_at    REAL,
+    card_ts       TEXT,
+    digest_id     TEXT,
+    change_note   TEXT,
+    PRIMARY KEY (platform, item_id, space)
+);
+CREATE INDEX intake_alerts_waiting ON intake_alerts(channel, status, received_at);
+CREATE INDEX intake_alerts_status ON intake_alerts(status);
+CREATE INDEX intake_alerts_changed ON intake_alerts(channel) WHERE change_note IS NOT NULL;
+
+CREATE TABLE intake_channels (
+    channel       TEXT PRIMARY KEY,
+    lease_owner   TEXT,
+    lease_until   REAL NOT NULL DEFAULT 0,
+    blocked_until REAL NOT NULL DEFAULT 0
+);
+
+CREATE TABLE intake_digests (
+    id            TEXT PRIMARY KEY,
+    channel       TEXT NOT NULL,
+    ts            TEXT,
+    created_at    REAL NOT NULL
+);
+
+CREATE TABLE intake_digest_rows (
+    digest_id     TEXT NOT NULL REFERENCES intake_digests(id) ON DELETE CASCADE,
+    seq           INTEGER NOT NULL,
+    target        TEXT NOT NULL,
+    severity      TEXT NOT NULL DEFAULT '',
+    title         TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (digest_id, seq)
+);
+""",
 ]

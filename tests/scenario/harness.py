@@ -83,6 +83,7 @@ def fake_settings(
         "triage_http_timeout": 2.0,
         "triage_webhook_token": "hook-token-123456",
         "triage_alert_channel": CHANNEL,
+        "triage_post_interval": 0.01,  # the fake Slack has no pace unless a test sets one
     }
     if datadog is not None:
         cfg = make_datadog_config(datadog)
@@ -130,6 +131,7 @@ class BotHarness:
         self.services = await build_services(self.settings)
         self.bolt = build_app(self.settings, self.services, socket_mode=False)
         await self.services.workers.start()
+        await self.services.poster.start()
         app = build_web_app(self.services, bolt=self.bolt)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -306,6 +308,10 @@ class BotHarness:
         return checked
 
     # ---- waiting --------------------------------------------------------------------------
+
+    async def posted(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) until the alert poster has nothing left to post or redraw."""
+        assert await self.svc.poster.idle(timeout), "the alert poster did not finish in time"
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Wait (bounded) until every queued job ran and every background reply was sent."""

@@ -22,8 +22,11 @@ async def post_card(bot: BotHarness, platform: str, alert: dict[str, Any]) -> st
     resp = await bot.http.post(
         f"{bot.url}/alerts/{platform}", json=alert, headers={"Authorization": "Bearer hook-token-123456"}
     )
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["posted"][0]["ts"])
+    assert resp.status_code == 202, resp.text
+    (accepted,) = resp.json()["accepted"]
+    await bot.posted()
+    carded = await bot.svc.intake.in_status(accepted["channel"], "carded")
+    return next(str(a.card_ts) for a in carded if a.target.id == accepted["id"])
 
 
 def assignee_writes(datadog: DatadogFake) -> int:

@@ -1,4 +1,4 @@
-"""Alert ingestion: POST /alerts/{platform} becomes an alert card in the routed channel."""
+"""Alert ingestion: POST /alerts/{platform} is stored and answered 202, then carded in the routed channel."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def card_refs(message: dict[str, Any]) -> list[str]:
 
 
 async def test_bearer_token_posts_a_card_in_the_default_channel(bot: BotHarness, slack_fake: SlackFake) -> None:
-    """A Datadog alert with the bearer token becomes a card in TRIAGE_ALERT_CHANNEL; 201 says where."""
+    """A Datadog alert with the bearer token is accepted 202 and becomes a card in TRIAGE_ALERT_CHANNEL."""
     resp = await post_alert(
         bot,
         "datadog",
@@ -45,11 +45,10 @@ async def test_bearer_token_posts_a_card_in_the_default_channel(bot: BotHarness,
             "link": f"https://app.datadoghq.com/security/findings/{FINDING}",
         },
     )
-    assert resp.status_code == 201, resp.text
-    (posted,) = resp.json()["posted"]
-    assert posted["channel"] == CHANNEL and posted["id"] == FINDING
+    assert resp.status_code == 202, resp.text
+    assert resp.json() == {"accepted": [{"id": FINDING, "channel": CHANNEL, "outcome": "queued"}]}
+    await bot.posted()
     (card,) = bot.cards(CHANNEL)
-    assert card["ts"] == posted["ts"]
     assert "Datadog: Public S3 bucket" in card["text"]
     assert any(e.get("url", "").endswith(FINDING) for b in card["blocks"] for e in [b.get("accessory") or {}])
 
@@ -69,7 +68,8 @@ async def test_hmac_signature_and_kibana_space(
     ).encode()
     sig = hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
     resp = await post_alert(bot, "kibana", raw, token=None, headers={"X-Triage-Signature": f"sha256={sig}"})
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 202, resp.text
+    await bot.posted()
     (card,) = bot.cards(CHANNEL)
     assert "kibana:secops/k-9" in card["text"]
     assert all('"t":"kibana:secops/k-9"' in ref for ref in card_refs(card))
@@ -96,10 +96,11 @@ async def test_routes_by_platform_and_severity(make_bot: MakeBot, slack_fake: Sl
             ]
         },
     )
-    assert resp.status_code == 201, resp.text
-    assert [(p["id"], p["channel"]) for p in resp.json()["posted"]] == [("1", "CCRIT"), ("2", "CXP")]
+    assert resp.status_code == 202, resp.text
+    assert [(p["id"], p["channel"]) for p in resp.json()["accepted"]] == [("1", "CCRIT"), ("2", "CXP")]
     resp = await post_alert(bot, "kibana", [{"id": "k1", "title": "Malware"}])
-    assert resp.json()["posted"][0]["channel"] == CHANNEL
+    assert resp.json()["accepted"][0]["channel"] == CHANNEL
+    await bot.posted()
     assert len(bot.cards("CCRIT")) == len(bot.cards("CXP")) == len(bot.cards(CHANNEL)) == 1
 
 
@@ -179,7 +180,8 @@ async def test_chunked_body_under_the_limit_is_read_whole(make_bot: MakeBot, sla
     resp = await bot.http.post(
         f"{bot.url}/alerts/xpanse", content=chunks(), headers={"Authorization": f"Bearer {TOKEN}"}
     )
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 202, resp.text
+    await bot.posted()
     (card,) = bot.cards(CHANNEL)
     assert "Slow sender" in card["text"]
 
@@ -192,9 +194,32 @@ async def test_no_channel_configured_is_503(make_bot: MakeBot, slack_fake: Slack
     assert slack_fake.calls_to("chat.postMessage") == []
 
 
-async def test_slack_refusing_the_card_is_502(bot: BotHarness, slack_fake: SlackFake) -> None:
-    """When Slack refuses the card (bot not in the channel), the sender gets 502 with Slack's error."""
+async def test_slack_refusing_the_card_keeps_the_alert(make_bot: MakeBot, slack_fake: SlackFake) -> None:
+    """When Slack refuses the card (bot not in the channel) the alert stays stored and is carded once Slack takes it."""
+    bot = await make_bot()
     slack_fake.fail("chat.postMessage", "not_in_channel")
     resp = await post_alert(bot, "xpanse", {"id": "12"})
-    assert resp.status_code == 502
-    assert resp.json() == {"error": "Slack refused the card: not_in_channel", "posted": []}
+    assert resp.status_code == 202, resp.text
+    await slack_fake.wait_for("chat.postMessage", 2, timeout=10)
+    await bot.posted()
+    (card,) = bot.cards(CHANNEL)
+    assert "xpanse:12" in card["text"]
+
+
+async def test_redelivery_updates_the_card_and_notes_the_change(bot: BotHarness, slack_fake: SlackFake) -> None:
+    """The same alert delivered again adds no card; a new severity redraws the card and adds a thread note."""
+    body = {"id": "31", "description": "Exposed RDP", "severity": "low"}
+    assert (await post_alert(bot, "xpanse", body)).status_code == 202
+    await bot.posted()
+    (card,) = bot.cards(CHANNEL)
+    again = await post_alert(bot, "xpanse", body)
+    assert again.json()["accepted"][0]["outcome"] == "unchanged"
+    await bot.posted()
+    assert len(bot.cards(CHANNEL)) == 1 and slack_fake.calls_to("chat.update") == []
+    changed = await post_alert(bot, "xpanse", {**body, "severity": "critical"})
+    assert changed.json()["accepted"][0]["outcome"] == "updated"
+    await bot.posted()
+    (redrawn,) = bot.cards(CHANNEL)
+    assert redrawn["ts"] == card["ts"] and "critical" in json.dumps(redrawn["blocks"]).lower()
+    (note,) = bot.replies(CHANNEL, card["ts"])
+    assert "severity low → critical" in note["text"]

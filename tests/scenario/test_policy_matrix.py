@@ -22,7 +22,7 @@ import pytest_asyncio
 from bot.core.policy import ACTIONS, ALL_VERBS
 from bot.models import Target
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
+from bot.slack.metadata import CardRef, DigestMeta, DigestRef, HandoffRef, ModalMeta
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake
 from tests.fakes.slack import SlackFake
@@ -126,6 +126,29 @@ def shortcut(text: str) -> Send:
     return send
 
 
+async def seed_digest(bot: BotHarness) -> str:
+    """A stored digest listing the Kibana and Xpanse items (as a storm would leave one)."""
+    rows = [(Target.from_key("kibana:m1"), "high", "m1"), (Target.from_key("xpanse:77"), "low", "77")]
+    return await bot.svc.intake.new_digest(CHANNEL, rows)
+
+
+def digest_button(action_id: ActionId) -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        ref = DigestRef(id=await seed_digest(bot)).dumps()
+        return await bot.click(action_id.value, ref, user=user, message_ts=CARD_TS)
+
+    return send
+
+
+def digest_submit(callback: CallbackId, verb: str, values: dict[str, dict[str, Any]]) -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        meta = DigestMeta.model_validate({"v": verb, "d": await seed_digest(bot), "c": CHANNEL, "ts": CARD_TS})
+        view = {"callback_id": callback.value, "private_metadata": meta.dumps()}
+        return await bot.submit_view(view, values, user=user)
+
+    return send
+
+
 HANDOFF = HandoffRef(id="job-that-does-not-matter").dumps()
 ASSIGN_VALUES = {
     BlockId.ASSIGN_USER.value: {ActionId.ASSIGN_USER.value: {"type": "users_select", "selected_user": BOB}}
@@ -145,6 +168,16 @@ MUTE_VALUES: dict[str, dict[str, Any]] = {
     BlockId.MUTE_UNTIL.value: {ActionId.MUTE_UNTIL.value: {"type": "datepicker", "selected_date": "2099-01-31"}},
 }
 TAG_VALUES = {BlockId.TAG_CHANGES.value: {ActionId.TAG_CHANGES.value: {"type": "plain_text_input", "value": "+x"}}}
+DIGEST_RESOLVE_VALUES = {
+    BlockId.DIGEST_REASON_KIBANA.value: {
+        ActionId.RESOLVE_REASON.value: {"type": "static_select", "selected_option": {"value": "false_positive"}}
+    }
+}
+DIGEST_SHOW_VALUES = {
+    BlockId.DIGEST_ROWS.value: {
+        ActionId.DIGEST_ROWS.value: {"type": "multi_static_select", "selected_options": [{"value": "0"}]}
+    }
+}
 
 # (surface, policy verb the refusal names, how to send it, how the refusal comes back)
 CASES: list[tuple[str, str, Send, str]] = [
@@ -191,6 +224,13 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("modal", "resolve", submit(modal(CallbackId.MUTE_MODAL, "resolve", f"dd:{FINDING}"), MUTE_VALUES), "errors"),
     ("modal", "tag", submit(modal(CallbackId.TAG_MODAL, "tag", "kibana:m1"), TAG_VALUES), "errors"),
     ("shortcut", "show", shortcut("look at kibana:m1 please"), "ephemeral"),
+    ("button", "assign", digest_button(ActionId.DIGEST_ASSIGN_ME), "ephemeral"),
+    ("button", "assign", digest_button(ActionId.DIGEST_ASSIGN_OPEN), "ephemeral"),
+    ("button", "resolve", digest_button(ActionId.DIGEST_RESOLVE_OPEN), "ephemeral"),
+    ("button", "show", digest_button(ActionId.DIGEST_SHOW_OPEN), "ephemeral"),
+    ("modal", "assign", digest_submit(CallbackId.DIGEST_ASSIGN_MODAL, "assign", ASSIGN_VALUES), "errors"),
+    ("modal", "resolve", digest_submit(CallbackId.DIGEST_RESOLVE_MODAL, "resolve", DIGEST_RESOLVE_VALUES), "errors"),
+    ("modal", "show", digest_submit(CallbackId.DIGEST_SHOW_MODAL, "show", DIGEST_SHOW_VALUES), "errors"),
 ]
 
 

@@ -133,13 +133,14 @@ async def test_commands_webhooks_and_failures_log_no_secret(rig: Rig) -> None:
     assert (await rig.bot.command("help", secret="not-the-signing-secret")).status_code == 401
     body = json.dumps({"id": "5472", "title": "New exposure", "severity": "high"}).encode()
     token = {"Authorization": f"Bearer {SECRETS['triage_webhook_token']}", "Content-Type": "application/json"}
-    assert (await rig.bot.http.post(f"{rig.bot.url}/alerts/xpanse", content=body, headers=token)).status_code == 201
+    assert (await rig.bot.http.post(f"{rig.bot.url}/alerts/xpanse", content=body, headers=token)).status_code == 202
     digest = hmac.new(SECRETS["triage_webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
     signed = {"X-Triage-Signature": f"sha256={digest}", "Content-Type": "application/json"}
-    assert (await rig.bot.http.post(f"{rig.bot.url}/alerts/xpanse", content=body, headers=signed)).status_code == 201
+    assert (await rig.bot.http.post(f"{rig.bot.url}/alerts/xpanse", content=body, headers=signed)).status_code == 202
     wrong = {"Authorization": "Bearer nope-nope-nope", "Content-Type": "application/json"}
     assert (await rig.bot.http.post(f"{rig.bot.url}/alerts/xpanse", content=body, headers=wrong)).status_code == 401
     await rig.bot.settle()
+    await rig.bot.posted()
 
     logs = assert_no_secret(rig)
     # The capture is real: debug lines of the run are there, and the failures were logged.

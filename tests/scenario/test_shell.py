@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -331,3 +332,14 @@ async def test_shell_acts_on_configured_platforms(
     # Alice's e-mail came from the workspace (users.info forwarded), not from a sandbox directory.
     assert slack_fake.calls_to("users.info")
     assert slack_fake.calls_to("chat.postMessage") == []  # messages stay in the console
+
+
+async def test_storm_shows_digests_and_their_buttons_work(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`storm 200` in the sandbox posts digests at Slack's pace, loses nothing, and "Assign all to me" works."""
+    monkeypatch.chdir(tmp_path)
+    out = await shell_session("storm 200\npress assign-all-to-me\nquit\n", sandbox=True)
+    summary = next(line for line in out.splitlines() if line.startswith("storm: 200 alerts"))
+    assert "0 lost, 0 duplicated" in summary and " 0 digests" not in summary, summary
+    assert "Severity | Platform | Title | Id" in out and "[Assign all to me]" in out
+    pressed = out.split("press assign-all-to-me", 1)[1]
+    assert re.search(r"assigned \d+ items to @alice", pressed), pressed[-3000:]

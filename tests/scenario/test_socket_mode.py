@@ -37,6 +37,7 @@ async def test_slash_command_over_socket_mode(tmp_path: Path, slack_fake: SlackF
     services = await build_services(settings)
     app = build_app(settings, services)
     await services.workers.start()
+    await services.poster.start()  # as `serve` does, beside the workers
     handler = AsyncSocketModeHandler(
         app,
         app_token=settings.slack_app_token.get_secret_value(),  # type: ignore[union-attr]

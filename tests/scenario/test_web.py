@@ -28,11 +28,11 @@ async def test_readyz_follows_the_workers(bot: BotHarness) -> None:
     """GET /readyz is 200 with the store open and workers running, 503 (naming why) once the workers stop."""
     resp = await bot.http.get(f"{bot.url}/readyz")
     assert resp.status_code == 200
-    assert resp.json() == {"ready": True, "checks": {"store": True, "workers": True}}
+    assert resp.json() == {"ready": True, "checks": {"store": True, "workers": True, "poster": True}}
     await bot.svc.workers.stop(1.0)
     resp = await bot.http.get(f"{bot.url}/readyz")
     assert resp.status_code == 503
-    assert resp.json() == {"ready": False, "checks": {"store": True, "workers": False}}
+    assert resp.json() == {"ready": False, "checks": {"store": True, "workers": False, "poster": True}}
 
 
 async def test_metrics_count_actions(bot: BotHarness, xpanse_fake: XpanseFake) -> None:

@@ -40,6 +40,10 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
         if row["kind"] == "command":  # the bot accepted each command as a job, none as a duplicate
             assert row["bot_acks"] == {"On it: assign 1 item.": row["requests"]}
 
+    storm = report["alert_storm"]  # section 5: every alert in Slack once, at Slack's pace
+    assert storm["statuses"] == [202] and storm["lost"] == storm["duplicated"] == 0
+    assert storm["calls_inside_retry_after"] == 0 and storm["digests"] >= 1
+
     calls = report["platform_calls"]
     assert {row["platform"] for row in calls} == {"datadog", "kibana", "xpanse"}
     for row in calls:

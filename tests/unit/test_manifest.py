@@ -38,6 +38,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     # threads.py: the CSV of every item's outcome for big jobs (files.getUploadURLExternal,
     # the upload, files.completeUploadExternal: all files:write).
     "files_upload_v2": frozenset({"files:write"}),
+    # core/intake.py: after a crash, whether an uncertain alert card or digest landed
+    # (public and private alert channels).
+    "conversations_history": frozenset({"channels:history", "groups:history"}),
     # check, shell, serve: token check (no scope).
     "auth_test": frozenset(),
 }
@@ -110,4 +113,6 @@ def test_bot_scopes_are_exactly_what_the_code_needs(manifest: dict[str, Any]) ->
         "users:read.email",
         "usergroups:read",
         "files:write",
+        "channels:history",
+        "groups:history",
     }

@@ -50,6 +50,7 @@ Try, in order (cards are numbered; `cards` lists them):
   handoff @bob to @alice             then: press confirm
   map @carol kibana=u_carol_sandbox_0  then: unmap @carol kibana
   shortcut please look at xpanse:{i[1]}
+  storm 200        → a webhook alert storm: a few cards, then digests with bulk buttons
   as @bob          help          quit"""
 
 
@@ -146,6 +147,7 @@ async def open_shell(
     services = await build_services(settings, slack=client, policy=policy)
     stack.push_async_callback(services.close)
     await services.workers.start()
+    await services.poster.start()
     # Socket Mode semantics: no request signatures, payloads handed over as dicts.
     app = build_app(settings, services, socket_mode=True)
     shell = Shell(

@@ -17,6 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.ops.shell.forms import Card, Reader, _escape, _number, ask_input, find_button
+from bot.ops.shell.storm import run_storm
 from bot.runtime import Services
 from bot.sandbox import payloads
 from bot.sandbox.render import button_label, buttons, render_blocks
@@ -39,6 +40,7 @@ Shell commands (everything else is a /triage command; the leading "/triage" is o
                               optional one, `cancel` closes the form).
   shortcut <message text>     run "Triage this" on a message with that text
   as @<person>                act as someone else (you start as {user})
+  storm <n>                   replay n webhook alerts at once (sandbox): cards, then digests
   quit                        leave (EOF too)"""
 
 
@@ -225,6 +227,8 @@ class Shell:
             await self.shortcut(rest)
         elif word == "as":
             self.switch_user(rest)
+        elif word == "storm":
+            await run_storm(self, rest)
         elif word.startswith("/") and word != "/triage":
             self.say(f"Only /triage exists here, not {head}. Type `help`.")
         else:
