@@ -39,22 +39,9 @@ from bot.store.accept import (
     item_rows,
     job_from_row,
 )
-from bot.store.ledger import Ledger, LedgerEntry, RecentChange, append_results
+from bot.store.ledger import Ledger, append_results
 
-# The job models moved to bot.models; these names stay importable from here for old callers.
-__all__ = [
-    "DUPLICATE_WINDOW_S",
-    "DuplicateDelivery",
-    "ItemStatus",
-    "Job",
-    "JobItem",
-    "JobParams",
-    "JobState",
-    "JobStore",
-    "LedgerEntry",
-    "RecentChange",
-    "SameChange",
-]
+__all__ = ["DUPLICATE_WINDOW_S", "DuplicateDelivery", "JobStore", "SameChange"]
 
 
 def _target_from_row(row: Any) -> Target:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from bot.models import JobParams, JobState, Platform, Target, Verb
+from bot.models import Job, JobParams, JobState, Platform, Target, Verb
 from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
-from bot.store.jobs import Job, JobStore
+from bot.store.jobs import JobStore
 
 
 @pytest_asyncio.fixture
