@@ -95,7 +95,12 @@ async def test_web_and_worker_roles_in_separate_processes_run_a_job(
         )
         await slack_fake.wait_for("chat.postMessage", timeout=10)
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=15) == 0
+        # Within its own shutdown budget (TRIAGE_SHUTDOWN_TIMEOUT, 20 s) plus start-up slack.
+        try:
+            code = worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the worker did not stop:\n" + (tmp_path / "worker.log").read_text()) from None
+        assert code == 0, (tmp_path / "worker.log").read_text()
         web.terminate()
         assert await web.wait_exit(15) == 0
     finally:
