@@ -306,10 +306,12 @@ class OnCallWatcher:
         for row in await self.store.pending(schedule.name):
             if row.from_email not in current or row.to_email in current:
                 continue
-            job = await self.jobs.get(row.job_id) if row.job_id else None
+            # The row first: a job still queued or collecting reads it and cancels itself before its
+            # preview exists (HandoffService.withdrawn); one already awaiting Confirm is cancelled here.
+            await self.store.update(row.id, state=CANCELLED, detail="the rotation flipped back")
+            job = await self._job(row)
             if job is not None and job.state is JobState.AWAITING_CONFIRM:
                 await self._step(job, Step.CANCEL)
-            await self.store.update(row.id, state=CANCELLED, detail="the rotation flipped back")
             cancelled.add((row.from_email, row.to_email))
             await self.notify(
                 Notice(
@@ -320,6 +322,12 @@ class OnCallWatcher:
                 )
             )
         return cancelled
+
+    async def _job(self, row: OnCallHandoff) -> Job | None:
+        """The row's job (found by its interaction key while the row does not name it yet)."""
+        if row.job_id:
+            return await self.jobs.get(row.job_id)
+        return await self.jobs.by_interaction_key(f"oncall:{row.id}")
 
     async def _settle(self, now: datetime) -> None:
         """Apply auto handoffs whose grace has passed; close rows whose job a person decided."""
