@@ -340,6 +340,10 @@ class OnCallWatcher:
                 await self.store.update(row.id, state=CANCELLED, detail="cancelled")
             elif applying or job.state.terminal:
                 await self.store.update(row.id, state=APPLIED, detail="confirmed")
+            elif job.state is JobState.AWAITING_CONFIRM and not sum(job.params.plan().counts.values()):
+                # Nothing to hand off: the preview says so and has no Confirm, so do not wait for one.
+                await self._step(job, Step.CANCEL)
+                await self.store.update(row.id, state=ENDED, detail="nothing to hand off")
             elif job.state is JobState.AWAITING_CONFIRM and row.due_at is not None and row.due_at <= now.timestamp():
                 if await self._step(job, Step.CONFIRM):
                     await self.store.update(row.id, state=APPLIED, detail="applied after the grace period")
@@ -356,12 +360,8 @@ class OnCallWatcher:
 
     async def overview(self, name: str | None) -> a.OnCallOverview:
         """Each schedule's current and next responders (asked now) and its pending handoffs."""
-        views = []
-        for schedule in self.config.schedules:
-            if name is not None and schedule.name != name:
-                continue
-            views.append(await self._view(schedule))
-        return a.OnCallOverview(views)
+        await self._settle(self.clock())  # a handoff decided since the last poll is not pending
+        return a.OnCallOverview([await self._view(s) for s in self.config.schedules if name in (None, s.name)])
 
     async def _view(self, schedule: Schedule) -> a.ScheduleView:
         pending = [self._pending_line(row) for row in await self.store.pending(schedule.name)]
