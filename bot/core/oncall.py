@@ -184,7 +184,8 @@ class OnCallWatcher:
 
     def _failed(self, schedule: Schedule, exc: PlatformError) -> None:
         source = self.sources.get(schedule.source)
-        hint = f"; {source.missing_permission}" if isinstance(exc, PlatformAuthError) and source else ""
+        auth = isinstance(exc, PlatformAuthError) and not exc.missing  # a 403 names the permission already
+        hint = f"; {source.missing_permission}" if auth and source else ""
         status = f"{exc.status} " if exc.status else ""
         self.status[schedule.name] = f"failing — {status}{exc.reason}{hint}"
         ONCALL_POLLS.labels(schedule.name, "error").inc()
@@ -389,9 +390,6 @@ class OnCallWatcher:
 
     @staticmethod
     def _pending_line(row: OnCallHandoff) -> str:
-        when = (
-            f", applies <!date^{int(row.due_at)}^{{date_short_pretty}} {{time}}|soon> unless cancelled"
-            if row.due_at
-            else ", waiting for Confirm"
-        )
+        auto = f", applies <!date^{int(row.due_at or 0)}^{{date_short_pretty}} {{time}}|soon> unless cancelled"
+        when = auto if row.due_at else ", waiting for Confirm"
         return f"{row.from_email} → {row.to_email} (shift from {row.shift_start}{when})"
