@@ -9,6 +9,7 @@ Rotating again before that is a flip back: the pending handoff is cancelled.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -67,6 +68,8 @@ async def rotate(shell: Shell, arg: str) -> None:
             return
         users = found
     at = _when(book, schedule.id)
+    # Two rotations within a second: wait for the clock, so `oncall` (asked at the real time) agrees.
+    await asyncio.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()))
     outgoing, incoming = book.hand_over(schedule.id, users, at=at)
     if not incoming:
         shell.say(f"Nobody is next on {name}: say who, e.g. `rotate {name} to @bob`.")
