@@ -20,8 +20,10 @@ from dataclasses import dataclass
 
 __all__ = [
     "DATADOG",
+    "DATADOG_ONCALL",
     "ELASTICSEARCH",
     "KIBANA",
+    "PAGERDUTY",
     "WRITES",
     "XPANSE",
     "Permission",
@@ -105,6 +107,17 @@ XPANSE: Mapping[str, Permission] = {
     "get_incident_extra_data": Permission(_XP_KEY, what="the permission to view incidents (get_incident_extra_data)"),
 }
 
+# ---------------------------------------------------------------- Schedule sources (on-call handoff)
+# datadog.yaml: every On-Call operation needs on_call_read (NOTES §6.2); pagerduty.yaml
+# x-pd-requires-scope per operation (NOTES §6.3). Keys are the sources' operation names.
+DATADOG_ONCALL: Mapping[str, Permission] = {
+    "GetScheduleOnCallResponders": Permission(_DD_KEY, ("on_call_read",)),
+}
+PAGERDUTY: Mapping[str, Permission] = {
+    "listOnCalls": Permission("API key", ("oncalls.read",)),
+    "getUser": Permission("API key", ("users.read",)),
+}
+
 # What every write of a platform needs: the line `triage-bot check` prints.
 WRITES: Mapping[str, Permission] = {
     "datadog": DATADOG["update_findings_assignee"],
@@ -118,6 +131,7 @@ _LOGIN = {
     "Kibana": "API key",
     "Elasticsearch": "Elasticsearch API key",
     "Xpanse": "API key (or its key id)",
+    "pagerduty": "API key",
 }
 _GENERIC = frozenset({"", "forbidden", "unauthorized", "error", "payment required", "access denied"})
 

@@ -140,7 +140,8 @@ async def build_services(
         resolve_identity=identity.resolve,
         check_assignee=identity.assignee_problem,
     )
-    handoff = HandoffService(actions, runner)
+    oncall_store = OnCallStore(store)
+    handoff = HandoffService(actions, runner, oncall_store)
     reporter = Reporter(slack=slack, runner=runner, identity=identity, jobs=jobs)
     workers = Workers(
         actions,
@@ -164,7 +165,7 @@ async def build_services(
         config=oncall,
         sources=sources,
         core=core,
-        store=OnCallStore(store),
+        store=oncall_store,
         jobs=jobs,
         identity=identity,
         notify=lambda notice: post_notice(slack, notice),

@@ -37,6 +37,7 @@ from bot.core.runner import JobRunner
 from bot.core.service import ActionRequest, ActionService, AlreadyDone, Source, Submitted
 from bot.errors import ForbiddenError, NotMappedError, PlatformError, UserError
 from bot.models import HandoffPhase, HandoffPlan, Job, JobParams, JobState, Platform, Target, Verb
+from bot.store.oncall import CANCELLED, OnCallStore
 
 log = structlog.get_logger(__name__)
 
@@ -46,9 +47,18 @@ MAX_ITEMS = 5000
 class HandoffService:
     """The handoff verbs on top of ``ActionService``."""
 
-    def __init__(self, service: ActionService, runner: JobRunner) -> None:
+    def __init__(self, service: ActionService, runner: JobRunner, oncall: OnCallStore | None = None) -> None:
         self.service = service
         self.runner = runner
+        self.oncall = oncall  # a shift change's schedule row: a flip back withdraws its handoff
+
+    async def withdrawn(self, job: Job) -> str | None:
+        """Why a shift-change handoff was withdrawn (its schedule row is cancelled), else None."""
+        key = job.interaction_key or ""
+        if self.oncall is None or job.source != Source.SCHEDULE.value or not key.startswith("oncall:"):
+            return None
+        row = await self.oncall.get(int(key.removeprefix("oncall:") or 0))
+        return (row.detail or "cancelled") if row is not None and row.state == CANCELLED else None
 
     async def request(
         self,
@@ -128,6 +138,19 @@ class HandoffService:
         # Items, plan and state in one step: a crash leaves the job queued, to be collected again.
         await self.service.jobs.move(job.id, JobState.AWAITING_CONFIRM, params=params, items=targets)
         log.info("handoff_collected", job_id=job.id, counts=counts, problems=list(problems))
+        # A rotation that flipped back while this was queued or collecting: cancel it here, before the
+        # preview exists (the watcher marks the row first, so one of the two always sees the other).
+        why = await self.withdrawn(job)
+        if why is not None and await self.service.jobs.move(job.id, JobState.CANCELLED):
+            await self.service.jobs.record(
+                team_id=job.team_id,
+                actor_id=job.actor_id,
+                verb="handoff",
+                outcome="cancelled",
+                job_id=job.id,
+                detail=why,
+            )
+            log.info("handoff_withdrawn", job_id=job.id, reason=why)
         return await self.service.jobs.get(job.id)
 
     async def _refuse(self, job: Job, reason: str) -> Job | None:

@@ -184,7 +184,8 @@ class OnCallWatcher:
 
     def _failed(self, schedule: Schedule, exc: PlatformError) -> None:
         source = self.sources.get(schedule.source)
-        hint = f"; {source.missing_permission}" if isinstance(exc, PlatformAuthError) and source else ""
+        auth = isinstance(exc, PlatformAuthError) and not exc.missing  # a 403 names the permission already
+        hint = f"; {source.missing_permission}" if auth and source else ""
         status = f"{exc.status} " if exc.status else ""
         self.status[schedule.name] = f"failing — {status}{exc.reason}{hint}"
         ONCALL_POLLS.labels(schedule.name, "error").inc()
@@ -306,10 +307,12 @@ class OnCallWatcher:
         for row in await self.store.pending(schedule.name):
             if row.from_email not in current or row.to_email in current:
                 continue
-            job = await self.jobs.get(row.job_id) if row.job_id else None
+            # The row first: a job still queued or collecting reads it and cancels itself before its
+            # preview exists (HandoffService.withdrawn); one already awaiting Confirm is cancelled here.
+            await self.store.update(row.id, state=CANCELLED, detail="the rotation flipped back")
+            job = await self._job(row)
             if job is not None and job.state is JobState.AWAITING_CONFIRM:
                 await self._step(job, Step.CANCEL)
-            await self.store.update(row.id, state=CANCELLED, detail="the rotation flipped back")
             cancelled.add((row.from_email, row.to_email))
             await self.notify(
                 Notice(
@@ -320,6 +323,12 @@ class OnCallWatcher:
                 )
             )
         return cancelled
+
+    async def _job(self, row: OnCallHandoff) -> Job | None:
+        """The row's job (found by its interaction key while the row does not name it yet)."""
+        if row.job_id:
+            return await self.jobs.get(row.job_id)
+        return await self.jobs.by_interaction_key(f"oncall:{row.id}")
 
     async def _settle(self, now: datetime) -> None:
         """Apply auto handoffs whose grace has passed; close rows whose job a person decided."""
@@ -332,6 +341,10 @@ class OnCallWatcher:
                 await self.store.update(row.id, state=CANCELLED, detail="cancelled")
             elif applying or job.state.terminal:
                 await self.store.update(row.id, state=APPLIED, detail="confirmed")
+            elif job.state is JobState.AWAITING_CONFIRM and not sum(job.params.plan().counts.values()):
+                # Nothing to hand off: the preview says so and has no Confirm, so do not wait for one.
+                await self._step(job, Step.CANCEL)
+                await self.store.update(row.id, state=ENDED, detail="nothing to hand off")
             elif job.state is JobState.AWAITING_CONFIRM and row.due_at is not None and row.due_at <= now.timestamp():
                 if await self._step(job, Step.CONFIRM):
                     await self.store.update(row.id, state=APPLIED, detail="applied after the grace period")
@@ -348,12 +361,8 @@ class OnCallWatcher:
 
     async def overview(self, name: str | None) -> a.OnCallOverview:
         """Each schedule's current and next responders (asked now) and its pending handoffs."""
-        views = []
-        for schedule in self.config.schedules:
-            if name is not None and schedule.name != name:
-                continue
-            views.append(await self._view(schedule))
-        return a.OnCallOverview(views)
+        await self._settle(self.clock())  # a handoff decided since the last poll is not pending
+        return a.OnCallOverview([await self._view(s) for s in self.config.schedules if name in (None, s.name)])
 
     async def _view(self, schedule: Schedule) -> a.ScheduleView:
         pending = [self._pending_line(row) for row in await self.store.pending(schedule.name)]
@@ -381,9 +390,6 @@ class OnCallWatcher:
 
     @staticmethod
     def _pending_line(row: OnCallHandoff) -> str:
-        when = (
-            f", applies <!date^{int(row.due_at)}^{{date_short_pretty}} {{time}}|soon> unless cancelled"
-            if row.due_at
-            else ", waiting for Confirm"
-        )
+        auto = f", applies <!date^{int(row.due_at or 0)}^{{date_short_pretty}} {{time}}|soon> unless cancelled"
+        when = auto if row.due_at else ", waiting for Confirm"
         return f"{row.from_email} → {row.to_email} (shift from {row.shift_start}{when})"

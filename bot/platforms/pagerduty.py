@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bot.permissions import PAGERDUTY
 from bot.platforms.http import PlatformHttp, json_or_none
 from bot.platforms.oncall import Responder, Roster, parse_time, rfc3339
 from bot.settings import PagerDutyConfig
@@ -54,6 +55,7 @@ class PagerDutySource:
             headers={"Authorization": f"Token token={key}", "Accept": ACCEPT, "Content-Type": "application/json"},
             error_parser=parse_pagerduty_error,
             secrets=[key],
+            permissions=PAGERDUTY,
         )
 
     async def aclose(self) -> None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from bot.sandbox.datadog import DatadogSandbox
 from bot.sandbox.elasticsearch import ElasticsearchSandbox
 from bot.sandbox.kibana import KibanaSandbox
+from bot.sandbox.oncall import DatadogWithOnCall
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.slack import SlackSandbox
 from bot.sandbox.xpanse import XpanseSandbox
@@ -52,7 +54,7 @@ PEOPLE: tuple[Person, ...] = (
     Person("U0BOB", "bob", "Bob Builder", "22222222-2222-4222-8222-222222222222", "u_bob_sandbox_0", True),
     Person("U0CAROL", "carol", "Carol Contractor", "33333333-3333-4333-8333-333333333333", "u_carol_sandbox_0", True),
 )
-BOB, CAROL = PEOPLE[1], PEOPLE[2]
+ALICE, BOB, CAROL = PEOPLE
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,9 @@ class Seed:
     alerts_default: tuple[str, ...] = ("kb-brute-1", "kb-pwsh-2")
     alerts_secops: tuple[str, ...] = ("kb-malware-3", "kb-egress-4")
     incidents: tuple[str, ...] = ("5471", "5472", "5473")
+    # A Datadog On-Call schedule: alice on call now, bob next (the shell's `rotate` hands over).
+    schedule: str = "secops-primary"
+    schedule_id: str = "5c0f7a8e-2b1d-4e3f-9a6b-0000000000a1"
 
 
 SEED = Seed()
@@ -80,7 +85,7 @@ class Sandbox:
         self.kibana_key, self.es_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         self.xpanse_key = secrets.token_hex(24)
         self.slack_token = f"xoxb-sandbox-{secrets.token_hex(12)}"
-        self.datadog = DatadogSandbox(api_key=self.dd_api_key, app_key=self.dd_app_key)
+        self.datadog = DatadogWithOnCall(api_key=self.dd_api_key, app_key=self.dd_app_key)
         self.kibana = KibanaSandbox(api_key=self.kibana_key)
         self.elasticsearch = ElasticsearchSandbox(api_key=self.es_key)
         self.xpanse = XpanseSandbox(
@@ -159,9 +164,29 @@ class Sandbox:
         self.xpanse.add_alert(i[0], ip="203.0.113.10", severity="medium")
         self.xpanse.add_alert(i[1], domain="vpn.example.com")
         self.xpanse.add_alert(i[2], ip="198.51.100.7", severity="critical")
+        # The on-call schedule, by the people's Datadog user ids: alice's shift now, bob's next.
+        book, now = self.datadog.book, datetime.now(UTC).replace(microsecond=0)
+        for p in PEOPLE:
+            book.add_person(p.datadog or p.name, p.email, p.real_name)
+        book.on_call(
+            SEED.schedule_id, [ALICE.datadog or ""], start=now - timedelta(hours=8), end=now + timedelta(hours=4)
+        )
+        book.on_call(SEED.schedule_id, [BOB.datadog or ""], start=now + timedelta(hours=4))
 
-    def settings_overrides(self, db: str) -> dict[str, Any]:
-        """Keyword arguments for ``load_settings`` that aim every client at the sandbox."""
+    def write_oncall(self, directory: str) -> str:
+        """Write the TRIAGE_ONCALL file watching the seeded schedule (confirm mode, the shell's
+        channel) into ``directory``; returns its path."""
+        path = Path(directory) / "oncall.yaml"
+        path.write_text(
+            f"schedules:\n  - name: {SEED.schedule}\n    source: datadog\n    id: {SEED.schedule_id}\n"
+            f"    channel: {CHANNEL}\n    mode: confirm\npoll: 60s\n",
+            encoding="utf-8",
+        )
+        return str(path)
+
+    def settings_overrides(self, db: str, *, oncall: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``load_settings`` that aim every client at the sandbox
+        (``oncall``: a TRIAGE_ONCALL file, as ``write_oncall`` writes)."""
         return {
             "_env_file": None,
             "slack_bot_token": self.slack_token,
@@ -185,6 +210,7 @@ class Sandbox:
             "xpanse_rate_limit": 50.0,
             "triage_db": db,
             "triage_policy": None,
+            "triage_oncall": oncall,
             "triage_alert_channel": CHANNEL,
             "triage_alert_routes": {},
             "triage_retry_attempts": 2,

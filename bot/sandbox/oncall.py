@@ -75,6 +75,26 @@ class ScheduleBook:
         self.shifts[schedule] = kept
         self.on_call(schedule, users, start=at)
 
+    def hand_over(
+        self, schedule: str, users: list[str] | None, *, at: datetime, shift: timedelta = timedelta(hours=12)
+    ) -> tuple[list[str], list[str]]:
+        """The shell's ``rotate``: from ``at`` ``users`` (default: whoever is next) are on call for one
+        ``shift``, the outgoing people next after them. Returns (outgoing, incoming); no incoming
+        people (nobody next) changes nothing."""
+        now = self.positions(schedule, at)
+        outgoing = [s.user for s in now["current"]]
+        incoming = users or [s.user for s in now["next"]]
+        if not incoming:
+            return outgoing, []
+        self.shifts[schedule] = [s for s in self.shifts.get(schedule, []) if s.start < at]  # re-plan the future
+        self.rotate(schedule, incoming, at=at)
+        for s in self.shifts[schedule]:
+            if s.start == at:
+                s.end = at + shift
+        if outgoing:
+            self.on_call(schedule, outgoing, start=at + shift)
+        return outgoing, incoming
+
     def positions(self, schedule: str, at: datetime) -> dict[str, list[Shift]]:
         """previous / current / next shifts at ``at`` (several at one position: concurrent)."""
         shifts = self.shifts.get(schedule, [])

@@ -303,6 +303,8 @@ class Reporter:
         p = job.params
         assert p.from_user and p.assignee
         ref = HandoffRef(id=job.id)
+        if job.state is JobState.CANCELLED:
+            return  # withdrawn before its preview (a rotation flipped back): the watcher said so
         if job.state is JobState.AWAITING_CONFIRM:
             states = [ItemState(target=i.target) for i in items]
             plan = p.handoff or HandoffPlan()

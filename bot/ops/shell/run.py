@@ -48,6 +48,7 @@ Try, in order (cards are numbered; `cards` lists them):
   severity xpanse:{i[1]} low
   mine @bob        whoami        history dd:{f[0]}
   handoff @bob to @alice             then: press confirm
+  oncall         rotate   → shift change on {SEED.schedule}: alice's items go to bob once you press confirm
   map @carol kibana=u_carol_sandbox_0  then: unmap @carol kibana
   shortcut please look at xpanse:{i[1]}
   storm 200        → a webhook alert storm: a few cards, then digests with bulk buttons
@@ -124,7 +125,9 @@ async def open_shell(
         tenants = await Sandbox().start()
         stack.push_async_callback(tenants.stop)
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="triage-sandbox-"))
-        settings = load_settings(**tenants.settings_overrides(str(Path(tmp) / "triage.db")))
+        # The seeded on-call schedule is watched too (`rotate` changes it, `oncall` shows it).
+        oncall = tenants.write_oncall(tmp)
+        settings = load_settings(**tenants.settings_overrides(str(Path(tmp) / "triage.db"), oncall=oncall))
         slack, team, channel = tenants.slack, TEAM, CHANNEL
         # Alice is the sandbox admin so that handing off someone else's items works in the tour.
         policy = Policy.model_validate({"admins": {"users": [PEOPLE[0].slack_id]}})
@@ -162,6 +165,8 @@ async def open_shell(
         read=read,
     )
     if sandbox:
+        shell.schedules = tenants.datadog.book
+        await services.oncall.poll_once()  # the baseline: the first `rotate` is a shift change
         shell.say(tour(shell.name_of(user) or user))
     else:
         platforms = ", ".join(p.label for p in settings.configured_platforms)

@@ -16,6 +16,7 @@ from typing import IO, Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+import bot.ops.shell.oncall as oncall
 from bot.ops.shell.forms import Card, Reader, _escape, _number, ask_input, find_button
 from bot.ops.shell.storm import run_storm
 from bot.runtime import Services
@@ -39,6 +40,7 @@ Shell commands (everything else is a /triage command; the leading "/triage" is o
                               Buttons ending in … open a form: answer each field (blank skips an
                               optional one, `cancel` closes the form).
   shortcut <message text>     run "Triage this" on a message with that text
+{rotate}
   as @<person>                act as someone else (you start as {user})
   storm <n>                   replay n webhook alerts at once (sandbox): cards, then digests
   quit                        leave (EOF too)"""
@@ -73,6 +75,7 @@ class Shell:
         self._by_ts: dict[tuple[str, str], int] = {}
         self._seen = 0
         self._n = itertools.count(1)
+        self.schedules: oncall.ScheduleBook | None = None  # the sandbox's schedules, for `rotate`
 
     # ---- output -----------------------------------------------------------------------
 
@@ -213,7 +216,7 @@ class Shell:
         if word in ("quit", "exit", "bye", ":q"):
             return False
         if word in ("help", "?") and not rest.strip():
-            self.say(SHELL_HELP.format(user="@" + (self.name_of(self.user) or self.user)))
+            self.say(SHELL_HELP.format(user="@" + (self.name_of(self.user) or self.user), rotate=oncall.HELP))
             return True
         if word in ("help", "?"):
             await self.command("help " + rest)
@@ -229,6 +232,8 @@ class Shell:
             self.switch_user(rest)
         elif word == "storm":
             await run_storm(self, rest)
+        elif word == "rotate":
+            await oncall.rotate(self, rest)
         elif word.startswith("/") and word != "/triage":
             self.say(f"Only /triage exists here, not {head}. Type `help`.")
         else:
@@ -287,11 +292,8 @@ class Shell:
             return
         self.say(f"You are now @{self.name_of(self.user) or self.user}.")
 
-    def _find_button(self, arg: str) -> tuple[Card, dict[str, Any], dict[str, Any]] | str:
-        return find_button(self.cards, arg)
-
     async def press(self, arg: str) -> None:
-        found = self._find_button(arg)
+        found = find_button(self.cards, arg)
         if isinstance(found, str):
             self.say(found)
             return
@@ -344,7 +346,7 @@ class Shell:
                     continue
                 if errors.get(str(block.get("block_id"))):
                     self.say(f"│ ⚠ {errors[str(block.get('block_id'))]}")
-                answer = await self._ask_input(block)
+                answer = await ask_input(block, read=self.read, say=self.say, slack=self.slack)
                 if answer is None:
                     self.say("└ form closed; nothing was sent.")
                     return
@@ -370,9 +372,6 @@ class Shell:
             self.flush_events()
             return
         self.say("Giving up on this form after three tries; nothing was sent.")
-
-    async def _ask_input(self, block: dict[str, Any]) -> dict[str, Any] | None:
-        return await ask_input(block, read=self.read, say=self.say, slack=self.slack)
 
     async def shortcut(self, text: str) -> None:
         if not text.strip():

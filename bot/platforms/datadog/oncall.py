@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.permissions import DATADOG_ONCALL
 from bot.platforms.datadog.wire import parse_datadog_error
 from bot.platforms.http import PlatformHttp, json_or_none
 from bot.platforms.oncall import Responder, Roster, parse_time, rfc3339
@@ -73,6 +74,7 @@ class DatadogOnCall:
                 "Accept": "application/json",
             },
             error_parser=parse_datadog_error,
+            permissions=DATADOG_ONCALL,
         )
 
     async def aclose(self) -> None:
