@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.ops.shell.forms import Card, Reader, _escape, _number, ask_input, find_button
-from bot.ops.shell.storm import run_storm
+from bot.ops.shell.truth import EXTRA
 from bot.runtime import Services
 from bot.sandbox import payloads
 from bot.sandbox.render import button_label, buttons, render_blocks
@@ -41,6 +41,7 @@ Shell commands (everything else is a /triage command; the leading "/triage" is o
   shortcut <message text>     run "Triage this" on a message with that text
   as @<person>                act as someone else (you start as {user})
   storm <n>                   replay n webhook alerts at once (sandbox): cards, then digests
+  reconcile [n] · remind      change card #n's item outside Slack, reconcile · nudge as if 30m had passed
   quit                        leave (EOF too)"""
 
 
@@ -227,8 +228,8 @@ class Shell:
             await self.shortcut(rest)
         elif word == "as":
             self.switch_user(rest)
-        elif word == "storm":
-            await run_storm(self, rest)
+        elif word in EXTRA:  # storm, reconcile, remind
+            await EXTRA[word](self, rest)
         elif word.startswith("/") and word != "/triage":
             self.say(f"Only /triage exists here, not {head}. Type `help`.")
         else:
