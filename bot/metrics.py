@@ -83,3 +83,20 @@ INTAKE_RATE_LIMITED = Counter(
     ["channel"],
     registry=REGISTRY,
 )
+CARDS_CHECKED = Counter(
+    "triage_cards_checked_total",
+    "Live cards whose item the reconciler re-read from its platform.",
+    registry=REGISTRY,
+)
+CARDS_UPDATED = Counter(
+    "triage_cards_updated_total",
+    "Live cards the reconciler redrew because the item changed outside Slack, by platform.",
+    ["platform"],
+    registry=REGISTRY,
+)
+REMINDERS_SENT = Counter(
+    "triage_reminders_sent_total",
+    "Nudges posted in a card's thread for an item still unassigned, by platform.",
+    ["platform"],
+    registry=REGISTRY,
+)

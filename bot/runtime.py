@@ -22,6 +22,7 @@ from bot.core.intake import Poster
 from bot.core.oncall import OnCallWatcher
 from bot.core.oncall_config import OnCallConfig, load_oncall
 from bot.core.policy import Policy, load_policy
+from bot.core.reconcile import Reconciler, oncall_lookup
 from bot.core.runner import JobRunner
 from bot.core.service import ActionService
 from bot.core.workers import Workers
@@ -32,6 +33,8 @@ from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
 from bot.slack.digest import IntakeCards
 from bot.slack.reporter import Reporter, post_notice
+from bot.slack.truth import TrueCards
+from bot.store.cards import CardStore
 from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
 from bot.store.intake import IntakeStore
@@ -82,12 +85,14 @@ class Services:
     oncall: OnCallWatcher
     intake: IntakeStore
     poster: Poster
+    reconciler: Reconciler
     started_at: float = field(default_factory=time.monotonic)
 
     async def close(self) -> None:
         await self.access.groups.stop()
         await self.oncall.stop()
         await self.poster.stop()
+        await self.reconciler.stop()
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
@@ -142,7 +147,8 @@ async def build_services(
     )
     oncall_store = OnCallStore(store)
     handoff = HandoffService(actions, runner, oncall_store)
-    reporter = Reporter(slack=slack, runner=runner, identity=identity, jobs=jobs)
+    cards = CardStore(store)
+    reporter = Reporter(slack=slack, runner=runner, identity=identity, jobs=jobs, cards=cards)
     workers = Workers(
         actions,
         runner,
@@ -159,6 +165,7 @@ async def build_services(
         IntakeCards(reporter),
         digest_after=settings.triage_digest_after,
         interval=settings.triage_post_interval,
+        cards=cards,
     )
     core = Core(access=access, actions=actions, runner=runner, handoff=handoff, identity=identity, jobs=jobs)
     watcher = OnCallWatcher(
@@ -171,6 +178,17 @@ async def build_services(
         notify=lambda notice: post_notice(slack, notice),
     )
     core.oncall = watcher
+    reconciler = Reconciler(
+        cards,
+        runner.fetch,
+        slack,
+        TrueCards(reporter),
+        window_s=settings.triage_reconcile_window,
+        interval_s=settings.triage_reconcile_interval,
+        remind_after_s=settings.triage_remind_after,
+        remind_severity=settings.triage_remind_severity,
+        oncall=oncall_lookup(watcher),
+    )
     log.info(
         "services_ready",
         platforms=[p.value for p in platform_clients],
@@ -196,4 +214,5 @@ async def build_services(
         oncall=watcher,
         intake=intake,
         poster=poster,
+        reconciler=reconciler,
     )

@@ -9,14 +9,30 @@ that it never appears in a repr, a log line or a traceback.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.models import Platform
 from bot.rules import DEFAULT_KIBANA_SPACE, DatadogSite
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+
+
+def _seconds(value: Any) -> Any:
+    """``90``, ``"90s"``, ``"5m"``, ``"24h"`` or ``"1d"`` as seconds (a float)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    found = _DURATION.match(str(value))
+    if not found:
+        raise ValueError(f"{value!r} is not a duration like 90s, 5m, 24h or a number of seconds")
+    return float(found.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[found.group(2) or "s"]
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 class HttpPolicy(BaseModel):
@@ -132,6 +148,12 @@ class Settings(BaseSettings):
     triage_digest_after: int = Field(default=10, ge=0, le=1000)
     # Seconds between two chat.postMessage calls of the poster to one channel (Slack: ~1/s).
     triage_post_interval: float = Field(default=1.0, ge=0, le=60)
+    # Live cards (posted or updated this recently) are re-read every interval and redrawn on change.
+    triage_reconcile_window: Seconds = Field(default=86400.0, gt=0)
+    triage_reconcile_interval: Seconds = Field(default=300.0, ge=1)
+    # Cards at or above this severity still unassigned this long after posting get one nudge ("off": none).
+    triage_remind_severity: str = "high"
+    triage_remind_after: Seconds = Field(default=1800.0, ge=0)
     triage_shutdown_timeout: float = Field(default=20.0, gt=0)
     # serve's process model: "split" = web here plus one worker child; "all" = both in one process.
     triage_role: Literal["split", "all", "web", "worker"] = "split"

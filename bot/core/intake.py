@@ -38,6 +38,7 @@ from bot.metrics import (
     INTAKE_RATE_LIMITED,
 )
 from bot.models import ItemState
+from bot.store.cards import CardStore
 from bot.store.intake import (
     CARDED,
     DIGESTING,
@@ -90,8 +91,10 @@ class Poster:
         interval: float = 1.0,
         lease_s: float = LEASE_S,
         owner: str | None = None,
+        cards: CardStore | None = None,
     ) -> None:
         self.intake = intake
+        self.cards = cards  # the live-card registry the reconciler keeps true
         # Its own client without the 429 retry handler: a 429 is honoured for the channel
         # here, and a call retried blindly could post a card twice.
         # Its timeout stays well inside the lease, so a hung call cannot outlive our claim.
@@ -264,6 +267,8 @@ class Poster:
             metadata={"event_type": CARD_EVENT, "event_payload": {"key": alert.target.key}},
         )
         await self.intake.move([alert.target], CARDED, card_ts=ts)
+        if self.cards is not None:
+            await self.cards.record(channel=channel, ts=ts, state=alert.state, now=time.time())
         INTAKE_ALERTS.labels("posted").inc()
 
     async def _digest(self, channel: str, alerts: Sequence[QueuedAlert]) -> None:
@@ -293,6 +298,8 @@ class Poster:
             log.warning("intake_card_update_failed", channel=channel, error=exc.response.get("error"))
             await self.intake.noted(alert.target, alert.change_note)
             return
+        if self.cards is not None:
+            await self.cards.record(channel=channel, ts=alert.card_ts, state=alert.state, now=time.time())
         note_text, note_blocks = self.render.change(alert.state, alert.change_note)
         await self._post(channel, thread_ts=alert.card_ts, text=note_text, blocks=note_blocks)
         await self.intake.noted(alert.target, alert.change_note)

@@ -238,3 +238,24 @@ def supports(platform: Platform, verb: Verb) -> bool:
 def platforms_for(verb: Verb) -> list[Platform]:
     """The platforms ``verb`` works on, in the enum's order."""
     return [p for p in Platform if supports(p, verb)]
+
+
+# ---------------------------------------------------------------- severity order (reminders)
+
+# Each platform's item severities, lowest first (shared/contracts/NOTES.md: Datadog findings
+# run info … critical; Kibana rules low … critical; Xpanse incidents low … critical).
+SEVERITY_ORDER: dict[Platform, tuple[str, ...]] = {
+    Platform.DATADOG: ("info", "low", "medium", "high", "critical"),
+    Platform.KIBANA: ("low", "medium", "high", "critical"),
+    Platform.XPANSE: ("informational", "low", "medium", "high", "critical"),
+}
+
+
+def severity_at_least(platform: Platform, severity: str | None, floor: str) -> bool:
+    """True when ``severity`` is ``floor`` or above in ``platform``'s order; an unknown
+    severity (or a floor the platform does not have) is never at least anything."""
+    order = SEVERITY_ORDER[platform]
+    value, bar = (severity or "").strip().lower(), floor.strip().lower()
+    if value not in order or bar not in order:
+        return False
+    return order.index(value) >= order.index(bar)

@@ -8,6 +8,7 @@ job's stored outcome.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,7 @@ from bot.slack.metadata import HandoffRef
 from bot.slack.overlays import overlay
 from bot.slack.render import decision_note, refusal
 from bot.slack.threads import send_result
+from bot.store.cards import CardStore
 from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
@@ -60,11 +62,17 @@ def _items_word(n: int) -> str:
 class Reporter:
     """Renders job outcomes into Slack."""
 
-    def __init__(self, *, slack: AsyncWebClient, runner: JobRunner, identity: IdentityResolver, jobs: JobStore) -> None:
+    def __init__(self, *, slack: AsyncWebClient, runner: JobRunner, identity: IdentityResolver, jobs: JobStore,
+                 cards: CardStore | None = None) -> None:  # fmt: skip
         self.slack = slack
         self.runner = runner
         self.identity = identity
         self.jobs = jobs
+        self.cards = cards  # the live-card registry the reconciler keeps true
+
+    async def _track(self, channel: str | None, ts: str | None, state: ItemState | None, thread: str | None) -> None:
+        if self.cards is not None and channel and ts and state is not None:
+            await self.cards.record(channel=channel, ts=ts, state=state, now=time.time(), thread_ts=thread)
 
     # ---- cards -----------------------------------------------------------------------
 
@@ -88,6 +96,7 @@ class Reporter:
             text=blocks.alert_card_text(state),
             blocks=await self.card(state),
         )
+        await self._track(channel, str(resp["ts"]), state, thread_ts)
         return str(resp["ts"])
 
     # ---- entry point ---------------------------------------------------------------------
@@ -264,6 +273,7 @@ class Reporter:
             text=blocks.alert_card_text(state),
             blocks=await self.card(state, note=note),
         )
+        await self._track(job.channel_id, job.card_ts, state, job.thread_ts)
 
     # ---- show / refresh -------------------------------------------------------------------
 
@@ -287,6 +297,7 @@ class Reporter:
                     text=blocks.alert_card_text(state),
                     blocks=await self.card(state, note=blocks.updated_note(job.actor_id, datetime.now(UTC))),
                 )
+                await self._track(job.channel_id, job.card_ts, state, job.thread_ts)
             return
         for t in targets:
             state = states.get(t.key)
@@ -295,7 +306,8 @@ class Reporter:
             else:
                 reason = problems.get(t.key, "not found")
                 text, card = blocks.missing_card_text(t, reason), blocks.missing_card(t, reason)
-            await self._post(job, text=text, blocks_=card, thread_ts=job.thread_ts)
+            ts = await self._post(job, text=text, blocks_=card, thread_ts=job.thread_ts)
+            await self._track(job.channel_id, ts, state, job.thread_ts)
 
     # ---- handoff ------------------------------------------------------------------------
 

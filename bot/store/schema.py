@@ -164,4 +164,35 @@ CREATE TABLE intake_digest_rows (
     PRIMARY KEY (digest_id, seq)
 );
 """,
+    # 6. Live cards: every alert card the bot posted or updated (channel, ts, thread), the item
+    # it shows and what it showed, for the reconciler that keeps cards true; the one reminder
+    # per item (the primary key makes it once, across restarts and replicas); and named leases
+    # so one replica at a time runs the reconciler. Self-contained: no other table is touched.
+    """
+CREATE TABLE live_cards (
+    channel     TEXT NOT NULL,
+    ts          TEXT NOT NULL,
+    thread_ts   TEXT,
+    target      TEXT NOT NULL,
+    shown       TEXT NOT NULL,
+    posted_at   REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (channel, ts)
+);
+CREATE INDEX live_cards_updated ON live_cards(updated_at);
+CREATE INDEX live_cards_target ON live_cards(target);
+
+CREATE TABLE card_reminders (
+    target      TEXT PRIMARY KEY,
+    channel     TEXT NOT NULL,
+    ts          TEXT NOT NULL,
+    sent_at     REAL NOT NULL
+);
+
+CREATE TABLE loop_leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT,
+    until       REAL NOT NULL DEFAULT 0
+);
+""",
 ]

@@ -52,6 +52,8 @@ Try, in order (cards are numbered; `cards` lists them):
   map @carol kibana=u_carol_sandbox_0  then: unmap @carol kibana
   shortcut please look at xpanse:{i[1]}
   storm 200        → a webhook alert storm: a few cards, then digests with bulk buttons
+  show dd:{f[2]}   then: remind     → as if 30m passed: a nudge in its thread (critical, unassigned)
+                             then: reconcile  → Bob takes it in Datadog itself: the card is redrawn in place
   as @bob          help          quit"""
 
 

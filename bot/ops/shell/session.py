@@ -18,7 +18,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 import bot.ops.shell.oncall as oncall
 from bot.ops.shell.forms import Card, Reader, _escape, _number, ask_input, find_button
-from bot.ops.shell.storm import run_storm
+from bot.ops.shell.truth import EXTRA
 from bot.runtime import Services
 from bot.sandbox import payloads
 from bot.sandbox.render import button_label, buttons, render_blocks
@@ -43,6 +43,7 @@ Shell commands (everything else is a /triage command; the leading "/triage" is o
 {rotate}
   as @<person>                act as someone else (you start as {user})
   storm <n>                   replay n webhook alerts at once (sandbox): cards, then digests
+  reconcile [n] · remind      change card #n's item outside Slack, reconcile · nudge as if 30m had passed
   quit                        leave (EOF too)"""
 
 
@@ -230,8 +231,8 @@ class Shell:
             await self.shortcut(rest)
         elif word == "as":
             self.switch_user(rest)
-        elif word == "storm":
-            await run_storm(self, rest)
+        elif word in EXTRA:  # storm, reconcile, remind
+            await EXTRA[word](self, rest)
         elif word == "rotate":
             await oncall.rotate(self, rest)
         elif word.startswith("/") and word != "/triage":
