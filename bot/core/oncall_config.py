@@ -20,13 +20,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from bot.core.policy import ChannelId, _location, _UniqueKeyLoader
+from bot.core.policy import ChannelId
+from bot.core.yaml_file import location, read_yaml
 from bot.errors import ConfigError
 from bot.models import Platform
 
@@ -99,18 +98,7 @@ def load_oncall(path: str | None, *, sources: Collection[str] = ("pagerduty", "d
     that have credentials. Raises ``ConfigError`` with one line per problem."""
     if path is None:
         return OnCallConfig()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: TRIAGE_ONCALL file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read TRIAGE_ONCALL file: {exc}"]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"]) from None
+    data = read_yaml(path, "TRIAGE_ONCALL")
     if not isinstance(data, dict):
         raise ConfigError([f"{path}: the top level must be a mapping with keys 'schedules' and 'poll'"])
     try:
@@ -119,7 +107,7 @@ def load_oncall(path: str | None, *, sources: Collection[str] = ("pagerduty", "d
         problems = []
         for err in exc.errors():
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            problems.append(f"{path}: {_location(tuple(err['loc']))}: {msg}")
+            problems.append(f"{path}: {location(tuple(err['loc']))}: {msg}")
         raise ConfigError(problems) from None
     need = {"pagerduty": "PAGERDUTY_API_KEY", "datadog": "DD_API_KEY and DD_APP_KEY"}
     missing = [

@@ -27,12 +27,11 @@ tells the caller when that look-up matters.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from bot.core.yaml_file import location, read_yaml
 from bot.errors import ConfigError, ForbiddenError
 from bot.models import Verb
 
@@ -253,37 +252,6 @@ class Policy(BaseModel):
         return lines
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses duplicate keys: YAML would silently keep the last rule."""
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {line})", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text or "(top level)"
-
-
 def _problems(path: str, exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
@@ -291,7 +259,7 @@ def _problems(path: str, exc: ValidationError) -> list[str]:
         if loc[-1:] == ("[key]",) and loc[:1] == ("verbs",):
             # pydantic reports a bad dict key as a Literal mismatch on "[key]": say it plainly.
             problems.append(
-                f"{path}: {_location(loc[:-1])}: unknown verb {loc[-2]!r}; known verbs: {', '.join(ALL_VERBS)}"
+                f"{path}: {location(loc[:-1])}: unknown verb {loc[-2]!r}; known verbs: {', '.join(ALL_VERBS)}"
             )
             continue
         if err["type"] == "extra_forbidden":
@@ -300,7 +268,7 @@ def _problems(path: str, exc: ValidationError) -> list[str]:
             msg = "must be a list of ids"
         else:
             msg = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{path}: {_location(loc)}: {msg}")
+        problems.append(f"{path}: {location(loc)}: {msg}")
     return problems
 
 
@@ -313,19 +281,7 @@ def load_policy(path: str | None) -> Policy:
     """
     if path is None:
         return Policy()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: TRIAGE_POLICY file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read TRIAGE_POLICY file: {exc}"]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{path}: not valid YAML{where}: {problem}"]) from None
+    data = read_yaml(path, "TRIAGE_POLICY")
     if data is None:
         data = {}
     if not isinstance(data, dict):
