@@ -97,6 +97,11 @@ class Core:
             return a.Reply(
                 a.LookingUp(verb, request.about), later=lambda: self.queries.whoami(request.team_id, request.about)
             )
+        if verb is Verb.MINE and request.source is Source.HOME:
+            return a.Reply(a.Authorised(), later=lambda: self.queries.home(request.team_id, request.about))
+        if verb is Verb.SHOW and request.source is Source.UNFURL:
+            targets = list(request.targets)
+            return a.Reply(a.Authorised(), later=lambda: self.queries.cards(targets))
         if verb is Verb.MINE:
             return a.Reply(
                 a.LookingUp(verb, request.about), later=lambda: self.queries.mine(request.team_id, request.about)

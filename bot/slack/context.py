@@ -24,6 +24,11 @@ log = structlog.get_logger(__name__)
 STALE_CARD = "This card can no longer be acted on. Post a fresh one with `/triage show <target>`."
 
 
+def team(body: dict[str, Any]) -> str:
+    """The workspace an interactive payload came from."""
+    return _team(body)
+
+
 def _team(body: dict[str, Any]) -> str:
     return str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "")
 
@@ -202,4 +207,22 @@ def shortcut_request(body: dict[str, Any], targets: list[Target]) -> ActionReque
         thread_ts=message.get("thread_ts") or body.get("message_ts") or message.get("ts"),
         response_url=body.get("response_url"),
         interaction_key=body.get("trigger_id"),
+    )
+
+
+def home_request(team_id: str, user_id: str) -> ActionRequest:
+    """The request the App Home makes when ``user_id`` opens (or refreshes) it: their items, as ``mine``."""
+    return ActionRequest(verb=Verb.MINE, team_id=team_id, actor_id=user_id, source=Source.HOME)
+
+
+def unfurl_request(event: dict[str, Any], team_id: str, targets: list[Target]) -> ActionRequest:
+    """The request a ``link_shared`` event makes: the linked items' states, as ``show`` (no job)."""
+    return ActionRequest(
+        verb=Verb.SHOW,
+        team_id=team_id,
+        actor_id=str(event.get("user") or ""),
+        targets=targets,
+        source=Source.UNFURL,
+        channel_id=str(event.get("channel") or "") or None,
+        thread_ts=event.get("thread_ts"),
     )

@@ -39,6 +39,7 @@ from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
 from bot.slack.overlays import overlay
 from bot.slack.render import decision_note, refusal
+from bot.slack.surfaces import SurfaceWriter
 from bot.slack.threads import send_result
 from bot.store.jobs import JobStore
 
@@ -57,7 +58,7 @@ def _items_word(n: int) -> str:
     return f"{n} item" + ("" if n == 1 else "s")
 
 
-class Reporter:
+class Reporter(SurfaceWriter):
     """Renders job outcomes into Slack."""
 
     def __init__(self, *, slack: AsyncWebClient, runner: JobRunner, identity: IdentityResolver, jobs: JobStore) -> None:

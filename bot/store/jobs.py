@@ -136,6 +136,15 @@ class JobStore(Ledger):
             rows = await cur.fetchall()
         return [self._job(r) for r in rows]
 
+    async def awaiting_confirm(self, limit: int = 50) -> list[Job]:
+        """Handoff previews waiting for Confirm or Cancel, newest first."""
+        async with self.store.conn.execute(
+            "SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?",
+            (JobState.AWAITING_CONFIRM.value, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [self._job(r) for r in rows]
+
     async def in_flight(self, target: Target, *, verb: Verb) -> tuple[Job, JobItem] | None:
         """A queued or running job that will apply ``verb`` to ``target``."""
         async with self.store.conn.execute(
