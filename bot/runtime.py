@@ -32,6 +32,7 @@ from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
 from bot.slack.digest import IntakeCards
 from bot.slack.reporter import Reporter, post_notice
+from bot.slack.undo_offers import UndoSweeper
 from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
 from bot.store.intake import IntakeStore
@@ -82,12 +83,14 @@ class Services:
     oncall: OnCallWatcher
     intake: IntakeStore
     poster: Poster
+    undo_sweeper: UndoSweeper
     started_at: float = field(default_factory=time.monotonic)
 
     async def close(self) -> None:
         await self.access.groups.stop()
         await self.oncall.stop()
         await self.poster.stop()
+        await self.undo_sweeper.stop()
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
@@ -142,6 +145,7 @@ async def build_services(
     )
     handoff = HandoffService(actions, runner)
     reporter = Reporter(slack=slack, runner=runner, identity=identity, jobs=jobs)
+    reporter.undo_seconds = settings.triage_undo_seconds
     workers = Workers(
         actions,
         runner,
@@ -195,4 +199,5 @@ async def build_services(
         oncall=watcher,
         intake=intake,
         poster=poster,
+        undo_sweeper=UndoSweeper(reporter, jobs),
     )

@@ -20,6 +20,7 @@ from bot.core.identity import IdentityResolver
 from bot.core.queries import Queries
 from bot.core.runner import JobRunner
 from bot.core.service import ActionRequest, ActionService, Source, Step
+from bot.core.undo import UndoDesk
 from bot.errors import ForbiddenError, UsageError
 from bot.models import Verb
 from bot.store.jobs import JobStore
@@ -49,6 +50,7 @@ class Core:
         self.jobs = jobs
         self.oncall = oncall  # set by the runtime once the watcher exists (it needs this door)
         self.queries = Queries(jobs=jobs, identity=identity, runner=runner)
+        self.undo = UndoDesk(jobs=jobs, actions=actions)
 
     async def handle(self, request: ActionRequest) -> a.Reply:
         """Authorise ``request``, then answer or persist it.
@@ -108,6 +110,9 @@ class Core:
             )
         if verb is Verb.ONCALL:
             return self._oncall(request)
+        if verb is Verb.UNDO:
+            submitted = await self.undo.request(request, admin=grant.admin)
+            return a.Reply(a.Accepted(verb, 1, submitted.job_id, submitted.duplicate))
         if verb is Verb.HANDOFF and not request.targets:
             await self.handoff.request(
                 team_id=request.team_id,

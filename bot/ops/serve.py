@@ -160,6 +160,7 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
     if role == "all":
         await services.workers.start()
         await services.poster.start()  # the alert intake's per-channel posters, beside the workers
+        services.undo_sweeper.start()  # Undo buttons come off their messages where the jobs run
     elif role == "split":
         child = WorkerProcess(shutdown_timeout=settings.triage_shutdown_timeout)
         await child.start()
@@ -238,6 +239,7 @@ async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: i
         loop.add_reader(wake_fd, _watch_parent, wake_fd, services.workers.wake)
     await services.workers.start()
     await services.poster.start()  # the alert intake's per-channel posters run where the jobs run
+    services.undo_sweeper.start()
     runner = await _health(services, host=host, port=port) if port is not None else None
     log.info("ready", role="worker", port=port, startup_s=round(time.monotonic() - started, 3))
     await _stop_event().wait()

@@ -17,7 +17,7 @@ from bot.errors import UsageError
 from bot.models import JobParams, Target, Verb
 from bot.slack.commands import Command
 from bot.slack.ids import ActionId, BlockId
-from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
+from bot.slack.metadata import CardRef, HandoffRef, ModalMeta, UndoRef
 
 log = structlog.get_logger(__name__)
 
@@ -225,4 +225,26 @@ def unfurl_request(event: dict[str, Any], team_id: str, targets: list[Target]) -
         source=Source.UNFURL,
         channel_id=str(event.get("channel") or "") or None,
         thread_ts=event.get("thread_ts"),
+    )
+
+
+def undo_request(body: dict[str, Any]) -> ActionRequest:
+    """The request a result's Undo button makes: put back the write it names."""
+    act = action(body)
+    try:
+        ref = UndoRef.loads(str(act.get("value") or ""))
+    except ValueError:
+        raise UsageError("This change can no longer be undone.") from None
+    user = actor(body)
+    container = body.get("container") or {}
+    return ActionRequest(
+        verb=Verb.UNDO,
+        team_id=_team(body),
+        actor_id=user,
+        params=_named(JobParams(), actor_name(body)),
+        source=Source.BUTTON,
+        channel_id=container.get("channel_id") or (body.get("channel") or {}).get("id"),
+        response_url=body.get("response_url"),
+        interaction_key=f"{user}:{act.get('action_ts')}",
+        job_ref=ref.id,
     )

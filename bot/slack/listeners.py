@@ -237,6 +237,12 @@ def register(
             elif (message := render(answer)) is not None:
                 background.spawn(reporter.ephemeral(request.response_url, message))
 
+    @app.action(ActionId.UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any]) -> None:
+        request = ctx.undo_request(body)
+        await core.handle(request)
+        await Acker(ack, "button")()
+
     handoff_button(ActionId.HANDOFF_CONFIRM, Step.CONFIRM)
     handoff_button(ActionId.HANDOFF_CANCEL, Step.CANCEL)
     handoff_button(ActionId.RETRY_FAILED, Step.RETRY)

@@ -41,6 +41,7 @@ from bot.slack.overlays import overlay
 from bot.slack.render import decision_note, refusal
 from bot.slack.surfaces import SurfaceWriter
 from bot.slack.threads import send_result
+from bot.slack.undo_offers import UndoOffers
 from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
@@ -58,7 +59,7 @@ def _items_word(n: int) -> str:
     return f"{n} item" + ("" if n == 1 else "s")
 
 
-class Reporter(SurfaceWriter):
+class Reporter(SurfaceWriter, UndoOffers):
     """Renders job outcomes into Slack."""
 
     def __init__(self, *, slack: AsyncWebClient, runner: JobRunner, identity: IdentityResolver, jobs: JobStore) -> None:
@@ -110,6 +111,7 @@ class Reporter(SurfaceWriter):
                 await self._show(job, items)
             else:
                 await self._write(job, verb, items)
+                await self.undone(job)
         except SlackApiError as exc:
             log.warning("report_failed", job_id=job.id, error=exc.response.get("error"))
             return False
@@ -215,8 +217,12 @@ class Reporter(SurfaceWriter):
         text = blocks.result_text(verb, result, actor_id=job.actor_id, summary=summary)
         detail = blocks.result_blocks(verb, result, actor_id=job.actor_id, summary=summary)
 
-        async def post(text_: str, blocks_: list[dict[str, Any]], thread: str | None) -> str | None:
-            return await self._post(job, text=text_, blocks_=blocks_, thread_ts=thread)
+        async def plain(text_: str, blocks_: list[dict[str, Any]], thread: str | None) -> str | None:
+            return await self._post(
+                job, text=text_, blocks_=blocks_, thread_ts=thread, fallback=None if thread else detail
+            )
+
+        post = self.with_undo(job, items, plain)  # the first message of the result carries Undo
 
         async def reply(thread: str) -> None:
             await send_result(
@@ -237,7 +243,7 @@ class Reporter(SurfaceWriter):
             return
         # The summary in the channel, the per-item detail in its thread; where the bot
         # cannot post, the (truncated) detail goes through the response_url in one message.
-        parent = await self._post(job, text=text, blocks_=detail[:2], fallback=detail)
+        parent = await post(text, detail[:2], None)
         if parent:
             await reply(parent)
 

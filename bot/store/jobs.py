@@ -136,6 +136,16 @@ class JobStore(Ledger):
             rows = await cur.fetchall()
         return [self._job(r) for r in rows]
 
+    async def undo_offers(self, *, within_s: float = 86_400.0, limit: int = 500) -> list[Job]:
+        """Recent writes that may still show an Undo button (their params hold an offer)."""
+        async with self.store.conn.execute(
+            "SELECT * FROM jobs WHERE verb IN ('assign', 'unassign', 'resolve', 'severity') AND updated_at >= ?"
+            " AND params LIKE ? ORDER BY updated_at LIMIT ?",
+            (time.time() - within_s, '%"undo":{%"closed":false%', limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [self._job(r) for r in rows]
+
     async def awaiting_confirm(self, limit: int = 50) -> list[Job]:
         """Handoff previews waiting for Confirm or Cancel, newest first."""
         async with self.store.conn.execute(

@@ -23,7 +23,7 @@ from bot.core.policy import ACTIONS, ALL_VERBS
 from bot.models import Target
 from bot.sandbox import payloads
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.metadata import CardRef, DigestMeta, DigestRef, HandoffRef, ModalMeta
+from bot.slack.metadata import CardRef, DigestMeta, DigestRef, HandoffRef, ModalMeta, UndoRef
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake
 from tests.fakes.slack import SlackFake
@@ -246,6 +246,7 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("modal", "assign", digest_submit(CallbackId.DIGEST_ASSIGN_MODAL, "assign", ASSIGN_VALUES), "errors"),
     ("modal", "resolve", digest_submit(CallbackId.DIGEST_RESOLVE_MODAL, "resolve", DIGEST_RESOLVE_VALUES), "errors"),
     ("modal", "show", digest_submit(CallbackId.DIGEST_SHOW_MODAL, "show", DIGEST_SHOW_VALUES), "errors"),
+    ("button", "undo", button(ActionId.UNDO, UndoRef(id="job-that-does-not-matter").dumps()), "ephemeral"),
     ("home", "mine", home_opened(), "home"),
     ("unfurl", "show", link_pasted("https://kibana.example.com/app/security/alerts/redirect/m1"), "nothing"),
 ]
