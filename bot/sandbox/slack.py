@@ -362,7 +362,6 @@ class SlackSandbox(SlackFiles, SandboxServer):
             return {"ok": False, "error": "invalid_arguments"}
         stored = {**view, "id": f"VHOME{user}", "team_id": self.team_id, "hash": f"{self.next_ts()}.home"}
         self.homes[user] = stored
-        self.events.append(SlackEvent("view", view=stored))
         return {"ok": True, "view": dict(stored)}
 
     def _chat_unfurl(self, args: Json) -> Json:
@@ -371,9 +370,6 @@ class SlackSandbox(SlackFiles, SandboxServer):
             return {"ok": False, "error": "invalid_arguments"}
         channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
         self.unfurls.append({"channel": channel, "ts": ts, "unfurls": unfurls})
-        for url, unfurl in unfurls.items():
-            blocks = list((unfurl or {}).get("blocks") or [])
-            self.events.append(SlackEvent("unfurl", channel, ts, None, str(url), blocks))
         return {"ok": True}
 
     def _conversations_open(self, args: Json) -> Json:

@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.undo import UNDOABLE, undoable_items
 from bot.models import Job, JobItem, UndoOffer, Verb
-from bot.slack.blocks._kit import _button, _context, _md
+from bot.slack.blocks._kit import _button, _context
 from bot.slack.ids import ActionId
 from bot.slack.metadata import UndoRef
 from bot.slack.threads import Post
@@ -38,13 +38,14 @@ MESSAGE_BLOCKS_MAX = 50
 _SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
-def undo_block(job: Job, seconds: int) -> dict[str, Any]:
-    """The Undo line a write's result carries: who may undo it, for how long, and the button."""
-    text = (
-        f":leftwards_arrow_with_hook: <@{job.actor_id}> (or an admin) can undo this {job.verb.value} for {seconds} s."
-    )
+def undo_blocks(job: Job, seconds: int) -> list[dict[str, Any]]:
+    """The Undo line a write's result carries: who may undo it and for how long, and the button."""
+    text = f"<@{job.actor_id}> (or an admin) can undo this {job.verb.value} for {seconds} s."
     button = _button("Undo", ActionId.UNDO, value=UndoRef(id=job.id).dumps(), style="danger")
-    return {"type": "section", "block_id": "undo", "text": _md(text), "accessory": button}
+    return [
+        _context(f":leftwards_arrow_with_hook: {text}"),
+        {"type": "actions", "block_id": "undo", "elements": [button]},
+    ]
 
 
 class UndoOffers:
@@ -64,13 +65,13 @@ class UndoOffers:
 
         async def posting(text: str, blocks_: list[dict[str, Any]], thread: str | None) -> str | None:
             nonlocal first
-            if not first or len(blocks_) >= MESSAGE_BLOCKS_MAX:
+            if not first or len(blocks_) > MESSAGE_BLOCKS_MAX - 2:
                 return await post(text, blocks_, thread)
             first = False
             # Kept before the post, so a click that beats the store's update still finds the window.
             job.params.undo = UndoOffer(channel=channel, until=time.time() + self.undo_seconds)
             await self.jobs.update_params(job.id, job.params)
-            ts = await post(text, [*blocks_, undo_block(job, self.undo_seconds)], thread)
+            ts = await post(text, [*blocks_, *undo_blocks(job, self.undo_seconds)], thread)
             job.params.undo = job.params.undo.model_copy(update={"ts": ts or "", "text": text, "blocks": blocks_})
             await self.jobs.update_params(job.id, job.params)
             return ts

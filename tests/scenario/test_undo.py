@@ -24,9 +24,9 @@ def undo_buttons(slack: SlackFake) -> list[tuple[str, str]]:
     found = []
     for message in slack.messages_in(CHANNEL):
         for block in message.get("blocks") or []:
-            accessory = block.get("accessory") or {}
-            if accessory.get("action_id") == ActionId.UNDO.value:
-                found.append((message["ts"], accessory["value"]))
+            for element in block.get("elements") or [] if block.get("type") == "actions" else []:
+                if element.get("action_id") == ActionId.UNDO.value:
+                    found.append((message["ts"], element["value"]))
     return found
 
 

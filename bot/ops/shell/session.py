@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.ops.shell.forms import Card, Reader, _escape, _number, ask_input, find_button
-from bot.ops.shell.storm import run_storm
+from bot.ops.shell.surfaces import SURFACES
 from bot.runtime import Services
 from bot.sandbox import payloads
 from bot.sandbox.render import button_label, buttons, render_blocks
@@ -41,6 +41,8 @@ Shell commands (everything else is a /triage command; the leading "/triage" is o
   shortcut <message text>     run "Triage this" on a message with that text
   as @<person>                act as someone else (you start as {user})
   storm <n>                   replay n webhook alerts at once (sandbox): cards, then digests
+  home                        open your App Home tab: your open items, with their buttons
+  paste <link> · undo         paste a Datadog/Kibana/Xpanse link (its unfurl) · press the latest Undo
   quit                        leave (EOF too)"""
 
 
@@ -103,8 +105,8 @@ class Shell:
     def _register(self, channel: str, ts: str, message: dict[str, Any]) -> Card | None:
         number = self._by_ts.get((channel, ts))
         if number is None:
-            if not buttons(message.get("blocks") or []):
-                return None
+            if all(e.get("action_id") == "undo" for _, e in buttons(message.get("blocks") or [])):
+                return None  # no buttons, or a result's Undo only: `undo` presses that one
             number = len(self.cards) + 1
             self._by_ts[(channel, ts)] = number
         card = Card(number, channel, ts, message)
@@ -227,8 +229,8 @@ class Shell:
             await self.shortcut(rest)
         elif word == "as":
             self.switch_user(rest)
-        elif word == "storm":
-            await run_storm(self, rest)
+        elif word in SURFACES:  # storm, home, paste (bot.ops.shell.surfaces)
+            await SURFACES[word](self, rest)
         elif word.startswith("/") and word != "/triage":
             self.say(f"Only /triage exists here, not {head}. Type `help`.")
         else:
