@@ -132,3 +132,25 @@ async def test_links_outside_the_unfurl_domains_are_left_alone(make_bot: MakeBot
     await bot.event(event)
     await bot.settle()
     assert not slack_fake.calls_to("chat.unfurl")
+
+
+async def test_resolve_on_the_home_opens_the_resolve_form(
+    bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
+) -> None:
+    """The Home's Resolve… button on an item opens the same resolve modal as the card's."""
+    kibana_fake.add_alert("h4", rule_name="From home")
+    await bot.command(f"assign kibana:h4 to <@{ALICE}|alice>", user=ALICE)
+    await bot.settle()
+    await open_home(bot, ALICE)
+    value = next(
+        e["value"]
+        for b in slack_fake.homes[ALICE]["blocks"]
+        if b.get("type") == "actions"
+        for e in b["elements"]
+        if e["action_id"] == ActionId.RESOLVE_OPEN.value
+    )
+    resp = await click_in_home(bot, ActionId.RESOLVE_OPEN.value, value, user=ALICE)
+    assert resp.status_code == 200
+    await bot.settle()
+    (opened,) = slack_fake.calls_to("views.open")
+    assert "kibana:default/h4" in json.dumps(opened.args)
