@@ -117,6 +117,8 @@ def button_request(
     channel, ts, thread = card_place(body, ref)
     act = action(body)
     user = actor(body)
+    if channel is None and (body.get("container") or {}).get("type") == "view":
+        channel = user  # from the App Home: the result goes to the actor's DM with the bot
     return ActionRequest(
         verb=verb,
         team_id=_team(body),

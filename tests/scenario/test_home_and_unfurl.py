@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from bot.sandbox import payloads
-from bot.slack.ids import ActionId
+from bot.slack.ids import ActionId, BlockId
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import KibanaFake
 from tests.fakes.slack import SlackFake
@@ -137,7 +137,7 @@ async def test_links_outside_the_unfurl_domains_are_left_alone(make_bot: MakeBot
 async def test_resolve_on_the_home_opens_the_resolve_form(
     bot: BotHarness, slack_fake: SlackFake, kibana_fake: KibanaFake
 ) -> None:
-    """The Home's Resolve… button on an item opens the same resolve modal as the card's."""
+    """The Home's Resolve… opens the card's resolve modal; its result goes to the actor's DM with the bot."""
     kibana_fake.add_alert("h4", rule_name="From home")
     await bot.command(f"assign kibana:h4 to <@{ALICE}|alice>", user=ALICE)
     await bot.settle()
@@ -154,3 +154,14 @@ async def test_resolve_on_the_home_opens_the_resolve_form(
     await bot.settle()
     (opened,) = slack_fake.calls_to("views.open")
     assert "kibana:default/h4" in json.dumps(opened.args)
+    view = json.loads(opened.args["view"]) if isinstance(opened.args["view"], str) else opened.args["view"]
+    values = {
+        BlockId.RESOLVE_REASON.value: {
+            ActionId.RESOLVE_REASON.value: {"type": "static_select", "selected_option": {"value": "false_positive"}}
+        }
+    }
+    await bot.submit_view(view, values, user=ALICE)
+    await bot.settle()
+    assert kibana_fake.status("h4") == "closed"
+    dm = slack_fake.dm_channels.get(ALICE) or ""
+    assert "resolved 1 item" in json.dumps(slack_fake.messages_in(dm))  # the result reaches the actor's DM
