@@ -42,6 +42,7 @@ def build_app(settings: Settings, services: Services, *, socket_mode: bool | Non
         background=background,
         groups=services.access.groups,
         default_space=settings.kibana_space,
+        unfurl_domains=settings.unfurl_domains,
     )
     register_digest(app, core=services.core, reporter=services.reporter, background=background, intake=services.intake)
     register_error_handler(app, reporter=services.reporter, spawn=background.spawn)

@@ -32,8 +32,10 @@ from bot.platforms.base import PlatformClient
 from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
 from bot.slack.digest import IntakeCards
-from bot.slack.reporter import Reporter, post_notice
+from bot.slack.replies import post_notice
+from bot.slack.reporter import Reporter
 from bot.slack.truth import TrueCards
+from bot.slack.undo_offers import UndoSweeper
 from bot.store.cards import CardStore
 from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
@@ -86,6 +88,7 @@ class Services:
     intake: IntakeStore
     poster: Poster
     reconciler: Reconciler
+    undo_sweeper: UndoSweeper
     started_at: float = field(default_factory=time.monotonic)
 
     async def close(self) -> None:
@@ -93,6 +96,7 @@ class Services:
         await self.oncall.stop()
         await self.poster.stop()
         await self.reconciler.stop()
+        await self.undo_sweeper.stop()
         await self.workers.stop(self.settings.triage_shutdown_timeout)
         for client in self.clients.values():
             await client.aclose()
@@ -149,6 +153,7 @@ async def build_services(
     handoff = HandoffService(actions, runner, oncall_store)
     cards = CardStore(store)
     reporter = Reporter(slack=slack, runner=runner, identity=identity, jobs=jobs, cards=cards)
+    reporter.undo_seconds = settings.triage_undo_seconds
     workers = Workers(
         actions,
         runner,
@@ -215,4 +220,5 @@ async def build_services(
         intake=intake,
         poster=poster,
         reconciler=reconciler,
+        undo_sweeper=UndoSweeper(reporter, jobs),
     )

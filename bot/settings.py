@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     triage_worker_lease: float = Field(default=30.0, ge=1)
     # How much lower the split worker child runs than the web process (os.nice): acks go first.
     triage_worker_nice: int = Field(default=10, ge=0, le=19)
+    # Seconds an Undo button stays on a result (0: no Undo).
+    triage_undo_seconds: int = Field(default=30, ge=0, le=3600)
+    # Comma-separated host names whose pasted links the bot unfurls (the manifest lists at most five).
+    triage_unfurl_domains: str = "app.datadoghq.com,kibana.example.com,xpanse.example.com"
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error", "DEBUG", "INFO", "WARNING", "ERROR"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -221,6 +225,11 @@ class Settings(BaseSettings):
         return self
 
     # ---- derived, per-platform views -------------------------------------------------
+
+    @property
+    def unfurl_domains(self) -> frozenset[str]:
+        """The host names in ``TRIAGE_UNFURL_DOMAINS``, lower case."""
+        return frozenset(d.strip().lower() for d in self.triage_unfurl_domains.split(",") if d.strip())
 
     @property
     def http(self) -> HttpPolicy:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.core.identity import IdentityStatus
-from bot.models import Job, Platform, Target, Verb
+from bot.models import ItemState, Job, Platform, Target, Verb
 from bot.store.ledger import LedgerEntry
 from bot.store.mappings import UserIdentities
 
@@ -84,6 +84,24 @@ class Holdings:
 
 
 @dataclass(frozen=True)
+class HomeItems:
+    """The App Home of one person: their open items' states per platform (or why a platform
+    could not answer), and the handoffs waiting for their Confirm."""
+
+    user: str
+    held: dict[Platform, list[ItemState] | str]
+    handoffs: Sequence[Job] = ()
+
+
+@dataclass(frozen=True)
+class Cards:
+    """The current state of items to show as compact cards (link unfurls), and the unreadable ones."""
+
+    states: dict[str, ItemState]
+    problems: dict[str, str]
+
+
+@dataclass(frozen=True)
 class HandoffQueued:
     from_user: str
 
@@ -139,6 +157,8 @@ Answer = (
     | LookingUp
     | Identities
     | Holdings
+    | HomeItems
+    | Cards
     | HandoffQueued
     | HandoffDecided
     | RetryQueued

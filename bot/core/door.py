@@ -20,6 +20,7 @@ from bot.core.identity import IdentityResolver
 from bot.core.queries import Queries
 from bot.core.runner import JobRunner
 from bot.core.service import ActionRequest, ActionService, Source, Step
+from bot.core.undo import UndoDesk
 from bot.errors import ForbiddenError, UsageError
 from bot.models import Verb
 from bot.store.jobs import JobStore
@@ -49,6 +50,7 @@ class Core:
         self.jobs = jobs
         self.oncall = oncall  # set by the runtime once the watcher exists (it needs this door)
         self.queries = Queries(jobs=jobs, identity=identity, runner=runner)
+        self.undo = UndoDesk(jobs=jobs, actions=actions)
 
     async def handle(self, request: ActionRequest) -> a.Reply:
         """Authorise ``request``, then answer or persist it.
@@ -97,12 +99,20 @@ class Core:
             return a.Reply(
                 a.LookingUp(verb, request.about), later=lambda: self.queries.whoami(request.team_id, request.about)
             )
+        if verb is Verb.MINE and request.source is Source.HOME:
+            return a.Reply(a.Authorised(), later=lambda: self.queries.home(request.team_id, request.about))
+        if verb is Verb.SHOW and request.source is Source.UNFURL:
+            targets = list(request.targets)
+            return a.Reply(a.Authorised(), later=lambda: self.queries.cards(targets))
         if verb is Verb.MINE:
             return a.Reply(
                 a.LookingUp(verb, request.about), later=lambda: self.queries.mine(request.team_id, request.about)
             )
         if verb is Verb.ONCALL:
             return self._oncall(request)
+        if verb is Verb.UNDO:
+            submitted = await self.undo.request(request, admin=grant.admin)
+            return a.Reply(a.Accepted(verb, 1, submitted.job_id, submitted.duplicate))
         if verb is Verb.HANDOFF and not request.targets:
             await self.handoff.request(
                 team_id=request.team_id,

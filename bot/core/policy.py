@@ -44,7 +44,7 @@ ALL_VERBS: Final[tuple[str, ...]] = (*(v.value for v in Verb), *PSEUDO_VERBS)
 VerbName = Literal[
     "assign", "unassign", "attach", "detach", "resolve", "reopen", "ack", "tag", "comment", "severity",
     "show", "refresh",
-    "handoff", "history", "mine", "map", "unmap", "whoami", "help", "oncall",
+    "handoff", "history", "mine", "map", "unmap", "whoami", "help", "oncall", "undo",
     "map_others", "handoff_others", "import",
 ]  # fmt: skip
 # Keep the Literal in step with the enum: a new Verb without a policy name would be
@@ -74,6 +74,7 @@ ACTIONS: Final[dict[str, str]] = {
     "whoami": "see their platform identities",
     "help": "get help",
     "oncall": "see who is on call",
+    "undo": "undo changes",
     MAP_OTHERS: "map or unmap someone else",
     HANDOFF_OTHERS: "hand off someone else's items",
     IMPORT: "import identity mappings",

@@ -18,6 +18,7 @@ import structlog
 from bot.core import verbs
 from bot.core.refusal import AssigneeCheck, refusal, refuse
 from bot.core.service import IdentityLookup
+from bot.core.undo import undo_items
 from bot.errors import NotConfiguredError, PlatformError, UsageError, UserError
 from bot.metrics import ACTIONS
 from bot.models import (
@@ -147,6 +148,9 @@ class JobRunner:
             client = self.client(platform)
             if verb is Verb.COMMENT:
                 await self._run_comments(job, client, items, settled)
+                return
+            if verb is Verb.UNDO:  # reads, compares with what the write left, then writes back
+                await record(await undo_items(self.jobs, job, platform, client, items), items)
                 return
             skipped, todo, states = await self._preread(job, verb, platform, client, items)
             if skipped:

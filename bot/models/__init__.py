@@ -23,6 +23,7 @@ from bot.models.jobs import (
     JobItem,
     JobParams,
     JobState,
+    UndoOffer,
     job_outcome,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "Platform",
     "PlatformUser",
     "Target",
+    "UndoOffer",
     "Verb",
     "job_outcome",
 ]

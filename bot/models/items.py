@@ -44,6 +44,7 @@ class Verb(StrEnum):
     WHOAMI = "whoami"
     HELP = "help"
     ONCALL = "oncall"
+    UNDO = "undo"  # a result's Undo button: put back what one write changed
 
     @property
     def past(self) -> str:
@@ -70,6 +71,7 @@ _PAST: dict[Verb, str] = {
     Verb.SEVERITY: "set the severity of",
     Verb.REFRESH: "refreshed",
     Verb.HANDOFF: "handed off",
+    Verb.UNDO: "undid the change to",
 }
 _PHRASE: dict[Verb, str] = {
     Verb.UNASSIGN: "unassign it",
@@ -80,6 +82,7 @@ _PHRASE: dict[Verb, str] = {
     Verb.TAG: "tag it",
     Verb.DETACH: "detach it from its case",
     Verb.SEVERITY: "set its severity",
+    Verb.UNDO: "undo the change",
 }
 
 # Verbs that change platform state and run as jobs.
@@ -100,7 +103,8 @@ WRITE_VERBS = frozenset(
 # Re-sending these cannot change the outcome, so an interrupted item is simply re-applied:
 # mute/unmute, a status, a case link and tag set/unset are all set operations. (Kibana's
 # attribution note is the one side effect that can repeat; a second note is harmless.)
-IDEMPOTENT_VERBS = (WRITE_VERBS - {Verb.COMMENT}) | {Verb.HANDOFF}
+# An undo reads each item again before it writes, so re-running it after a crash is safe.
+IDEMPOTENT_VERBS = (WRITE_VERBS - {Verb.COMMENT}) | {Verb.HANDOFF, Verb.UNDO}
 
 
 class Target(BaseModel):

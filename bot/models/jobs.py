@@ -96,6 +96,17 @@ class HandoffPlan(BaseModel):
 _LEGACY_PLAN_KEYS = frozenset(HandoffPlan.model_fields)
 
 
+class UndoOffer(BaseModel):
+    """Where a write's Undo button is and until when it may be pressed (epoch seconds)."""
+
+    channel: str
+    ts: str = ""  # filled once Slack took the message
+    until: float
+    closed: bool = False  # the button was taken off the message (window over, or used)
+    text: str = ""  # the message's text, and its blocks without the button
+    blocks: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class JobParams(BaseModel):
     """Everything a verb needs beyond its targets, as chosen by the actor."""
 
@@ -117,6 +128,8 @@ class JobParams(BaseModel):
     # Why the worker refused the whole job before any platform write (e.g. the assignee's
     # Slack account is deactivated); None when it ran.
     refused: str | None = None
+    undo: UndoOffer | None = None  # a write's Undo button, while it is offered
+    undo_of: str | None = None  # an undo job: the id of the write it puts back
 
     @model_validator(mode="before")
     @classmethod

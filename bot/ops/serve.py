@@ -161,6 +161,7 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
         await services.workers.start()
         await services.poster.start()  # the alert intake's per-channel posters, beside the workers
         services.reconciler.start()  # keeps live cards true and sends reminders (one replica: a lease)
+        services.undo_sweeper.start()  # Undo buttons come off their messages where the jobs run
     elif role == "split":
         child = WorkerProcess(shutdown_timeout=settings.triage_shutdown_timeout)
         await child.start()
@@ -240,6 +241,7 @@ async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: i
     await services.workers.start()
     await services.poster.start()  # the alert intake's per-channel posters run where the jobs run
     services.reconciler.start()  # live cards kept true, reminders sent, by one replica at a time
+    services.undo_sweeper.start()
     runner = await _health(services, host=host, port=port) if port is not None else None
     log.info("ready", role="worker", port=port, startup_s=round(time.monotonic() - started, 3))
     await _stop_event().wait()

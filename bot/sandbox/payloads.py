@@ -250,3 +250,31 @@ def event_callback(event: Json, *, team_id: str, event_id: str, api_app_id: str 
         "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}],
         "is_ext_shared_channel": False,
     }
+
+
+def app_home_opened(*, user_id: str, tab: str = "home", channel: str = "D0HOME") -> Json:
+    """An ``app_home_opened`` event (api.slack.com/events/app_home_opened)."""
+    return {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": channel,
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
+    }
+
+
+def link_shared(*, user_id: str, channel: str, message_ts: str, urls: list[str]) -> Json:
+    """A ``link_shared`` event for links a person pasted (api.slack.com/events/link_shared)."""
+    from urllib.parse import urlsplit
+
+    return {
+        "type": "link_shared",
+        "channel": channel,
+        "is_bot_user_member": True,
+        "user": user_id,
+        "message_ts": message_ts,
+        "unfurl_id": f"{channel}.{message_ts}.unfurl",
+        "source": "conversations_history",
+        "links": [{"domain": (urlsplit(u).hostname or "").lower(), "url": u} for u in urls],
+        "event_ts": f"{time.time():.6f}",
+    }

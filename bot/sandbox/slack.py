@@ -35,7 +35,7 @@ __all__ = ["SCOPES", "SlackCall", "SlackEvent", "SlackSandbox", "SlackUser"]
 UPSTREAM_METHODS = frozenset({"users.info", "users.lookupByEmail", "usergroups.users.list", "auth.test"})
 SCOPES = (
     "chat:write,commands,users:read,users:read.email,im:write,usergroups:read,files:write,"
-    "channels:history,groups:history"
+    "channels:history,groups:history,links:read,links:write"
 )
 
 
@@ -63,6 +63,8 @@ class SlackSandbox(SlackFiles, SandboxServer):
         self.messages: dict[str, list[Json]] = {}
         self.ephemerals: list[Json] = []
         self.views: dict[str, Json] = {}
+        self.homes: dict[str, Json] = {}  # views.publish: each user's Home tab
+        self.unfurls: list[Json] = []  # chat.unfurl: {channel, ts, unfurls}
         self.usergroups: dict[str, list[str]] = {}
         self.dm_channels: dict[str, str] = {}
         self.events: list[SlackEvent] = []
@@ -82,6 +84,8 @@ class SlackSandbox(SlackFiles, SandboxServer):
             "views.open": self._views_open,
             "views.push": self._views_open,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "chat.unfurl": self._chat_unfurl,
             "conversations.open": self._conversations_open,
             "conversations.history": lambda args: history(self.messages.get(self._channel_of(args) or "", []), args),
             "usergroups.users.list": self._usergroups_users_list,
@@ -350,6 +354,23 @@ class SlackSandbox(SlackFiles, SandboxServer):
         self.views[view_id] = stored
         self.events.append(SlackEvent("view", view=stored))
         return {"ok": True, "view": dict(stored)}
+
+    def _views_publish(self, args: Json) -> Json:
+        view = decoded(args.get("view"))
+        user = str(args.get("user_id") or "")
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        stored = {**view, "id": f"VHOME{user}", "team_id": self.team_id, "hash": f"{self.next_ts()}.home"}
+        self.homes[user] = stored
+        return {"ok": True, "view": dict(stored)}
+
+    def _chat_unfurl(self, args: Json) -> Json:
+        unfurls = decoded(args.get("unfurls"))
+        if not isinstance(unfurls, dict) or not ((args.get("channel") and args.get("ts")) or args.get("unfurl_id")):
+            return {"ok": False, "error": "invalid_arguments"}
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        self.unfurls.append({"channel": channel, "ts": ts, "unfurls": unfurls})
+        return {"ok": True}
 
     def _conversations_open(self, args: Json) -> Json:
         users = [u for u in str(args.get("users", "")).split(",") if u]

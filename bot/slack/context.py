@@ -17,11 +17,16 @@ from bot.errors import UsageError
 from bot.models import JobParams, Target, Verb
 from bot.slack.commands import Command
 from bot.slack.ids import ActionId, BlockId
-from bot.slack.metadata import CardRef, HandoffRef, ModalMeta
+from bot.slack.metadata import CardRef, HandoffRef, ModalMeta, UndoRef
 
 log = structlog.get_logger(__name__)
 
 STALE_CARD = "This card can no longer be acted on. Post a fresh one with `/triage show <target>`."
+
+
+def team(body: dict[str, Any]) -> str:
+    """The workspace an interactive payload came from."""
+    return _team(body)
 
 
 def _team(body: dict[str, Any]) -> str:
@@ -112,6 +117,8 @@ def button_request(
     channel, ts, thread = card_place(body, ref)
     act = action(body)
     user = actor(body)
+    if channel is None and (body.get("container") or {}).get("type") == "view":
+        channel = user  # from the App Home: the result goes to the actor's DM with the bot
     return ActionRequest(
         verb=verb,
         team_id=_team(body),
@@ -202,4 +209,44 @@ def shortcut_request(body: dict[str, Any], targets: list[Target]) -> ActionReque
         thread_ts=message.get("thread_ts") or body.get("message_ts") or message.get("ts"),
         response_url=body.get("response_url"),
         interaction_key=body.get("trigger_id"),
+    )
+
+
+def home_request(team_id: str, user_id: str) -> ActionRequest:
+    """The request the App Home makes when ``user_id`` opens (or refreshes) it: their items, as ``mine``."""
+    return ActionRequest(verb=Verb.MINE, team_id=team_id, actor_id=user_id, source=Source.HOME)
+
+
+def unfurl_request(event: dict[str, Any], team_id: str, targets: list[Target]) -> ActionRequest:
+    """The request a ``link_shared`` event makes: the linked items' states, as ``show`` (no job)."""
+    return ActionRequest(
+        verb=Verb.SHOW,
+        team_id=team_id,
+        actor_id=str(event.get("user") or ""),
+        targets=targets,
+        source=Source.UNFURL,
+        channel_id=str(event.get("channel") or "") or None,
+        thread_ts=event.get("thread_ts"),
+    )
+
+
+def undo_request(body: dict[str, Any]) -> ActionRequest:
+    """The request a result's Undo button makes: put back the write it names."""
+    act = action(body)
+    try:
+        ref = UndoRef.loads(str(act.get("value") or ""))
+    except ValueError:
+        raise UsageError("This change can no longer be undone.") from None
+    user = actor(body)
+    container = body.get("container") or {}
+    return ActionRequest(
+        verb=Verb.UNDO,
+        team_id=_team(body),
+        actor_id=user,
+        params=_named(JobParams(), actor_name(body)),
+        source=Source.BUTTON,
+        channel_id=container.get("channel_id") or (body.get("channel") or {}).get("id"),
+        response_url=body.get("response_url"),
+        interaction_key=f"{user}:{act.get('action_ts')}",
+        job_ref=ref.id,
     )

@@ -29,6 +29,8 @@ class ActionId(StrEnum):
     REFRESH = "refresh"
     # A URL button still sends block_actions, which the app must ack.
     OPEN_LINK = "open_link"
+    HOME_REFRESH = "home_refresh"  # the App Home's Refresh
+    UNDO = "undo"  # a result's Undo, while its window lasts
 
     # Handoff preview and result buttons; each carries a HandoffRef as its value.
     HANDOFF_CONFIRM = "handoff_confirm"

@@ -22,10 +22,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import rules
 from bot.core.access import GroupDirectory
-from bot.core.answers import HandoffDecided, Reply
+from bot.core.answers import Cards, HandoffDecided, HomeItems, Reply
 from bot.core.door import Core
 from bot.core.service import Step
-from bot.errors import UsageError
+from bot.errors import UsageError, UserError
 from bot.metrics import SLACK_ACK_LATENCY
 from bot.models import JobParams, Verb
 from bot.slack import blocks
@@ -36,7 +36,7 @@ from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.render import render
 from bot.slack.reporter import Reporter
 from bot.slack.verb_parsers import tag_changes
-from bot.targets import extract_targets
+from bot.targets import extract_targets, target_from_link
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +82,7 @@ def register(
     background: Background,
     groups: GroupDirectory,
     default_space: str,
+    unfurl_domains: frozenset[str] = frozenset(),
 ) -> None:
     """Register every listener of the bot on ``app``."""
 
@@ -236,6 +237,12 @@ def register(
             elif (message := render(answer)) is not None:
                 background.spawn(reporter.ephemeral(request.response_url, message))
 
+    @app.action(ActionId.UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any]) -> None:
+        request = ctx.undo_request(body)
+        await core.handle(request)
+        await Acker(ack, "button")()
+
     handoff_button(ActionId.HANDOFF_CONFIRM, Step.CONFIRM)
     handoff_button(ActionId.HANDOFF_CANCEL, Step.CANCEL)
     handoff_button(ActionId.RETRY_FAILED, Step.RETRY)
@@ -281,3 +288,60 @@ def register(
                 f"The rest: {rest}"
             )
             background.spawn(reporter.ephemeral(body.get("response_url"), {"text": blocks.cut(note, 3000)}))
+
+    # ---- App Home ------------------------------------------------------------------------
+
+    async def show_home(team_id: str, user_id: str) -> None:
+        """Publish ``user_id``'s Home: the door decides (mine's rule), the reporter publishes after the ack."""
+        try:
+            reply = await core.handle(ctx.home_request(team_id, user_id))
+        except UserError as exc:  # the Home is the surface that shows the refusal
+            background.spawn(reporter.publish_home(user_id, None, refused=exc.message))
+            return
+        later = reply.later
+
+        async def publish() -> None:
+            answer = await later() if later is not None else None
+            await reporter.publish_home(user_id, answer if isinstance(answer, HomeItems) else None)
+
+        background.spawn(publish())
+
+    @app.event("app_home_opened")
+    async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("tab") == "home" and event.get("user"):
+            await show_home(str(body.get("team_id") or ""), str(event["user"]))
+
+    @app.action(ActionId.HOME_REFRESH)
+    async def on_home_refresh(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await Acker(ack, "button")()
+        await show_home(ctx.team(body), ctx.actor(body))
+
+    # ---- link unfurls ----------------------------------------------------------------------
+
+    @app.event("link_shared")
+    async def on_link_shared(event: dict[str, Any], body: dict[str, Any]) -> None:
+        links: dict[str, Any] = {}
+        for link in event.get("links") or []:
+            url = str((link or {}).get("url") or "")
+            domain = str((link or {}).get("domain") or "").lower()
+            target = target_from_link(url, default_space=default_space) if domain in unfurl_domains else None
+            if target is not None:
+                links[url] = target
+        channel, ts = str(event.get("channel") or ""), str(event.get("message_ts") or "")
+        if not links or not event.get("user") or not channel or not ts:
+            return
+        try:
+            reply = await core.handle(ctx.unfurl_request(event, str(body.get("team_id") or ""), list(links.values())))
+        except UserError as exc:  # refused (in the ledger) or unreadable: the link stays as it was pasted
+            log.info("unfurl_declined", reason=exc.message)
+            return
+        later = reply.later
+
+        async def unfurl() -> None:
+            cards = await later() if later is not None else None
+            if isinstance(cards, Cards):
+                await reporter.unfurl(
+                    channel=channel, ts=ts, links=links, cards=cards, unfurl_id=event.get("unfurl_id")
+                )
+
+        background.spawn(unfurl())

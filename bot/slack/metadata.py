@@ -109,3 +109,9 @@ class DigestMeta(_Packed):
     id: str = Field(alias="d", min_length=1, max_length=64)
     channel: str | None = Field(default=None, alias="c")
     ts: str | None = Field(default=None, alias="ts")
+
+
+class UndoRef(_Packed):
+    """An Undo button's value: the id of the write job it puts back."""
+
+    id: str = Field(alias="u", min_length=1, max_length=200)

@@ -20,9 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import rules
-from bot.core.answers import HandoffDecided
 from bot.core.identity import IdentityResolver
-from bot.core.oncall import Notice
 from bot.core.runner import JobRunner
 from bot.core.verbs import with_details
 from bot.models import (
@@ -39,8 +37,11 @@ from bot.models import (
 from bot.slack import blocks
 from bot.slack.metadata import HandoffRef
 from bot.slack.overlays import overlay
-from bot.slack.render import decision_note, refusal
+from bot.slack.render import refusal
+from bot.slack.replies import Replies
+from bot.slack.surfaces import SurfaceWriter
 from bot.slack.threads import send_result
+from bot.slack.undo_offers import UndoOffers
 from bot.store.cards import CardStore
 from bot.store.jobs import JobStore
 
@@ -59,7 +60,7 @@ def _items_word(n: int) -> str:
     return f"{n} item" + ("" if n == 1 else "s")
 
 
-class Reporter:
+class Reporter(Replies, SurfaceWriter, UndoOffers):
     """Renders job outcomes into Slack."""
 
     def __init__(self, *, slack: AsyncWebClient, runner: JobRunner, identity: IdentityResolver, jobs: JobStore,
@@ -118,6 +119,7 @@ class Reporter:
                 await self._show(job, items)
             else:
                 await self._write(job, verb, items)
+                await self.undone(job)
         except SlackApiError as exc:
             log.warning("report_failed", job_id=job.id, error=exc.response.get("error"))
             return False
@@ -165,34 +167,6 @@ class Reporter:
         await self._respond(job, text=text, blocks_=fallback or blocks_)
         return None
 
-    async def ephemeral(self, response_url: str | None, message: dict[str, Any]) -> None:
-        """Tell only the actor, through the request's response_url; a failure is logged, not raised
-        (the url may have expired, and what was stored stands)."""
-        if not response_url:
-            log.warning("ephemeral_undeliverable")
-            return
-        try:
-            await AsyncWebhookClient(response_url).send(**message, response_type="ephemeral", replace_original=False)
-        except Exception as exc:
-            log.warning("respond_failed", error=type(exc).__name__)
-
-    async def handoff_decided(self, answer: HandoffDecided, *, body: dict[str, Any], response_url: str | None) -> None:
-        """Replace a handoff preview's buttons with who confirmed or cancelled it."""
-        note = decision_note(answer)
-        container = body.get("container") or {}
-        message = body.get("message") or {}
-        kept = [b for b in message.get("blocks", []) if b.get("type") != "actions"]
-        kept.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-        channel = container.get("channel_id") or answer.job.channel_id
-        ts = container.get("message_ts") or answer.job.card_ts
-        if not channel or not ts:  # a preview sent through a response_url has no message to edit
-            await self.ephemeral(response_url, {"text": note})
-            return
-        try:
-            await self.slack.chat_update(channel=str(channel), ts=str(ts), text=note, blocks=kept)
-        except SlackApiError as exc:
-            log.warning("handoff_preview_update_failed", error=exc.response.get("error"))
-
     async def _refused(self, job: Job, items: Sequence[JobItem], reason: str) -> None:
         """A job refused before any write: one message, in the card's (or preview's) thread
         when there is one, else in the channel; the cards are left as they are."""
@@ -223,8 +197,12 @@ class Reporter:
         text = blocks.result_text(verb, result, actor_id=job.actor_id, summary=summary)
         detail = blocks.result_blocks(verb, result, actor_id=job.actor_id, summary=summary)
 
-        async def post(text_: str, blocks_: list[dict[str, Any]], thread: str | None) -> str | None:
-            return await self._post(job, text=text_, blocks_=blocks_, thread_ts=thread)
+        async def plain(text_: str, blocks_: list[dict[str, Any]], thread: str | None) -> str | None:
+            return await self._post(
+                job, text=text_, blocks_=blocks_, thread_ts=thread, fallback=None if thread else detail
+            )
+
+        post = self.with_undo(job, items, plain)  # the first message of the result carries Undo
 
         async def reply(thread: str) -> None:
             await send_result(
@@ -245,7 +223,7 @@ class Reporter:
             return
         # The summary in the channel, the per-item detail in its thread; where the bot
         # cannot post, the (truncated) detail goes through the response_url in one message.
-        parent = await self._post(job, text=text, blocks_=detail[:2], fallback=detail)
+        parent = await post(text, detail[:2], None)
         if parent:
             await reply(parent)
 
@@ -390,11 +368,3 @@ class Reporter:
                 text=blocks.result_text(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
                 blocks=blocks.result_blocks(Verb.HANDOFF, done, actor_id=job.actor_id, summary=summary),
             )
-
-
-async def post_notice(slack: AsyncWebClient, notice: Notice) -> None:
-    """Post an on-call watcher notice; a Slack failure is logged, never raised into the watcher."""
-    try:
-        await slack.chat_postMessage(channel=notice.channel, thread_ts=notice.thread_ts, text=notice.text[:3900])
-    except (SlackApiError, aiohttp.ClientError) as exc:
-        log.warning("oncall_notice_failed", channel=notice.channel, error=type(exc).__name__)

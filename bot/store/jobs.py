@@ -123,6 +123,25 @@ class JobStore(Ledger):
             rows = await cur.fetchall()
         return [self._job(r) for r in rows]
 
+    async def undo_offers(self, *, within_s: float = 86_400.0, limit: int = 500) -> list[Job]:
+        """Recent writes that may still show an Undo button (their params hold an offer)."""
+        async with self.store.conn.execute(
+            "SELECT * FROM jobs WHERE verb IN ('assign', 'unassign', 'resolve', 'severity') AND updated_at >= ?"
+            " AND params LIKE ? ORDER BY updated_at LIMIT ?",
+            (time.time() - within_s, '%"undo":{%"closed":false%', limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [self._job(r) for r in rows]
+
+    async def awaiting_confirm(self, limit: int = 50) -> list[Job]:
+        """Handoff previews waiting for Confirm or Cancel, newest first."""
+        async with self.store.conn.execute(
+            "SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?",
+            (JobState.AWAITING_CONFIRM.value, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [self._job(r) for r in rows]
+
     async def in_flight(self, target: Target, *, verb: Verb) -> tuple[Job, JobItem] | None:
         """A queued or running job that will apply ``verb`` to ``target``."""
         async with self.store.conn.execute(

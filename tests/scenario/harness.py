@@ -38,7 +38,7 @@ CHANNEL = "C111"
 
 
 MESSAGE_METHODS = ("chat.postMessage", "chat.update", "chat.postEphemeral")
-VIEW_METHODS = ("views.open", "views.push", "views.update")
+VIEW_METHODS = ("views.open", "views.push", "views.update", "views.publish")
 
 
 def _check_message(args: dict[str, Any], *, where: str) -> None:
@@ -289,6 +289,13 @@ class BotHarness:
         for call in self.slack.calls:
             if call.method in MESSAGE_METHODS:
                 _check_message(call.args, where=call.method)
+                checked += 1
+            elif call.method == "chat.unfurl":
+                unfurls = call.args.get("unfurls")
+                unfurls = json.loads(unfurls) if isinstance(unfurls, str) else unfurls
+                assert isinstance(unfurls, dict) and unfurls, "chat.unfurl: no unfurls"
+                for url, unfurl in unfurls.items():
+                    _check_message({"blocks": unfurl.get("blocks"), "text": url}, where="chat.unfurl")
                 checked += 1
             elif call.method in VIEW_METHODS:
                 view = call.args.get("view")

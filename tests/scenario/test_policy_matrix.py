@@ -21,8 +21,9 @@ import pytest_asyncio
 
 from bot.core.policy import ACTIONS, ALL_VERBS
 from bot.models import Target
+from bot.sandbox import payloads
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.metadata import CardRef, DigestMeta, DigestRef, HandoffRef, ModalMeta
+from bot.slack.metadata import CardRef, DigestMeta, DigestRef, HandoffRef, ModalMeta, UndoRef
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake
 from tests.fakes.slack import SlackFake
@@ -149,6 +150,20 @@ def digest_submit(callback: CallbackId, verb: str, values: dict[str, dict[str, A
     return send
 
 
+def home_opened() -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        return await bot.event(payloads.app_home_opened(user_id=user))
+
+    return send
+
+
+def link_pasted(url: str) -> Send:
+    async def send(bot: BotHarness, user: str) -> httpx.Response:
+        return await bot.event(payloads.link_shared(user_id=user, channel=CHANNEL, message_ts=CARD_TS, urls=[url]))
+
+    return send
+
+
 HANDOFF = HandoffRef(id="job-that-does-not-matter").dumps()
 ASSIGN_VALUES = {
     BlockId.ASSIGN_USER.value: {ActionId.ASSIGN_USER.value: {"type": "users_select", "selected_user": BOB}}
@@ -231,6 +246,9 @@ CASES: list[tuple[str, str, Send, str]] = [
     ("modal", "assign", digest_submit(CallbackId.DIGEST_ASSIGN_MODAL, "assign", ASSIGN_VALUES), "errors"),
     ("modal", "resolve", digest_submit(CallbackId.DIGEST_RESOLVE_MODAL, "resolve", DIGEST_RESOLVE_VALUES), "errors"),
     ("modal", "show", digest_submit(CallbackId.DIGEST_SHOW_MODAL, "show", DIGEST_SHOW_VALUES), "errors"),
+    ("button", "undo", button(ActionId.UNDO, UndoRef(id="job-that-does-not-matter").dumps()), "ephemeral"),
+    ("home", "mine", home_opened(), "home"),
+    ("unfurl", "show", link_pasted("https://kibana.example.com/app/security/alerts/redirect/m1"), "nothing"),
 ]
 
 
@@ -238,7 +256,7 @@ def test_every_verb_and_surface_is_in_the_matrix() -> None:
     """The matrix names every policy verb a Slack user can reach (import is the CLI's, not Slack's)."""
     covered = {verb for _, verb, _, _ in CASES}
     assert covered == set(ALL_VERBS) - {"import"}
-    assert {surface for surface, *_ in CASES} == {"slash", "button", "modal", "shortcut"}
+    assert {surface for surface, *_ in CASES} == {"slash", "button", "modal", "shortcut", "home", "unfurl"}
 
 
 def refusal_text(resp: httpx.Response, how: str, slack: SlackFake) -> str:
@@ -249,6 +267,9 @@ def refusal_text(resp: httpx.Response, how: str, slack: SlackFake) -> str:
         body = resp.json()
         assert body["response_action"] == "errors", body
         return " ".join(body["errors"].values())
+    if how in ("home", "nothing"):
+        assert resp.status_code == 200, resp.text
+        return ""
     assert resp.status_code == 200 and resp.text == "", resp.text
     return ""
 
@@ -266,6 +287,13 @@ async def test_a_refused_user_is_told_recorded_and_nothing_is_called(
     if how == "ephemeral":
         found = await world.slack.wait_for_responses(responses_before + 1)
         text = json.dumps(found[responses_before:])
+    if how == "home":
+        await world.bot.settle()
+        text = json.dumps(world.slack.homes[BOB]["blocks"])
+    if how == "nothing":
+        await world.bot.settle()
+        assert not world.slack.calls_to("chat.unfurl")
+        text = f"admins may {ACTIONS[verb]}"  # the refusal has no surface to show on; the ledger has it
     assert "admins may" in text.lower() and ACTIONS[verb][:20] in text, text
     await world.bot.settle()
     refused = [e for e in await world.bot.svc.jobs.ledger_since(0) if e.outcome == "refused"]

@@ -343,3 +343,24 @@ async def test_storm_shows_digests_and_their_buttons_work(monkeypatch: pytest.Mo
     assert "Severity | Platform | Title | Id" in out and "[Assign all to me]" in out
     pressed = out.split("press assign-all-to-me", 1)[1]
     assert re.search(r"assigned \d+ items to @alice", pressed), pressed[-3000:]
+
+
+async def test_shell_home_paste_and_undo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`home` prints the Home tab with its buttons, `paste <link>` the unfurled card, and `undo` presses Undo."""
+    monkeypatch.chdir(tmp_path)
+    incident = SEED.incidents[2]
+    link = f"https://app.datadoghq.com/security/findings?finding_id={F0}"
+    script = f"assign xpanse:{incident} to me\nundo\nhome\npaste {link}\npaste https://example.org/x\nquit\n"
+    out = await shell_session(script, sandbox=True)
+    sections = out.split("triage(@")
+
+    def after(command: str) -> str:
+        return next(s for s in sections if s.split("> ", 1)[-1].startswith(command))
+
+    assert "[Undo]" in after("assign xpanse:")
+    assert "assignee put back" in after("undo")
+    home = after("home")
+    assert "Home tab:" in home and "YOUR OPEN ITEMS" in home and "[Assign…] [Resolve…]" in home and "[Refresh]" in home
+    pasted = after(f"paste {link}")
+    assert "Datadog" in pasted and "Severity" in pasted and "[Assign to me]" in pasted
+    assert "Not unfurled" in after("paste https://example.org")

@@ -125,3 +125,19 @@ def test_usage_error_blocks() -> None:
     assert_valid_message(blocks, usage_error_text(message))
     assert "&lt;@user | me&gt;" in blocks[0]["text"]["text"]
     assert_valid_message(usage_error_blocks("x" * 10_000), usage_error_text("x" * 10_000))
+
+
+def test_handoff_preview_lists_up_to_99_items_in_a_table() -> None:
+    """Up to 99 handoff items are previewed as one valid table (header row first); 100 fall back to sections."""
+    items = [
+        state(Platform.XPANSE, target=Target(platform=Platform.XPANSE, id=str(i)), title="t" * 200) for i in range(99)
+    ]
+    blocks = handoff_preview(HandoffRef(id="j"), from_user="U1", to_user="U2", items=items)
+    assert_valid_message(blocks)
+    (table,) = [b for b in blocks if b["type"] == "table"]
+    assert len(table["rows"]) == 100 and table["rows"][0][0]["text"] == "Platform"
+    assert table["rows"][1][3]["text"] == "xpanse:0"
+    more = [*items, state(Platform.XPANSE, target=Target(platform=Platform.XPANSE, id="99"))]
+    fallback = handoff_preview(HandoffRef(id="j"), from_user="U1", to_user="U2", items=more)
+    assert_valid_message(fallback)
+    assert not [b for b in fallback if b["type"] == "table"] and "xpanse:0" in all_text(fallback)

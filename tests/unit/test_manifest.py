@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 from slack_sdk.web.async_base_client import AsyncBaseClient
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.settings import Settings
 from bot.slack.ids import CallbackId
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,11 +44,15 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     # core/intake.py: after a crash, whether an uncertain alert card or digest landed
     # (public and private alert channels).
     "conversations_history": frozenset({"channels:history", "groups:history"}),
+    # slack/surfaces.py: the App Home tab (no scope) and link unfurls.
+    "views_publish": frozenset(),
+    "chat_unfurl": frozenset({"links:write"}),
     # check, shell, serve: token check (no scope).
     "auth_test": frozenset(),
 }
-# The slash command and the message shortcut need `commands` whatever the code calls.
-FEATURE_SCOPES = frozenset({"commands"})
+# The slash command and the message shortcut need `commands` whatever the code calls;
+# the link_shared event needs `links:read`.
+FEATURE_SCOPES = frozenset({"commands", "links:read"})
 # Web API method names, as AsyncWebClient spells them.
 API_METHODS = frozenset(n for n in dir(AsyncWebClient) if not n.startswith("_")) - frozenset(dir(AsyncBaseClient))
 
@@ -115,4 +122,25 @@ def test_bot_scopes_are_exactly_what_the_code_needs(manifest: dict[str, Any]) ->
         "files:write",
         "channels:history",
         "groups:history",
+        "links:read",
+        "links:write",
     }
+
+
+SCHEMA = ROOT.parent / "shared" / "slack" / "manifest.schema.1.0.0.json"
+
+
+def test_manifest_passes_slacks_schema(manifest: dict[str, Any]) -> None:
+    """manifest.yml validates against Slack's published manifest JSON Schema (unfurl domains, Home tab)."""
+    if not SCHEMA.exists():
+        pytest.skip("Slack's manifest schema is not beside the project")
+    jsonschema.Draft7Validator(json.loads(SCHEMA.read_text())).validate(manifest)
+
+
+def test_home_tab_and_unfurls_are_declared(manifest: dict[str, Any]) -> None:
+    """The Home tab is on, both events are subscribed, and the unfurl domains are the settings' default."""
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert {"app_home_opened", "link_shared"} <= set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    domains = manifest["features"]["unfurl_domains"]
+    assert 1 <= len(domains) <= 5
+    assert set(domains) == set(Settings.model_fields["triage_unfurl_domains"].default.split(","))

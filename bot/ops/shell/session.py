@@ -18,6 +18,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 import bot.ops.shell.oncall as oncall
 from bot.ops.shell.forms import Card, Reader, _escape, _number, ask_input, find_button
+from bot.ops.shell.help import SHELL_HELP
+from bot.ops.shell.surfaces import SURFACES
 from bot.ops.shell.truth import EXTRA
 from bot.runtime import Services
 from bot.sandbox import payloads
@@ -26,25 +28,6 @@ from bot.sandbox.slack import SlackEvent, SlackSandbox
 
 # Who the shell's payloads say they come from (``bot.sandbox.payloads`` builds them).
 SHELL_APP = {"api_app_id": "A0SHELL", "token": "sandbox"}
-
-SHELL_HELP = """\
-Shell commands (everything else is a /triage command; the leading "/triage" is optional):
-  /triage <verb> …            run a command, e.g. `assign dd:<id> to @bob`, `show xpanse:5471`
-  help [verb]                 this text; `help assign` (or `/triage help`) prints the bot's own help
-  cards                       list the cards on screen, numbered, with their buttons
-  card <n>                    show card #n again
-  press <button> [#]<n>       press a button on card #n (latest card if omitted); `click` works too.
-                              Buttons by label or id: press "Assign to me" 1 · press assign-me 1 ·
-                              press unassign #2 · press refresh · press resolve 3 · press mute 1 ·
-                              press unmute 1 · press acknowledge 2 · press reopen 2 · press confirm
-                              Buttons ending in … open a form: answer each field (blank skips an
-                              optional one, `cancel` closes the form).
-  shortcut <message text>     run "Triage this" on a message with that text
-{rotate}
-  as @<person>                act as someone else (you start as {user})
-  storm <n>                   replay n webhook alerts at once (sandbox): cards, then digests
-  reconcile [n] · remind      change card #n's item outside Slack, reconcile · nudge as if 30m had passed
-  quit                        leave (EOF too)"""
 
 
 class Shell:
@@ -107,8 +90,8 @@ class Shell:
     def _register(self, channel: str, ts: str, message: dict[str, Any]) -> Card | None:
         number = self._by_ts.get((channel, ts))
         if number is None:
-            if not buttons(message.get("blocks") or []):
-                return None
+            if all(e.get("action_id") == "undo" for _, e in buttons(message.get("blocks") or [])):
+                return None  # no buttons, or a result's Undo only: `undo` presses that one
             number = len(self.cards) + 1
             self._by_ts[(channel, ts)] = number
         card = Card(number, channel, ts, message)
@@ -235,6 +218,8 @@ class Shell:
             await EXTRA[word](self, rest)
         elif word == "rotate":
             await oncall.rotate(self, rest)
+        elif word in SURFACES:  # home, paste (bot.ops.shell.surfaces)
+            await SURFACES[word](self, rest)
         elif word.startswith("/") and word != "/triage":
             self.say(f"Only /triage exists here, not {head}. Type `help`.")
         else:

@@ -46,6 +46,7 @@ from bot.slack.blocks.handoff import (
     handoff_result_text,
     shift_change_note,
 )
+from bot.slack.blocks.home import home_view, unfurl_card
 from bot.slack.blocks.modals import (
     assign_modal,
     attach_modal,
@@ -87,6 +88,7 @@ __all__ = [
     "handoff_result_text",
     "help_blocks",
     "help_fallback_text",
+    "home_view",
     "keep_user_mentions",
     "lists_every_item",
     "mention",
@@ -100,6 +102,7 @@ __all__ = [
     "shift_change_note",
     "slack_date",
     "tag_modal",
+    "unfurl_card",
     "updated_note",
     "usage_error_blocks",
     "usage_error_text",

@@ -22,6 +22,7 @@ from bot.slack.blocks._kit import (
     slack_date,
 )
 from bot.slack.blocks.results import result_blocks, result_text
+from bot.slack.blocks.tables import item_table
 from bot.slack.ids import ActionId
 from bot.slack.metadata import HandoffRef
 
@@ -37,7 +38,7 @@ def handoff_preview(
     unmapped: Sequence[Platform] = (),
 ) -> list[Block]:
     """The preview of a handoff: whose open items go to whom, per-platform counts, the
-    items (truncated), a warning for platforms where the receiver has no identity, and
+    items (a table of up to 99, else a truncated list), a warning for platforms where the receiver has no identity, and
     Confirm/Cancel buttons valued with ``ref`` (no buttons when there is nothing to move)."""
     if not items:
         return [_section(f"{mention(from_user)} has no open items to hand off to {mention(to_user)}.")]
@@ -59,7 +60,8 @@ def handoff_preview(
         lines.append(line)
         used += len(line) + 1
     blocks: list[Block] = [_section(head), _context(counts)]
-    blocks += [_section(chunk) for chunk in _pack(lines)]
+    table = item_table(items)  # up to 99 items; more are listed in sections, cut to fit
+    blocks += [table] if table is not None else [_section(chunk) for chunk in _pack(lines)]
     if unmapped:
         names = ", ".join(p.label for p in unmapped)
         blocks.append(
