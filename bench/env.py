@@ -44,7 +44,7 @@ DATADOG_CHUNK = 100  # findings per assignment request (the API's limit)
 XPANSE_PAGE = 100  # incidents per get_incidents answer (the API's limit)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Targets from the issue.
+# The benchmark targets.
 ACK_RATIO_MAX = 1.0  # bot p99 / the bare app's (Bolt defaults) p99, per row
 ACK_P50_X1_RATIO_MAX = 0.3  # bot p50 / bare p50 at one sender
 MODAL_OPEN_MAX_MS = 3000.0  # views.open must use the trigger within Slack's 3 s

@@ -96,7 +96,7 @@ def machine() -> dict[str, Any]:
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target of the issue: the measured value, the limit, met or not."""
+    """Each benchmark target: the measured value, the limit, met or not."""
     out: list[dict[str, Any]] = []
 
     def add(name: str, value: float, limit: float) -> None:

@@ -1,4 +1,4 @@
-"""bot.permissions: every operation the clients send has a row, and refusals read as the issue asks."""
+"""bot.permissions: every operation the clients send has a row, and a refusal names what to grant."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_every_operation_a_client_sends_has_a_permission_row(platform: str) -> N
 
 
 def test_datadog_403_reads_with_both_permissions() -> None:
-    """The issue's wording: "Datadog refused (403): the application key lacks `…_write` (or `appsec_vm_write`)"."""
+    """The wording: "Datadog refused (403): the application key lacks `…_write` (or `appsec_vm_write`)"."""
     text = refusal("Datadog", 403, permissions.DATADOG["update_findings_assignee"], "Forbidden")
     assert text == (
         "Datadog refused (403): the application key lacks `security_monitoring_findings_write` (or `appsec_vm_write`)"
