@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
 
-from bot.models import BatchResult, ItemResult, ItemState, Outcome, Platform, Target, Verb
+from bot.models import BatchResult, ItemResult, Outcome, Platform, Target, Verb
 from bot.slack.blocks import (
     handoff_preview,
     handoff_preview_text,
@@ -22,36 +19,7 @@ from bot.slack.commands import GRAMMAR, help_text
 from bot.slack.ids import ActionId
 from bot.slack.metadata import HandoffRef
 from tests.blockkit import assert_valid_message
-
-TARGETS = {
-    Platform.DATADOG: Target(platform=Platform.DATADOG, id="ZGVmLTAwcC1pZXJ-aS0w=="),
-    Platform.KIBANA: Target(platform=Platform.KIBANA, id="8a3f2c", space="soc"),
-    Platform.XPANSE: Target(platform=Platform.XPANSE, id="5471"),
-}
-
-
-def state(platform: Platform, **fields: Any) -> ItemState:
-    values: dict[str, Any] = {
-        "target": TARGETS[platform],
-        "title": "Suspicious login",
-        "severity": "high",
-        "status": "open",
-        "link": "https://example.com/item",
-    }
-    values.update(fields)
-    return ItemState(**values)
-
-
-def all_text(blocks: Any) -> str:
-    return json.dumps(blocks, ensure_ascii=False)
-
-
-def actions(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
-
-
-def button(text: str, action_id: str = "a") -> dict[str, Any]:
-    return {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id}
+from tests.unit.blocks_data import actions, all_text, state
 
 
 def item(i: int, outcome: Outcome, detail: str = "") -> ItemResult:
