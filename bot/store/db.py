@@ -1,64 +1,68 @@
-"""The one SQLite connection of the process, with migrations and serialised writers.
+"""The bot's database: SQLite (embedded, the default) or PostgreSQL (several replicas).
 
-Every store of the bot (mappings, jobs, ledger) shares one ``aiosqlite``
-connection in autocommit mode; writes go through ``Store.transaction()``, which
-uses ``BEGIN IMMEDIATE``: the database's own write lock, so a second process (a
-second replica) on the same file waits (``busy_timeout``) instead of failing
-half-way or interleaving. A check-then-insert is safe only when both run inside
-one such transaction (``JobStore.submit``). The in-process ``WriteLock`` only keeps
-this process's tasks from nesting transactions on the one shared connection (and
-lets urgent writers go first); no correctness rests on it. Reads outside a
-transaction see committed data (and, on this shared connection, the writes of a
-transaction still in progress).
+``TRIAGE_DB`` is a SQLite path or a ``postgresql://`` URL; both are reached through one
+SQLAlchemy async engine (aiosqlite, asyncpg) and the same Core queries on the tables of
+``bot.store.tables``. Stores read with ``read()`` and write inside ``transaction()``.
+
+What makes writes safe across processes and replicas is the database: unique keys,
+conditional updates, row locks. On SQLite a write transaction is ``BEGIN IMMEDIATE``,
+the file's write lock, so a second process on the same file waits (``busy_timeout``);
+in this process a ``WriteLock`` only keeps tasks from queueing on that file lock (and
+lets urgent writers go first). On PostgreSQL each transaction has its own pooled
+connection, and contended rows are locked (``SELECT … FOR UPDATE``, ``SKIP LOCKED``
+for claims) where a check and a write must not interleave.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
+import tempfile
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar
 
-import aiosqlite
+import sqlalchemy as sa
 import structlog
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.errors import StoreError
-from bot.store.schema import MIGRATIONS
+from bot.store import migrate
 
 log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 T = TypeVar("T")
-# An urgent writer (``write_now``: Slack waits for it) that finds another process writing retries this
-# often instead of SQLite's busy handler, whose sleeps grow 1, 2, 5, 10 … ms and lose every
-# race against a worker process that writes back to back.
-URGENT_RETRY_S = 0.0002
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
 
-def split_statements(script: str) -> list[str]:
-    """Split an SQL script into complete statements (semicolons inside literals or
-    trigger bodies stay put); raise ``StoreError`` if text is left after the last one."""
-    statements: list[str] = []
-    buffer = ""
-    *pieces, tail = script.split(";")
-    for piece in pieces:
-        buffer += piece + ";"
-        if sqlite3.complete_statement(buffer):
-            if _has_sql(buffer):
-                statements.append(buffer.strip())
-            buffer = ""
-    buffer += tail
-    if _has_sql(buffer):
-        raise StoreError(f"incomplete SQL statement in a migration: {buffer.strip()[:80]!r}")
-    return statements
+def is_postgres(target: str) -> bool:
+    """True when ``TRIAGE_DB`` names a PostgreSQL database (a URL) rather than a SQLite file."""
+    return target.split("://", 1)[0] in POSTGRES_SCHEMES and "://" in target
 
 
-def _has_sql(text: str) -> bool:
-    lines = (line.split("--", 1)[0].strip() for line in text.splitlines())
-    return any(line and line != ";" for line in lines)
+def database_url(target: str | Path) -> URL:
+    """The SQLAlchemy URL of ``TRIAGE_DB``: ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///path``."""
+    text = str(target)
+    if is_postgres(text):
+        url = make_url(text)
+        return url.set(drivername="postgresql+asyncpg")
+    return URL.create("sqlite+aiosqlite", database=text)
+
+
+def redacted(target: str | Path) -> str:
+    """``TRIAGE_DB`` as it may be shown: a URL's password replaced by ``***``."""
+    text = str(target)
+    if not is_postgres(text):
+        return text
+    try:
+        return make_url(text).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "postgresql://(unparseable URL)"
 
 
 class WriteLock:
@@ -103,161 +107,170 @@ class WriteLock:
         self._held = False
 
 
-class Store:
-    """An open SQLite database at the current schema version."""
+@asynccontextmanager
+async def _no_lock() -> AsyncIterator[None]:
+    yield
 
-    def __init__(self, conn: aiosqlite.Connection, *, path: str) -> None:
-        self._conn = conn
-        self.path = path
-        self._write_lock = WriteLock()
-        self.schema_version = 0
+
+def _sqlite_engine(url: URL) -> AsyncEngine:
+    engine = create_async_engine(url, pool_size=8, max_overflow=8)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver must not open transactions by itself: ``_begin`` does, with the right kind.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "foreign_keys = ON", "synchronous = NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # Writers take the write lock up front, so a check and its write cannot be split by
+        # another process; readers get a snapshot and take no lock.
+        write = conn.get_execution_options().get("triage_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> AsyncEngine:
+    # Connections are checked before use so a database restart costs a retry, not an error.
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+
+
+class Store:
+    """An open database at the current schema revision."""
+
+    def __init__(self, engine: AsyncEngine, *, where: str, scratch: tempfile.TemporaryDirectory[str] | None = None):
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.where = where  # for messages and logs: the path, or the URL without its password
+        self._writer = engine.execution_options(triage_write=True)
+        self._write_lock = WriteLock() if self.dialect == "sqlite" else None
+        self._scratch = scratch
+        self.schema_revision = ""
         # Seconds to pause after each commit, set in a worker process so that the web
         # process's urgent writes find a gap between the worker's transactions.
         self.yield_after_commit = 0.0
 
+    @property
+    def path(self) -> str:
+        """Where the database is (a SQLite path, or the PostgreSQL URL without its password)."""
+        return self.where
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
     @classmethod
-    async def open(cls, path: str | Path, *, migrations: list[str] | None = None) -> Store:
-        """Open (creating if needed) the database at ``path`` (or ``":memory:"``) and apply
-        pending migrations; raise ``StoreError`` if the file is not a database, a migration
-        fails (that migration is rolled back), or the schema is newer than this code knows."""
-        migrations = MIGRATIONS if migrations is None else migrations
-        target = str(path)
-        if target != ":memory:":
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
+    async def open(cls, target: str | Path, *, migrate_schema: bool = True) -> Store:
+        """Open (creating if needed) the database ``target`` (a SQLite path, ``":memory:"``, or a
+        PostgreSQL URL) and bring it to the current schema; raise ``StoreError`` if it cannot be
+        reached or is not a database, a migration fails (nothing of it stays), or the schema is
+        newer than this code knows (the database is left untouched)."""
+        text = str(target)
+        scratch = None
+        if is_postgres(text):
+            engine = _postgres_engine(database_url(text))
+        else:
+            if text == ":memory:":
+                # Several pooled connections must see one database: a private file instead.
+                scratch = tempfile.TemporaryDirectory(prefix="triage-db-")
+                text = str(Path(scratch.name) / "memory.db")
+            Path(text).parent.mkdir(parents=True, exist_ok=True)
+            engine = _sqlite_engine(database_url(text))
+        store = cls(engine, where=redacted(target), scratch=scratch)
         try:
-            conn = await aiosqlite.connect(target, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the database {target}: {exc}") from exc
-        conn.row_factory = aiosqlite.Row
-        store = cls(conn, path=target)
-        try:
-            await store._prepare(migrations)
+            await store._prepare(migrate_schema)
         except BaseException:
-            await conn.close()
+            await store.close()
             raise
         return store
 
-    async def _prepare(self, migrations: list[str]) -> None:
-        # Read the version before any pragma that writes (journal_mode=WAL rewrites the
-        # header), so a database from a newer bot is left byte-for-byte untouched.
+    async def _prepare(self, migrate_schema: bool) -> None:
         try:
-            version = await self._user_version()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable SQLite database: {exc}") from exc
-        self._refuse_newer(version, len(migrations))
-        await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await self._conn.execute("PRAGMA foreign_keys = ON")
-        async with self._conn.execute("PRAGMA journal_mode = WAL") as cur:
-            row = await cur.fetchone()
-        self.journal_mode = str(row[0]) if row else ""
-        await self._conn.execute("PRAGMA synchronous = NORMAL")
-        for number, script in enumerate(migrations, start=1):
-            await self._migrate(number, script, total=len(migrations))
-        self.schema_version = await self._user_version()
-
-    def _refuse_newer(self, version: int, known: int) -> None:
-        if version > known:
-            raise StoreError(
-                f"the database {self.path} is at schema version {version}, but this version of "
-                f"the bot only knows up to {known}: it was written by a newer version of the bot "
-                "and has been left untouched; upgrade the bot or point TRIAGE_DB elsewhere"
-            )
-
-    async def _user_version(self) -> int:
-        async with self._conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
-
-    async def _migrate(self, number: int, script: str, *, total: int) -> None:
-        async with self.transaction() as conn:
-            # Re-read inside the write lock: another process may have migrated meanwhile.
-            version = await self._user_version()
-            self._refuse_newer(version, total)
-            if version >= number:
-                return
+            async with self.engine.connect() as conn:
+                version = await conn.run_sync(migrate.read_version)
+        except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise StoreError(f"cannot open the database {self.where}: {_reason(exc)}") from exc
+        # Refuse a newer database before anything writes to it (WAL rewrites SQLite's header).
+        migrate.refuse_newer(version, self.where)
+        if self.is_sqlite:
+            async with self.engine.connect() as conn:
+                # On the driver's connection, outside any transaction (WAL cannot be set inside one).
+                raw = await conn.get_raw_connection()
+                driver: Any = raw.driver_connection
+                async with driver.execute("PRAGMA journal_mode = WAL") as cur:
+                    row = await cur.fetchone()
+                self.journal_mode = str(row[0]) if row else ""
+        if not version.current:
+            if not migrate_schema:
+                raise StoreError(
+                    f"the database {self.where} is at {version.describe()}, not {migrate.HEAD}: "
+                    "run `triage-bot db upgrade` first"
+                )
             try:
-                for statement in split_statements(script):
-                    await conn.execute(statement)
-            except sqlite3.Error as exc:
-                raise StoreError(f"migration {number} failed on {self.path}: {exc}") from exc
-            # user_version is part of the transaction: a failed migration leaves it as it was.
-            await conn.execute(f"PRAGMA user_version = {number:d}")
-        log.info("store.migrated", path=self.path, version=number)
-
-    @property
-    def conn(self) -> aiosqlite.Connection:
-        """The shared connection (rows are ``aiosqlite.Row``); write inside ``transaction()``."""
-        return self._conn
+                async with self.transaction() as conn:
+                    applied = await conn.run_sync(migrate.upgrade, self.where)
+            except sa.exc.DBAPIError as exc:
+                raise StoreError(f"migrating {self.where} failed: {_reason(exc)}") from exc
+            if applied:
+                log.info("store.migrated", where=self.where, applied=applied)
+        self.schema_revision = migrate.HEAD
 
     @asynccontextmanager
-    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """Run the block as one ``BEGIN IMMEDIATE`` transaction, committed on success and
-        rolled back on any exception (which propagates). Not re-entrant: do not nest.
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads (a consistent snapshot on SQLite; each statement's own on PostgreSQL)."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """Run the block as one write transaction, committed on success and rolled back on any
+        exception (which propagates). Not re-entrant: do not nest.
 
         ``urgent`` writers (a job being accepted while Slack waits for its ack) go ahead of
-        every queued ordinary writer (the workers' bookkeeping)."""
-        async with self._write_lock.hold(urgent=urgent):
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                # SQLite rolls some errors back by itself; a second ROLLBACK would raise.
-                if self._conn.in_transaction:
-                    await self._conn.execute("ROLLBACK")
-                raise
+        every queued ordinary writer of this process (the workers' bookkeeping)."""
+        lock = self._write_lock.hold(urgent=urgent) if self._write_lock is not None else _no_lock()
+        async with lock:
+            async with self._writer.begin() as conn:
+                yield conn
             if self.yield_after_commit:
                 await asyncio.sleep(self.yield_after_commit)
 
-    async def write_now(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` as one ``BEGIN IMMEDIATE`` transaction, in a single hop to the
-        database thread, ahead of every queued ordinary writer: for the acknowledgement path.
-
-        ``fn`` runs synchronously on the connection (it must not block on anything but
-        SQLite); it commits when ``fn`` returns and rolls back when it raises (the exception
-        propagates). While another process holds the write lock the attempt is retried every
-        ``URGENT_RETRY_S`` for up to ``BUSY_TIMEOUT_MS``, then ``sqlite3.OperationalError``.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
-        async with self._write_lock.hold(urgent=True):
-            while True:
-                # aiosqlite's own way to run a function on its thread (public API has none):
-                # a dozen awaited statements would cost a dozen thread hops on the ack path.
-                done, result = await self._conn._execute(self._attempt, fn)  # type: ignore[no-untyped-call]
-                if done:
-                    return cast(T, result)
-                if loop.time() >= deadline:
-                    raise sqlite3.OperationalError("database is locked")
-                await asyncio.sleep(URGENT_RETRY_S)
-
-    def _attempt(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[bool, T | None]:
-        """On the database thread: (False, None) if another process writes, else (True, fn's result)."""
-        raw = self._conn._conn
-        raw.execute("PRAGMA busy_timeout = 0")
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc):
-                return False, None
-            raise
-        finally:
-            raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        try:
-            result = fn(raw)
-            raw.execute("COMMIT")
-            return True, result
-        except BaseException:
-            if raw.in_transaction:
-                raw.execute("ROLLBACK")
-            raise
+    async def write_now(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run ``fn(conn)`` as one urgent write transaction: for the acknowledgement path."""
+        async with self.transaction(urgent=True) as conn:
+            return await fn(conn)
 
     async def close(self) -> None:
-        """Close the connection; further use raises."""
-        await self._conn.close()
+        """Close every connection; further use raises."""
+        await self.engine.dispose()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     async def __aenter__(self) -> Store:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, without SQLAlchemy's statement dump (which may hold values)."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).splitlines()[0][:300]
+
+
+def insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """An ``INSERT`` for ``table`` in the connection's dialect, which has ``on_conflict_do_nothing``
+    and ``on_conflict_do_update`` (the same on SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)

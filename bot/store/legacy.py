@@ -1,14 +1,16 @@
-"""The SQLite schema as an ordered list of migrations.
+"""The SQLite schema history from before Alembic, frozen: versions 1 to 6.
 
-Migration N (1-based) is the SQL script that brings a database from schema
-version N-1 to N; ``Store.open`` applies the pending ones in order, each in its
-own transaction, and records the version in ``PRAGMA user_version``. Never edit
-a migration that has shipped: append a new one.
+A SQLite file written by those releases records its version in ``PRAGMA
+user_version``. ``bot.store.migrate`` applies the scripts it is missing (version
+N-1 to N is script N), which brings it to version 6, the shape of Alembic's first
+revision (``0001``), stamps that revision and continues with Alembic. New schema
+changes are Alembic revisions under ``bot/store/migrations/versions``; these
+scripts never change.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+LEGACY_MIGRATIONS: list[str] = [
     # 1. Slack user -> platform identity, one row per (workspace, user, platform).
     # Normalised rather than one wide row so a fourth platform needs no migration,
     # and the reverse look-up (which Slack user is Datadog user X) is one index.
