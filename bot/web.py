@@ -157,11 +157,7 @@ def build_web_app(
 
     async def readyz(_: web.Request) -> web.Response:
         checks: dict[str, bool] = {}
-        try:
-            async with services.store.conn.execute("SELECT 1") as cur:
-                checks["store"] = (await cur.fetchone()) is not None
-        except Exception:
-            checks["store"] = False
+        checks["store"] = await services.store.ping()
         if job_runners is not None:  # jobs and alert posting run in another process (its readiness is here)
             checks |= job_runners()
         else:

@@ -107,7 +107,7 @@ class Workers:
             if not self.accepting or free <= 0:
                 continue
             try:
-                found = await claims.claimable(limit=free + len(self._pending))
+                found = await claims.claim_next(limit=free + len(self._pending))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -168,8 +168,10 @@ class Workers:
             runner = self.runners.get(job.verb)
             job = await runner(job) if runner else await self.runner.run(job.id)
         if job is not None and job.reported_at is None and job.state is not JobState.QUEUED:
-            if await self.report(job):
-                await self.service.jobs.mark_reported(job.id)
+            # Only one worker posts a report, even if two both finished the job.
+            if self.claims is None or await self.claims.claim_report(job.id):
+                if await self.report(job):
+                    await self.service.jobs.mark_reported(job.id)
         await self.update_metrics()
         return job
 

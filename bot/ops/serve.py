@@ -280,11 +280,7 @@ async def _health(services: Services, *, host: str, port: int) -> web.AppRunner:
 
 
 async def _store_ok(services: Services) -> bool:
-    try:
-        async with services.store.conn.execute("SELECT 1") as cur:
-            return (await cur.fetchone()) is not None
-    except Exception:
-        return False
+    return await services.store.ping()
 
 
 __all__ = ["ROLES", "WorkerProcess", "serve"]

@@ -1,39 +1,47 @@
-"""Accepting a job: the acknowledgement path's one write, as one synchronous transaction body.
+"""Accepting a job: the acknowledgement path's one write, as one transaction.
 
-``accept`` runs inside ``Store.write_now`` on the database thread: the redelivery
-check, the "same change in flight or just made" check and the insert of the job and
-its items happen in one ``BEGIN IMMEDIATE`` transaction and one hop to that thread,
-so two replicas cannot both accept one change and the ack waits on no round trips.
+``accept`` runs inside ``Store.write_now``: the redelivery check, the "same change
+in flight or just made" check and the insert of the job and its items commit
+together. Across replicas the database decides: the interaction key is unique (a
+second insert of one delivery does nothing), and a single-item change first locks
+its item's row in ``item_guards`` (a PostgreSQL row lock; SQLite's write lock is
+already held), so of two replicas accepting the same change at once the second
+waits, then sees the first's job and answers "already being handled".
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import IDEMPOTENT_VERBS, ItemStatus, Job, JobParams, JobState, Target, Verb
-from bot.store.ledger import LATEST_CHANGE_SQL, recent_from_row
+from bot.store.db import insert
+from bot.store.ledger import latest_change_query, recent_from_row
+from bot.store.tables import item_guards, job_items, jobs
 
 # A second identical request inside this window is answered "already …" instead of run.
 DUPLICATE_WINDOW_S = 60.0
 
-_IN_FLIGHT_SQL = (
-    "SELECT j.* FROM job_items i JOIN jobs j ON j.id = i.job_id"
-    " WHERE i.target = ? AND i.state IN ('pending','running') AND j.verb = ?"
-    " AND j.state IN ('queued','running') ORDER BY j.created_at LIMIT 1"
-)
-_INSERT_JOB = (
-    "INSERT OR IGNORE INTO jobs (id, verb, state, team_id, actor_id, channel_id, card_ts,"
-    " thread_ts, response_url, source, interaction_key, params, created_at, updated_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-INSERT_ITEMS = (
-    "INSERT INTO job_items (job_id, seq, platform, target, space, item_id, state, updated_at) VALUES (?,?,?,?,?,?,?,?)"
-)
+
+def in_flight_query(target_key: str, verb: str) -> sa.Select[Any]:
+    """The oldest queued or running job that applies ``verb`` to the target, with the item's seq."""
+    return (
+        sa.select(jobs, job_items.c.seq.label("item_seq"))
+        .select_from(job_items.join(jobs, jobs.c.id == job_items.c.job_id))
+        .where(
+            job_items.c.target == target_key,
+            job_items.c.state.in_((ItemStatus.PENDING.value, ItemStatus.RUNNING.value)),
+            jobs.c.verb == verb,
+            jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)),
+        )
+        .order_by(jobs.c.created_at)
+        .limit(1)
+    )
 
 
 class DuplicateDelivery(BaseModel):
@@ -66,60 +74,72 @@ class Submission(BaseModel):
     state: JobState = JobState.QUEUED
 
 
-def job_from_row(row: Any) -> Job:
+def job_from_row(row: Mapping[Any, Any]) -> Job:
     """A ``jobs`` row as a ``Job``."""
-    data = dict(row)
+    data = dict(row)  # columns the model does not name (claims, the item's seq) are ignored
     data["params"] = JobParams.model_validate_json(data["params"])
     return Job.model_validate(data)
 
 
-def item_rows(job_id: str, targets: Iterable[Target], *, start: int, now: float) -> list[tuple[Any, ...]]:
-    """``INSERT_ITEMS`` parameters for ``targets`` as pending items numbered from ``start``."""
+def item_rows(job_id: str, targets: Iterable[Target], *, start: int, now: float) -> list[dict[str, Any]]:
+    """``job_items`` rows for ``targets`` as pending items numbered from ``start``."""
     return [
-        (job_id, start + n, t.platform.value, t.key, t.space, t.id, ItemStatus.PENDING.value, now)
+        {
+            "job_id": job_id,
+            "seq": start + n,
+            "platform": t.platform.value,
+            "target": t.key,
+            "space": t.space,
+            "item_id": t.id,
+            "state": ItemStatus.PENDING.value,
+            "updated_at": now,
+        }
         for n, t in enumerate(targets)
     ]
 
 
-def accept(conn: sqlite3.Connection, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
+async def accept(conn: AsyncConnection, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
     """Store ``sub`` as job ``job_id`` unless it repeats one (the caller holds the transaction).
 
     ``from_card``: a card button, also refused when someone else made the same change
     (to someone else) moments ago, so the second click is told who got there first.
     """
     key = sub.interaction_key
-    if key and conn.execute("SELECT 1 FROM jobs WHERE interaction_key = ?", (key,)).fetchone() is not None:
+    if key and (await conn.execute(sa.select(jobs.c.id).where(jobs.c.interaction_key == key))).first() is not None:
         return DuplicateDelivery(interaction_key=key)
-    same = _same_change(conn, sub)
+    same = await _same_change(conn, sub)
     if same is not None:
         return SameChange(message=same)
     now = time.time()
-    cur = conn.execute(
-        _INSERT_JOB,
-        (
-            job_id,
-            sub.verb.value,
-            sub.state.value,
-            sub.team_id,
-            sub.actor_id,
-            sub.channel_id,
-            sub.card_ts,
-            sub.thread_ts,
-            sub.response_url,
-            sub.source,
-            key,
-            sub.params.model_dump_json(),
-            now,
-            now,
-        ),
+    values = {
+        "id": job_id,
+        "verb": sub.verb.value,
+        "state": sub.state.value,
+        "team_id": sub.team_id,
+        "actor_id": sub.actor_id,
+        "channel_id": sub.channel_id,
+        "card_ts": sub.card_ts,
+        "thread_ts": sub.thread_ts,
+        "response_url": sub.response_url,
+        "source": sub.source,
+        "interaction_key": key,
+        "params": sub.params.model_dump_json(),
+        "created_at": now,
+        "updated_at": now,
+    }
+    row = (
+        (await conn.execute(insert(conn, jobs).values(values).on_conflict_do_nothing().returning(*jobs.c)))
+        .mappings()
+        .first()
     )
-    if cur.rowcount == 0:
+    if row is None:
         return DuplicateDelivery(interaction_key=key)
-    conn.executemany(INSERT_ITEMS, item_rows(job_id, sub.targets, start=0, now=now))
-    return job_from_row(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+    if sub.targets:
+        await conn.execute(sa.insert(job_items), item_rows(job_id, sub.targets, start=0, now=now))
+    return job_from_row(row)
 
 
-def _same_change(conn: sqlite3.Connection, sub: Submission) -> str | None:
+async def _same_change(conn: AsyncConnection, sub: Submission) -> str | None:
     """Why this exact change must not be stored again (in flight, or just made), or None.
 
     Only single-item requests of idempotent verbs are checked; the rest rely on the
@@ -129,8 +149,12 @@ def _same_change(conn: sqlite3.Connection, sub: Submission) -> str | None:
     if verb not in IDEMPOTENT_VERBS or len(targets) != 1:
         return None
     target = targets[0]
+    # Lock the item's guard row for the rest of this transaction: concurrent accepts of this
+    # item (on any replica) wait here, and then see this one's job.
+    guard = insert(conn, item_guards).values(target=target.key, at=time.time())
+    await conn.execute(guard.on_conflict_do_update(index_elements=["target"], set_={"at": guard.excluded.at}))
     wanted = sub.params.assignee if verb is Verb.ASSIGN else None
-    row = conn.execute(_IN_FLIGHT_SQL, (target.key, verb.value)).fetchone()
+    row = (await conn.execute(in_flight_query(target.key, verb.value))).mappings().first()
     if row is not None:
         job = job_from_row(row)
         if job.params.assignee == wanted or verb is not Verb.ASSIGN or sub.from_card:
@@ -139,7 +163,8 @@ def _same_change(conn: sqlite3.Connection, sub: Submission) -> str | None:
                 f"{target.key} is already being handled: <@{job.actor_id}> asked to "
                 f"{job.verb.phrase(job.params.assignee)} {ago:.0f} s ago"
             )
-    latest = recent_from_row(conn.execute(LATEST_CHANGE_SQL, (target.key,)).fetchone(), within=DUPLICATE_WINDOW_S)
+    latest_row = (await conn.execute(latest_change_query(target.key))).mappings().first()
+    latest = recent_from_row(latest_row, within=DUPLICATE_WINDOW_S)
     if latest is None or latest.entry.verb != verb.value:
         return None
     if wanted is not None and latest.assignee != wanted and not sub.from_card:

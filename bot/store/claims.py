@@ -1,11 +1,18 @@
 """Job claims: which worker runs a job, held by a lease the worker keeps renewing.
 
-The web process stores a job and acknowledges; a worker (in the same process or in
-another one) finds it in the store and claims it with one conditional ``UPDATE``:
-the claim succeeds only when nobody holds a live lease, so two workers never run
-one job. A worker that stops releases its claims; one that dies leaves them to
-expire (``lease_until``) or, on the same host, to be released at once by the next
-worker to start, which sees that the owning process is gone.
+The web process stores a job and acknowledges; a worker (in the same process, in
+another one, or on another replica) finds it in the store and claims it: the
+poller takes the oldest unclaimed jobs with ``SELECT … FOR UPDATE SKIP LOCKED`` and
+marks them its own in the same transaction (SQLite: under its write lock), and a
+job handed over directly is claimed with one conditional ``UPDATE``. Either way a
+claim succeeds only when nobody holds a live lease, so two workers never run one
+job. A worker that stops releases its claims; one that dies (SIGKILL, host lost)
+leaves them to expire (``lease_until``) or, on the same host, to be released at once
+by the next worker to start, which sees that the owning process is gone.
+
+Reporting is claimed the same way (``claim_report``): of two workers that both
+finished a job (a lease that lapsed under a stalled worker), only one posts its
+report.
 """
 
 from __future__ import annotations
@@ -15,8 +22,11 @@ import socket
 import time
 import uuid
 
+import sqlalchemy as sa
+
 from bot.models import JobState
 from bot.store.db import Store
+from bot.store.tables import jobs
 
 # Worker owners alive in this process (an in-process restart must not free a live one's jobs).
 _LIVE_OWNERS: set[str] = set()
@@ -55,64 +65,112 @@ class JobClaims:
         self.owner = owner
         self.lease_s = lease_s
 
+    def _free(self, now: float) -> sa.ColumnElement[bool]:
+        return sa.or_(jobs.c.claimed_by.is_(None), jobs.c.claimed_by == self.owner, jobs.c.lease_until < now)
+
+    async def _update(self, stmt: sa.Update) -> int:
+        async with self.store.transaction() as conn:
+            return (await conn.execute(stmt)).rowcount
+
     async def claim(self, job_id: str) -> bool:
         """Take ``job_id`` unless another live worker holds it; False when someone else does."""
         now = time.time()
-        async with self.store.transaction():
-            cur = await self.store.conn.execute(
-                "UPDATE jobs SET claimed_by = ?, lease_until = ? WHERE id = ?"
-                " AND (claimed_by IS NULL OR claimed_by = ? OR lease_until < ?)",
-                (self.owner, now + self.lease_s, job_id, self.owner, now),
+        stmt = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, self._free(now))
+            .values(claimed_by=self.owner, lease_until=now + self.lease_s)
+        )
+        return await self._update(stmt) == 1
+
+    async def claim_next(self, limit: int) -> list[str]:
+        """Claim up to ``limit`` queued or running jobs nobody holds a live lease on, oldest first.
+
+        Rows another replica is claiming at this moment are skipped, not waited for."""
+        if limit <= 0:
+            return []
+        now = time.time()
+        pick = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)), self._free(now))
+            .order_by(jobs.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.store.transaction() as conn:
+            ids = [str(i) for i in (await conn.execute(pick)).scalars().all()]
+            if ids:
+                await conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.id.in_(ids))
+                    .values(claimed_by=self.owner, lease_until=now + self.lease_s)
+                )
+        return ids
+
+    async def claim_report(self, job_id: str) -> bool:
+        """Take the right to post ``job_id``'s report: False when it is reported or another worker is posting it."""
+        now = time.time()
+        stmt = (
+            sa.update(jobs)
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.reported_at.is_(None),
+                sa.or_(jobs.c.reporting_by.is_(None), jobs.c.reporting_by == self.owner, jobs.c.reporting_until < now),
             )
-            return cur.rowcount == 1
+            .values(reporting_by=self.owner, reporting_until=now + self.lease_s)
+        )
+        return await self._update(stmt) == 1
 
     async def release(self, job_id: str) -> None:
         """Give up the claim on ``job_id`` (it is finished, or parked for the next start)."""
-        async with self.store.transaction():
-            await self.store.conn.execute(
-                "UPDATE jobs SET claimed_by = NULL, lease_until = NULL WHERE id = ? AND claimed_by = ?",
-                (job_id, self.owner),
-            )
+        await self._update(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.claimed_by == self.owner)
+            .values(claimed_by=None, lease_until=None)
+        )
 
     async def release_all(self) -> None:
         """Give up every claim of this worker (it is stopping; parked jobs resume elsewhere)."""
-        async with self.store.transaction():
-            await self.store.conn.execute(
-                "UPDATE jobs SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ?", (self.owner,)
-            )
+        await self._update(
+            sa.update(jobs).where(jobs.c.claimed_by == self.owner).values(claimed_by=None, lease_until=None)
+        )
 
     async def renew(self) -> int:
         """Extend the lease of every job this worker holds; returns how many."""
-        async with self.store.transaction():
-            cur = await self.store.conn.execute(
-                "UPDATE jobs SET lease_until = ? WHERE claimed_by = ?", (time.time() + self.lease_s, self.owner)
-            )
-            return cur.rowcount
+        until = time.time() + self.lease_s
+        async with self.store.transaction() as conn:
+            held = await conn.execute(sa.update(jobs).where(jobs.c.claimed_by == self.owner).values(lease_until=until))
+            await conn.execute(sa.update(jobs).where(jobs.c.reporting_by == self.owner).values(reporting_until=until))
+            return held.rowcount
 
     async def claimable(self, limit: int) -> list[str]:
-        """Queued or running jobs nobody holds a live lease on, oldest first."""
-        async with self.store.conn.execute(
-            "SELECT id FROM jobs WHERE state IN (?, ?) AND (claimed_by IS NULL OR lease_until < ?)"
-            " ORDER BY created_at LIMIT ?",
-            (JobState.QUEUED.value, JobState.RUNNING.value, time.time(), limit),
-        ) as cur:
-            return [str(r[0]) for r in await cur.fetchall()]
+        """Queued or running jobs nobody holds a live lease on, oldest first (without claiming them)."""
+        query = (
+            sa.select(jobs.c.id)
+            .where(
+                jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)),
+                sa.or_(jobs.c.claimed_by.is_(None), jobs.c.lease_until < time.time()),
+            )
+            .order_by(jobs.c.created_at)
+            .limit(limit)
+        )
+        async with self.store.read() as conn:
+            return [str(i) for i in (await conn.execute(query)).scalars().all()]
 
     async def free_orphans(self) -> int:
         """Release claims whose owner process on this host is gone, so a restart resumes at once."""
-        async with self.store.conn.execute(
-            "SELECT DISTINCT claimed_by FROM jobs WHERE claimed_by IS NOT NULL AND claimed_by != ?", (self.owner,)
-        ) as cur:
-            owners = [str(r[0]) for r in await cur.fetchall()]
+        query = (
+            sa.select(jobs.c.claimed_by)
+            .distinct()
+            .where(jobs.c.claimed_by.is_not(None), jobs.c.claimed_by != self.owner)
+        )
+        async with self.store.read() as conn:
+            owners = [str(o) for o in (await conn.execute(query)).scalars().all()]
         gone = [o for o in owners if owner_gone(o)]
         if not gone:
             return 0
-        marks = ",".join("?" * len(gone))
-        async with self.store.transaction():
-            cur = await self.store.conn.execute(
-                f"UPDATE jobs SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IN ({marks})", gone
-            )
-            return cur.rowcount
+        return await self._update(
+            sa.update(jobs).where(jobs.c.claimed_by.in_(gone)).values(claimed_by=None, lease_until=None)
+        )
 
     def retire(self) -> None:
         """This owner's pool has stopped: an in-process successor may free what it left."""

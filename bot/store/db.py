@@ -244,6 +244,14 @@ class Store:
         async with self.transaction(urgent=True) as conn:
             return await fn(conn)
 
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True when the database answers a trivial query within ``timeout`` s (readiness)."""
+        try:
+            async with asyncio.timeout(timeout), self.read() as conn:
+                return (await conn.execute(sa.text("SELECT 1"))).scalar() == 1
+        except (sa.exc.SQLAlchemyError, OSError, TimeoutError):
+            return False
+
     async def close(self) -> None:
         """Close every connection; further use raises."""
         await self.engine.dispose()

@@ -6,17 +6,21 @@ state, and a job is finished only once its outcome was reported in Slack.
 
 ``submit`` is the acknowledgement path's one write: the redelivery check, the
 "same change in flight or just made" check and the insert run in one
-``BEGIN IMMEDIATE`` transaction, so two replicas on one database cannot both
-accept the same change. Job states move only through ``move``, checked against
-``JobState.next_states`` in the database itself.
+transaction under the item's lock (``bot.store.accept``), so two replicas on one
+database cannot both accept the same change. Job states move only through
+``move``, one conditional ``UPDATE`` checked against ``JobState.next_states`` in
+the database itself.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import (
     ItemResult,
@@ -31,20 +35,23 @@ from bot.models import (
 )
 from bot.store.accept import (
     DUPLICATE_WINDOW_S,
-    INSERT_ITEMS,
     DuplicateDelivery,
     SameChange,
     Submission,
     accept,
+    in_flight_query,
     item_rows,
     job_from_row,
 )
 from bot.store.ledger import Ledger, append_results
+from bot.store.tables import job_items, jobs
+
+ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
 
 __all__ = ["DUPLICATE_WINDOW_S", "DuplicateDelivery", "JobStore", "SameChange"]
 
 
-def _target_from_row(row: Any) -> Target:
+def _target_from_row(row: Mapping[Any, Any]) -> Target:
     return Target(platform=Platform(row["platform"]), id=row["item_id"], space=row["space"])
 
 
@@ -91,82 +98,89 @@ class JobStore(Ledger):
             state=state,
         )
         job_id = uuid.uuid4().hex[:12]
-        # Slack is waiting for this one: one hop to the database thread, ahead of the workers.
+        # Slack is waiting for this one: ahead of this process's queued writers.
         return await self.store.write_now(lambda conn: accept(conn, job_id, sub))
 
-    async def _insert_items(self, job_id: str, targets: Iterable[Target], *, start: int, now: float) -> None:
-        await self.store.conn.executemany(INSERT_ITEMS, item_rows(job_id, targets, start=start, now=now))
+    @staticmethod
+    async def _insert_items(
+        conn: AsyncConnection, job_id: str, targets: Iterable[Target], *, start: int, now: float
+    ) -> None:
+        rows = item_rows(job_id, targets, start=start, now=now)
+        if rows:
+            await conn.execute(sa.insert(job_items), rows)
 
     # ---- reading jobs --------------------------------------------------------------------
 
+    async def _jobs(self, query: sa.Select[Any]) -> list[Job]:
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [job_from_row(r) for r in rows]
+
+    async def _job_where(self, condition: sa.ColumnElement[bool]) -> Job | None:
+        found = await self._jobs(sa.select(jobs).where(condition))
+        return found[0] if found else None
+
     async def by_interaction_key(self, key: str) -> Job | None:
         """The job created for one Slack interaction (trigger id, action ts …), if any."""
-        async with self.store.conn.execute("SELECT * FROM jobs WHERE interaction_key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return self._job(row) if row else None
+        return await self._job_where(jobs.c.interaction_key == key)
 
     async def get(self, job_id: str) -> Job | None:
-        async with self.store.conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
-        return self._job(row) if row else None
+        return await self._job_where(jobs.c.id == job_id)
 
     @staticmethod
-    def _job(row: Any) -> Job:
+    def _job(row: Mapping[Any, Any]) -> Job:
         return job_from_row(row)
 
     async def unfinished(self) -> list[Job]:
         """Jobs that still have work or reporting to do, oldest first."""
-        async with self.store.conn.execute(
-            "SELECT * FROM jobs WHERE state IN (?, ?) OR (reported_at IS NULL AND state != ?) ORDER BY created_at",
-            (JobState.QUEUED.value, JobState.RUNNING.value, JobState.CANCELLED.value),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [self._job(r) for r in rows]
+        return await self._jobs(
+            sa.select(jobs)
+            .where(
+                sa.or_(
+                    jobs.c.state.in_(ACTIVE),
+                    sa.and_(jobs.c.reported_at.is_(None), jobs.c.state != JobState.CANCELLED.value),
+                )
+            )
+            .order_by(jobs.c.created_at)
+        )
 
     async def undo_offers(self, *, within_s: float = 86_400.0, limit: int = 500) -> list[Job]:
         """Recent writes that may still show an Undo button (their params hold an offer)."""
-        async with self.store.conn.execute(
-            "SELECT * FROM jobs WHERE verb IN ('assign', 'unassign', 'resolve', 'severity') AND updated_at >= ?"
-            " AND params LIKE ? ORDER BY updated_at LIMIT ?",
-            (time.time() - within_s, '%"undo":{%"closed":false%', limit),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [self._job(r) for r in rows]
+        return await self._jobs(
+            sa.select(jobs)
+            .where(
+                jobs.c.verb.in_(("assign", "unassign", "resolve", "severity")),
+                jobs.c.updated_at >= time.time() - within_s,
+                jobs.c.params.like('%"undo":{%"closed":false%'),
+            )
+            .order_by(jobs.c.updated_at)
+            .limit(limit)
+        )
 
     async def awaiting_confirm(self, limit: int = 50) -> list[Job]:
         """Handoff previews waiting for Confirm or Cancel, newest first."""
-        async with self.store.conn.execute(
-            "SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC LIMIT ?",
-            (JobState.AWAITING_CONFIRM.value, limit),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [self._job(r) for r in rows]
+        return await self._jobs(
+            sa.select(jobs)
+            .where(jobs.c.state == JobState.AWAITING_CONFIRM.value)
+            .order_by(jobs.c.created_at.desc())
+            .limit(limit)
+        )
 
     async def in_flight(self, target: Target, *, verb: Verb) -> tuple[Job, JobItem] | None:
         """A queued or running job that will apply ``verb`` to ``target``."""
-        async with self.store.conn.execute(
-            "SELECT j.id AS jid, i.seq AS seq FROM job_items i JOIN jobs j ON j.id = i.job_id"
-            " WHERE i.target = ? AND i.state IN ('pending','running') AND j.verb = ?"
-            " AND j.state IN ('queued','running') ORDER BY j.created_at LIMIT 1",
-            (target.key, verb.value),
-        ) as cur:
-            row = await cur.fetchone()
+        async with self.store.read() as conn:
+            row = (await conn.execute(in_flight_query(target.key, verb.value))).mappings().first()
         if not row:
             return None
-        job = await self.get(row["jid"])
-        if job is None:
-            return None
-        items = [i for i in await self.items(job.id) if i.seq == row["seq"]]
+        job = job_from_row(row)
+        items = [i for i in await self.items(job.id) if i.seq == row["item_seq"]]
         return (job, items[0]) if items else None
 
     async def queue_stats(self) -> tuple[int, float | None]:
         """(unfinished jobs, created_at of the oldest) for metrics and readiness."""
-        async with self.store.conn.execute(
-            "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE state IN (?, ?)",
-            (JobState.QUEUED.value, JobState.RUNNING.value),
-        ) as cur:
-            row = await cur.fetchone()
-        assert row is not None
+        query = sa.select(sa.func.count(), sa.func.min(jobs.c.created_at)).where(jobs.c.state.in_(ACTIVE))
+        async with self.store.read() as conn:
+            row = (await conn.execute(query)).one()
         return int(row[0]), row[1]
 
     # ---- changing jobs -------------------------------------------------------------------
@@ -187,56 +201,47 @@ class JobStore(Ledger):
         the job's own in the same step; moving back to QUEUED makes it reportable again.
         """
         sources = sorted(s.value for s in to.sources)
-        marks = ",".join("?" * len(sources))
         now = time.time()
-        async with self.store.transaction():
-            cur = await self.store.conn.execute(
-                "UPDATE jobs SET state = ?, params = COALESCE(?, params), summary = COALESCE(?, summary),"
-                " reported_at = CASE WHEN ? THEN NULL ELSE reported_at END, updated_at = ?"
-                f" WHERE id = ? AND state IN ({marks})",
-                (
-                    to.value,
-                    params.model_dump_json() if params is not None else None,
-                    summary,
-                    to is JobState.QUEUED,
-                    now,
-                    job_id,
-                    *sources,
-                ),
+        values: dict[str, Any] = {"state": to.value, "updated_at": now}
+        if params is not None:
+            values["params"] = params.model_dump_json()
+        if summary is not None:
+            values["summary"] = summary
+        if to is JobState.QUEUED:
+            values |= {"reported_at": None, "reporting_by": None, "reporting_until": None}
+        async with self.store.transaction() as conn:
+            result = await conn.execute(
+                sa.update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(sources)).values(values)
             )
-            if cur.rowcount != 1:
+            if result.rowcount != 1:
                 return False
             if items is not None:
-                await self.store.conn.execute("DELETE FROM job_items WHERE job_id = ?", (job_id,))
-                await self._insert_items(job_id, items, start=0, now=now)
+                await conn.execute(sa.delete(job_items).where(job_items.c.job_id == job_id))
+                await self._insert_items(conn, job_id, items, start=0, now=now)
             return True
 
+    async def _update_job(self, job_id: str, **values: Any) -> None:
+        async with self.store.transaction() as conn:
+            await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(values))
+
     async def update_params(self, job_id: str, params: JobParams) -> None:
-        async with self.store.transaction():
-            await self.store.conn.execute(
-                "UPDATE jobs SET params = ?, updated_at = ? WHERE id = ?",
-                (params.model_dump_json(), time.time(), job_id),
-            )
+        await self._update_job(job_id, params=params.model_dump_json(), updated_at=time.time())
 
     async def set_message(
         self, job_id: str, *, channel_id: str | None, card_ts: str | None, thread_ts: str | None
     ) -> None:
-        async with self.store.transaction():
-            await self.store.conn.execute(
-                "UPDATE jobs SET channel_id = COALESCE(?, channel_id), card_ts = COALESCE(?, card_ts),"
-                " thread_ts = COALESCE(?, thread_ts), updated_at = ? WHERE id = ?",
-                (channel_id, card_ts, thread_ts, time.time(), job_id),
-            )
+        given = {"channel_id": channel_id, "card_ts": card_ts, "thread_ts": thread_ts}
+        await self._update_job(job_id, **{k: v for k, v in given.items() if v is not None}, updated_at=time.time())
 
     async def mark_reported(self, job_id: str) -> None:
-        async with self.store.transaction():
-            await self.store.conn.execute("UPDATE jobs SET reported_at = ? WHERE id = ?", (time.time(), job_id))
+        await self._update_job(job_id, reported_at=time.time(), reporting_by=None, reporting_until=None)
 
     # ---- items ---------------------------------------------------------------------------
 
     async def items(self, job_id: str) -> list[JobItem]:
-        async with self.store.conn.execute("SELECT * FROM job_items WHERE job_id = ? ORDER BY seq", (job_id,)) as cur:
-            rows = await cur.fetchall()
+        query = sa.select(job_items).where(job_items.c.job_id == job_id).order_by(job_items.c.seq)
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         return [
             JobItem(
                 job_id=r["job_id"],
@@ -252,38 +257,64 @@ class JobStore(Ledger):
             for r in rows
         ]
 
+    @staticmethod
+    def _item_update() -> sa.Update:
+        return sa.update(job_items).where(
+            job_items.c.job_id == sa.bindparam("b_job_id"), job_items.c.seq == sa.bindparam("b_seq")
+        )
+
     async def mark_items(self, job_id: str, seqs: Sequence[int], state: ItemStatus, detail: str = "") -> None:
-        async with self.store.transaction():
-            await self.store.conn.executemany(
-                "UPDATE job_items SET state = ?, detail = ?, updated_at = ? WHERE job_id = ? AND seq = ?",
-                [(state.value, detail, time.time(), job_id, s) for s in seqs],
-            )
+        if not seqs:
+            return
+        now = time.time()
+        stmt = self._item_update().values(state=state.value, detail=detail, updated_at=now)
+        async with self.store.transaction() as conn:
+            await conn.execute(stmt, [{"b_job_id": job_id, "b_seq": s} for s in seqs])
 
     async def park(self, job_id: str, *, detail: str) -> int:
         """Put a job's in-flight items back to PENDING so the next start re-applies them.
 
         Used at shutdown for idempotent verbs; returns how many items were parked.
         """
-        async with self.store.transaction():
-            cur = await self.store.conn.execute(
-                "UPDATE job_items SET state = ?, detail = ?, updated_at = ? WHERE job_id = ? AND state = ?",
-                (ItemStatus.PENDING.value, detail, time.time(), job_id, ItemStatus.RUNNING.value),
+        async with self.store.transaction() as conn:
+            result = await conn.execute(
+                sa.update(job_items)
+                .where(job_items.c.job_id == job_id, job_items.c.state == ItemStatus.RUNNING.value)
+                .values(state=ItemStatus.PENDING.value, detail=detail, updated_at=time.time())
             )
-            return cur.rowcount
+            return result.rowcount
 
     async def record_results(
         self, job: Job, results: Sequence[tuple[int, ItemResult]], *, verb: str | None = None
     ) -> None:
         """Store each item's outcome and append it to the ledger, in one transaction."""
+        if not results:
+            return
         now = time.time()
-        async with self.store.transaction():
-            await self.store.conn.executemany(
-                "UPDATE job_items SET state = ?, detail = ?, status = ?, before = ?, after = ?, updated_at = ?"
-                " WHERE job_id = ? AND seq = ?",
-                [(r.outcome.value, r.detail, r.status, r.before, r.after, now, job.id, seq) for seq, r in results],
-            )
+        stmt = self._item_update().values(
+            state=sa.bindparam("b_state"),
+            detail=sa.bindparam("b_detail"),
+            status=sa.bindparam("b_status"),
+            before=sa.bindparam("b_before"),
+            after=sa.bindparam("b_after"),
+            updated_at=now,
+        )
+        rows = [
+            {
+                "b_job_id": job.id,
+                "b_seq": seq,
+                "b_state": r.outcome.value,
+                "b_detail": r.detail,
+                "b_status": r.status,
+                "b_before": r.before,
+                "b_after": r.after,
+            }
+            for seq, r in results
+        ]
+        async with self.store.transaction() as conn:
+            await conn.execute(stmt, rows)
             await append_results(
-                self.store.conn,
+                conn,
                 at=now,
                 job_id=job.id,
                 team_id=job.team_id,

@@ -8,28 +8,30 @@ appended by ``JobStore.record_results`` in the same transaction as the items.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import aiosqlite
+import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.models import ItemResult, Platform, Target
+from bot.models import ItemResult, JobParams, Platform, Target
 from bot.store.db import Store
+from bot.store.tables import jobs, ledger
 
-# The newest successful assign/unassign/handoff/resolve of one target (``?``: its key).
-LATEST_CHANGE_SQL = (
-    "SELECT l.*, json_extract(j.params, '$.assignee') AS job_assignee FROM ledger l"
-    " LEFT JOIN jobs j ON j.id = l.job_id"
-    " WHERE l.target = ? AND l.outcome IN ('done','warning')"
-    " AND l.verb IN ('assign','unassign','handoff','resolve')"
-    " ORDER BY l.at DESC, l.id DESC LIMIT 1"
-)
+ASSIGNMENT_VERBS = ("assign", "unassign", "handoff", "resolve")
+SUCCESS = ("done", "warning")
 
-_INSERT = (
-    "INSERT INTO ledger (at, job_id, team_id, actor_id, verb, platform, target, before, after,"
-    " outcome, detail, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
+
+def latest_change_query(target_key: str) -> sa.Select[Any]:
+    """The newest successful assign/unassign/handoff/resolve of one target, with its job's params."""
+    return (
+        sa.select(ledger, jobs.c.params.label("job_params"))
+        .select_from(ledger.outerjoin(jobs, jobs.c.id == ledger.c.job_id))
+        .where(ledger.c.target == target_key, ledger.c.outcome.in_(SUCCESS), ledger.c.verb.in_(ASSIGNMENT_VERBS))
+        .order_by(ledger.c.at.desc(), ledger.c.id.desc())
+        .limit(1)
+    )
 
 
 class LedgerEntry(BaseModel):
@@ -57,8 +59,12 @@ class RecentChange(BaseModel):
     assignee: str | None = None  # Slack user id the job assigned to (None for unassign/resolve)
 
 
+def _entry(row: Mapping[Any, Any]) -> LedgerEntry:
+    return LedgerEntry.model_validate({k: row[k] for k in LedgerEntry.model_fields})
+
+
 async def append_results(
-    conn: aiosqlite.Connection,
+    conn: AsyncConnection,
     *,
     at: float,
     job_id: str,
@@ -68,35 +74,34 @@ async def append_results(
     results: Iterable[ItemResult],
 ) -> None:
     """Append one line per item result; the caller holds the transaction."""
-    await conn.executemany(
-        _INSERT,
-        [
-            (
-                at,
-                job_id,
-                team_id,
-                actor_id,
-                verb,
-                r.target.platform.value,
-                r.target.key,
-                r.before,
-                r.after,
-                r.outcome.value,
-                r.detail,
-                r.status,
-            )
-            for r in results
-        ],
-    )
+    rows = [
+        {
+            "at": at,
+            "job_id": job_id,
+            "team_id": team_id,
+            "actor_id": actor_id,
+            "verb": verb,
+            "platform": r.target.platform.value,
+            "target": r.target.key,
+            "before": r.before,
+            "after": r.after,
+            "outcome": r.outcome.value,
+            "detail": r.detail,
+            "status": r.status,
+        }
+        for r in results
+    ]
+    if rows:
+        await conn.execute(sa.insert(ledger), rows)
 
 
-def recent_from_row(row: Any, *, within: float | None) -> RecentChange | None:
-    """A ``LATEST_CHANGE_SQL`` row as a ``RecentChange``; None without one or when older than ``within`` s."""
+def recent_from_row(row: Mapping[Any, Any] | None, *, within: float | None) -> RecentChange | None:
+    """A ``latest_change_query`` row as a ``RecentChange``; None without one or when older than ``within`` s."""
     if row is None or (within is not None and row["at"] < time.time() - within):
         return None
-    data = dict(row)
-    job_assignee = data.pop("job_assignee", None)
-    return RecentChange(entry=LedgerEntry.model_validate(data), assignee=job_assignee)
+    params = row["job_params"]
+    assignee = JobParams.model_validate_json(params).assignee if params else None
+    return RecentChange(entry=_entry(row), assignee=assignee)
 
 
 class Ledger:
@@ -117,36 +122,39 @@ class Ledger:
         job_id: str | None = None,
     ) -> None:
         """Append one ledger line that is not an item result (refusals, cancellations …)."""
-        async with self.store.transaction():
-            await self.store.conn.execute(
-                "INSERT INTO ledger (at, job_id, team_id, actor_id, verb, platform, target, outcome, detail)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    time.time(),
-                    job_id,
-                    team_id,
-                    actor_id,
-                    verb,
-                    target.platform.value if target else None,
-                    target.key if target else None,
-                    outcome,
-                    detail,
-                ),
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                sa.insert(ledger).values(
+                    at=time.time(),
+                    job_id=job_id,
+                    team_id=team_id,
+                    actor_id=actor_id,
+                    verb=verb,
+                    platform=target.platform.value if target else None,
+                    target=target.key if target else None,
+                    outcome=outcome,
+                    detail=detail,
+                )
             )
+
+    async def _entries(self, query: sa.Select[Any]) -> list[LedgerEntry]:
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_entry(r) for r in rows]
 
     async def history(self, target: Target, *, limit: int = 50) -> list[LedgerEntry]:
         """An item's trail, newest first."""
-        async with self.store.conn.execute(
-            "SELECT * FROM ledger WHERE target = ? ORDER BY at DESC, id DESC LIMIT ?", (target.key, limit)
-        ) as cur:
-            rows = await cur.fetchall()
-        return [LedgerEntry.model_validate(dict(r)) for r in rows]
+        query = (
+            sa.select(ledger)
+            .where(ledger.c.target == target.key)
+            .order_by(ledger.c.at.desc(), ledger.c.id.desc())
+            .limit(limit)
+        )
+        return await self._entries(query)
 
     async def ledger_since(self, since: float) -> list[LedgerEntry]:
         """Every line from ``since`` on, oldest first: the audit export."""
-        async with self.store.conn.execute("SELECT * FROM ledger WHERE at >= ? ORDER BY at, id", (since,)) as cur:
-            rows = await cur.fetchall()
-        return [LedgerEntry.model_validate(dict(r)) for r in rows]
+        return await self._entries(sa.select(ledger).where(ledger.c.at >= since).order_by(ledger.c.at, ledger.c.id))
 
     async def recent_change(
         self, target: Target, *, verb: str, assignee: str | None, within: float
@@ -165,8 +173,8 @@ class Ledger:
 
     async def latest_change(self, target: Target, *, within: float | None = None) -> RecentChange | None:
         """The newest successful assign/unassign/handoff/resolve of ``target`` (within ``within`` s)."""
-        async with self.store.conn.execute(LATEST_CHANGE_SQL, (target.key,)) as cur:
-            row = await cur.fetchone()
+        async with self.store.read() as conn:
+            row = (await conn.execute(latest_change_query(target.key))).mappings().first()
         return recent_from_row(row, within=within)
 
     async def last_known(self, target: Target) -> LedgerEntry | None:
@@ -174,25 +182,36 @@ class Ledger:
 
         Includes "already in that state" skips, which also read the platform's value.
         """
-        async with self.store.conn.execute(
-            "SELECT * FROM ledger WHERE target = ? AND ("
-            " (outcome IN ('done','warning') AND verb IN ('assign','unassign','handoff'))"
-            " OR (outcome = 'skipped' AND verb IN ('assign','handoff') AND after IS NOT NULL))"
-            " ORDER BY at DESC, id DESC LIMIT 1",
-            (target.key,),
-        ) as cur:
-            row = await cur.fetchone()
-        return LedgerEntry.model_validate(dict(row)) if row else None
+        told = sa.or_(
+            sa.and_(ledger.c.outcome.in_(SUCCESS), ledger.c.verb.in_(("assign", "unassign", "handoff"))),
+            sa.and_(
+                ledger.c.outcome == "skipped", ledger.c.verb.in_(("assign", "handoff")), ledger.c.after.is_not(None)
+            ),
+        )
+        query = (
+            sa.select(ledger)
+            .where(ledger.c.target == target.key, told)
+            .order_by(ledger.c.at.desc(), ledger.c.id.desc())
+            .limit(1)
+        )
+        entries = await self._entries(query)
+        return entries[0] if entries else None
 
     async def held_by(self, *, platform: Platform, identity: str) -> list[Target]:
         """Items whose latest assignment change by the bot left them with ``identity`` (and not resolved since)."""
-        async with self.store.conn.execute(
-            "SELECT l.target FROM ledger l WHERE l.platform = ? AND l.after = ?"
-            " AND l.verb IN ('assign', 'handoff') AND l.outcome IN ('done', 'warning')"
-            " AND l.id = (SELECT MAX(l2.id) FROM ledger l2 WHERE l2.target = l.target"
-            "   AND l2.verb IN ('assign', 'handoff', 'unassign', 'resolve')"
-            "   AND l2.outcome IN ('done', 'warning'))",
-            (platform.value, identity),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [Target.from_key(r["target"]) for r in rows]
+        later = ledger.alias("l2")
+        newest = (
+            sa.select(sa.func.max(later.c.id))
+            .where(later.c.target == ledger.c.target, later.c.verb.in_(ASSIGNMENT_VERBS), later.c.outcome.in_(SUCCESS))
+            .scalar_subquery()
+        )
+        query = sa.select(ledger.c.target).where(
+            ledger.c.platform == platform.value,
+            ledger.c.after == identity,
+            ledger.c.verb.in_(("assign", "handoff")),
+            ledger.c.outcome.in_(SUCCESS),
+            ledger.c.id == newest,
+        )
+        async with self.store.read() as conn:
+            keys = (await conn.execute(query)).scalars().all()
+        return [Target.from_key(k) for k in keys]

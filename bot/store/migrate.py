@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 import structlog
@@ -27,6 +28,9 @@ from sqlalchemy.engine import Connection
 from bot.errors import StoreError
 from bot.store.legacy import LEGACY_MIGRATIONS
 from bot.store.tables import metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +107,7 @@ def upgrade(conn: Connection, where: str) -> list[str]:
         # A new database: the tables as the revisions leave them, then the stamp.
         metadata.create_all(conn)
         _stamp(conn, HEAD, fresh=True)
-        return [HEAD]
+        return [f"new database at {HEAD}"]
     applied: list[str] = []
     if version.revision is None:
         _legacy_to_baseline(conn, version.user_version, where)
@@ -139,7 +143,6 @@ def _stamp(conn: Connection, revision: str, *, fresh: bool) -> None:
 
 def _run_alembic(conn: Connection) -> None:
     from alembic import command
-    from alembic.config import Config
 
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
@@ -147,7 +150,7 @@ def _run_alembic(conn: Connection) -> None:
     _stamp(conn, HEAD, fresh=False)
 
 
-def alembic_config() -> object:
+def alembic_config() -> Config:
     """Alembic's configuration for this package's revisions (no alembic.ini needed)."""
     from alembic.config import Config
 

@@ -9,6 +9,7 @@ import pytest
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.slack import SlackFake
 from tests.scenario.harness import CHANNEL, BotHarness
+from tests.sql import scalar
 
 FINDING = "YWNrLW9yZGVyLWZpbmRpbmc="
 
@@ -48,7 +49,4 @@ async def test_button_ack_waits_for_the_durable_write(
 
 
 async def _count_jobs(bot: BotHarness) -> int:
-    async with bot.svc.store.conn.execute("SELECT COUNT(*) FROM jobs") as cur:
-        row = await cur.fetchone()
-    assert row is not None
-    return int(row[0])
+    return int(await scalar(bot.svc.store, "SELECT COUNT(*) FROM jobs"))

@@ -13,6 +13,7 @@ from tests.fakes.kibana import KibanaFake
 from tests.fakes.slack import SlackFake
 from tests.scenario.conftest import ALICE, BOB, DD_ALICE, DD_BOB, KB_ALICE
 from tests.scenario.harness import CHANNEL, BotHarness
+from tests.sql import run_sql
 
 FINDING = "ZGVmLTAwcC1jb25jdXJyZW5jeS0wMDAwMDAwMDAx"
 
@@ -147,7 +148,7 @@ async def test_change_in_platform_ui_since_card_is_noted_and_card_redrawn(
     # Changed in Kibana's own UI: the bot's card still shows Alice.
     kibana_fake.alerts["default"]["k1"]["kibana.alert.workflow_assignee_ids"] = ["u_mallory_0"]
     await asyncio.sleep(0)
-    await bot.svc.jobs.store.conn.execute("UPDATE ledger SET at = at - 120")  # out of the duplicate window
+    await run_sql(bot.svc.jobs.store, "UPDATE ledger SET at = at - 120")  # out of the duplicate window
     await bot.click_on_card(ActionId.UNASSIGN, channel=CHANNEL, ts=ts, user=BOB)
     await bot.settle()
     reply = slack_fake.calls_to("chat.postMessage")[-1]

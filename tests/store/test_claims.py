@@ -14,6 +14,7 @@ from bot.models import Job, JobParams, JobState, Platform, Target, Verb
 from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
 from bot.store.jobs import JobStore
+from tests.sql import run_sql
 
 
 @pytest_asyncio.fixture
@@ -53,10 +54,10 @@ async def test_an_expired_lease_can_be_taken_over_and_renewal_keeps_it(store: St
     job_id = await queued(store)
     first = JobClaims(store, owner=new_owner(), lease_s=30)
     assert await first.claim(job_id)
-    await store.conn.execute("UPDATE jobs SET lease_until = 0")
+    await run_sql(store, "UPDATE jobs SET lease_until = 0")
     assert await first.renew() == 1
     assert not await JobClaims(store, owner=new_owner(), lease_s=30).claim(job_id)
-    await store.conn.execute("UPDATE jobs SET lease_until = 0")
+    await run_sql(store, "UPDATE jobs SET lease_until = 0")
     assert await JobClaims(store, owner=new_owner(), lease_s=30).claim(job_id)
 
 
@@ -81,5 +82,5 @@ async def test_claims_of_a_dead_process_or_a_retired_pool_are_freed_at_start(sto
 async def test_only_queued_or_running_jobs_are_claimable(store: Store, state: JobState) -> None:
     """Finished and waiting jobs are not polled for."""
     job_id = await queued(store)
-    await store.conn.execute("UPDATE jobs SET state = ? WHERE id = ?", (state.value, job_id))
+    await run_sql(store, "UPDATE jobs SET state = :state WHERE id = :id", state=state.value, id=job_id)
     assert await JobClaims(store, owner=new_owner(), lease_s=30).claimable(10) == []

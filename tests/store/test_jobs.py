@@ -24,6 +24,7 @@ from bot.models import (
 )
 from bot.store.db import Store
 from bot.store.jobs import DuplicateDelivery, JobStore, SameChange
+from tests.sql import run_sql, scalar
 
 X1 = Target(platform=Platform.XPANSE, id="1")
 X2 = Target(platform=Platform.XPANSE, id="2")
@@ -187,10 +188,11 @@ async def test_a_row_written_with_the_legacy_extra_dict_loads_as_a_typed_plan(jo
             "someone_elses_key": 1,
         },
     }
-    await jobs.store.conn.execute(
+    await run_sql(
+        jobs.store,
         "INSERT INTO jobs (id, verb, state, team_id, actor_id, source, params, created_at, updated_at)"
-        " VALUES ('old1', 'handoff', 'awaiting_confirm', 'T1', 'U0ALICE', 'handoff', ?, 1.0, 1.0)",
-        (json.dumps(legacy),),
+        " VALUES ('old1', 'handoff', 'awaiting_confirm', 'T1', 'U0ALICE', 'handoff', :params, 1.0, 1.0)",
+        params=json.dumps(legacy),
     )
     job = await jobs.get("old1")
     assert job is not None and job.verb is Verb.HANDOFF and job.params.assignee_name == "Bob Ops"
@@ -237,9 +239,7 @@ async def test_two_replicas_submitting_the_same_change_store_one_job(tmp_path: P
             )
             for r in refused
         )
-        async with first.conn.execute("SELECT COUNT(*) FROM jobs") as cur:
-            row = await cur.fetchone()
-        assert row is not None and row[0] == 1
+        assert await scalar(first, "SELECT COUNT(*) FROM jobs") == 1
     finally:
         await first.close()
         await second.close()
