@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("check", help="validate settings and call each configured platform and Slack")
 
+    db = sub.add_parser("db", help="migrate the database, or copy an installation to another database")
+    dsub = db.add_subparsers(dest="db_command", required=True)
+    dsub.add_parser("upgrade", help="bring TRIAGE_DB to the newest schema (serve also does it on start)")
+    dcopy = dsub.add_parser("copy", help="copy every row to another, empty database (e.g. SQLite to PostgreSQL)")
+    dcopy.add_argument("--from", dest="source", default=None, help="the database to read (default: $TRIAGE_DB)")
+    dcopy.add_argument("--to", dest="target", required=True, help="the empty database to fill: a path or URL")
+
     mappings = sub.add_parser("mappings", help="import, export or verify identity mappings")
     msub = mappings.add_subparsers(dest="mappings_command", required=True)
     imp = msub.add_parser("import", help="load mappings from a CSV or YAML file")
@@ -97,6 +104,17 @@ async def _check(settings: Settings) -> int:
     for line in lines:
         print(line)
     return 0 if ok else 1
+
+
+async def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.ops import db_cli
+
+    if args.db_command == "upgrade":
+        lines = await db_cli.upgrade(settings.triage_db)
+    else:
+        lines = await db_cli.copy(args.source or settings.triage_db, args.target)
+    print("\n".join(lines))
+    return 0
 
 
 async def _with_services(settings: Settings, args: argparse.Namespace) -> int:
@@ -167,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(serve(settings, host=args.host, port=args.port, role=role, wake_fd=args.wake_fd))
         if args.command == "check":
             return asyncio.run(_check(settings))
+        if args.command == "db":
+            return asyncio.run(_db(settings, args))
         return asyncio.run(_with_services(settings, args))
     except ConfigError as exc:
         print(f"triage-bot: {exc}", file=sys.stderr)

@@ -29,6 +29,7 @@ from bot.core.workers import Workers
 from bot.models import Platform, Verb
 from bot.platforms import build_clients, build_sources
 from bot.platforms.base import PlatformClient
+from bot.platforms.http import Limiter
 from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
 from bot.slack.digest import IntakeCards
@@ -36,6 +37,7 @@ from bot.slack.replies import post_notice
 from bot.slack.reporter import Reporter
 from bot.slack.truth import TrueCards
 from bot.slack.undo_offers import UndoSweeper
+from bot.store.budgets import SharedBudget
 from bot.store.cards import CardStore
 from bot.store.claims import JobClaims, new_owner
 from bot.store.db import Store
@@ -128,7 +130,11 @@ async def build_services(
         store.yield_after_commit = WORKER_COMMIT_PAUSE_S
     mappings = MappingStore(store)
     jobs = JobStore(store)
-    platform_clients = dict(clients) if clients is not None else build_clients(settings)
+    # The tenant's Xpanse rate limit is for every replica and process together: kept by the store.
+    limiters: dict[Platform, Limiter] = {}
+    if settings.xpanse is not None:
+        limiters[Platform.XPANSE] = SharedBudget(store, "xpanse", rate=settings.xpanse.rate_limit)
+    platform_clients = dict(clients) if clients is not None else build_clients(settings, limiters=limiters)
     slack = slack or slack_web_client(settings)
     identity = IdentityResolver(mappings=mappings, clients=platform_clients, slack=slack)
     groups = GroupDirectory(slack, policy)

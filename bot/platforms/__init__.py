@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.models import Platform
 from bot.platforms.base import PlatformClient
+from bot.platforms.http import Limiter
 from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
 
 
-def build_clients(settings: Settings) -> dict[Platform, PlatformClient]:
-    """One long-lived client per configured platform."""
+def build_clients(
+    settings: Settings, *, limiters: Mapping[Platform, Limiter] | None = None
+) -> dict[Platform, PlatformClient]:
+    """One long-lived client per configured platform; ``limiters`` pace a tenant's requests
+    together with other processes' (its rate limit is for all of them)."""
     from bot.platforms.datadog import DatadogClient
     from bot.platforms.kibana import KibanaClient
     from bot.platforms.xpanse import XpanseClient
@@ -20,7 +26,7 @@ def build_clients(settings: Settings) -> dict[Platform, PlatformClient]:
     if (kb := settings.kibana) is not None:
         clients[Platform.KIBANA] = KibanaClient(kb)
     if (xp := settings.xpanse) is not None:
-        clients[Platform.XPANSE] = XpanseClient(xp)
+        clients[Platform.XPANSE] = XpanseClient(xp, limiter=(limiters or {}).get(Platform.XPANSE))
     return clients
 
 

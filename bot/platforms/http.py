@@ -20,7 +20,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -79,6 +79,12 @@ def json_or_none(response: httpx.Response) -> Any:
         return None
 
 
+class Limiter(Protocol):
+    """Paces requests: ``acquire`` returns when the next request may go (``aiolimiter``'s interface)."""
+
+    async def acquire(self, amount: float = 1) -> None: ...
+
+
 class PlatformHttp:
     """Shared request machinery for one platform's API."""
 
@@ -91,7 +97,7 @@ class PlatformHttp:
         headers: Mapping[str, str] | None = None,
         error_parser: ErrorParser,
         rate_limit: float | None = None,
-        limiter: AsyncLimiter | None = None,
+        limiter: Limiter | None = None,
         auth: httpx.Auth | None = None,
         secrets: Iterable[str] = (),
         refusal: Callable[[httpx.Response], bool] | None = None,
@@ -122,8 +128,9 @@ class PlatformHttp:
         )
         self._sem = asyncio.Semaphore(policy.concurrency)
         # A leaky bucket with a burst of one: at most `rate_limit` requests per second, evenly spaced.
-        # Clients of one tenant can share a `limiter` so that together they stay under its limit.
-        self.limiter = limiter or (AsyncLimiter(1, 1 / rate_limit) if rate_limit else None)
+        # Clients of one tenant can share a `limiter` so that together they stay under its limit
+        # (the replicas of one installation share one kept by the database: bot.store.budgets).
+        self.limiter: Limiter | None = limiter or (AsyncLimiter(1, 1 / rate_limit) if rate_limit else None)
         self.calls: Counter[str] = Counter()
 
     async def aclose(self) -> None:

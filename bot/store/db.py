@@ -29,6 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 
 from bot.errors import StoreError
 from bot.store import migrate
@@ -282,3 +283,24 @@ def insert(conn: AsyncConnection, table: sa.Table) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
+
+
+def database_now() -> sa.ColumnElement[float]:
+    """The database server's clock in seconds since the epoch: one clock for every replica."""
+    return _EpochNow()
+
+
+class _EpochNow(sa.sql.functions.GenericFunction[float]):
+    type = sa.Float()
+    name = "triage_epoch_now"
+    inherit_cache = True
+
+
+@compiles(_EpochNow, "postgresql")
+def _epoch_now_pg(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+
+
+@compiles(_EpochNow, "sqlite")
+def _epoch_now_sqlite(_element: Any, _compiler: Any, **_kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"

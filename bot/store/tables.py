@@ -236,21 +236,13 @@ loop_leases = sa.Table(
     sa.Column("until", Time, nullable=False, server_default="0"),
 )
 
-# Shared request budgets (a tenant's rate limit for all replicas together): the moments of
-# the requests sent in the last window, per budget; a budget's row in ``rate_budgets`` is
-# locked while one replica takes a slot, so the sum over replicas never exceeds the limit.
+# Shared request budgets (a tenant's rate limit for all replicas together): the earliest
+# moment the next request may go, per budget. A replica takes a slot by locking the row,
+# moving ``next_at`` one interval on and committing, then waits for its slot, so requests
+# from every replica are spaced as one client's would be.
 rate_budgets = sa.Table(
     "rate_budgets",
     metadata,
     sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("updated_at", Time, nullable=False),
-)
-
-rate_slots = sa.Table(
-    "rate_slots",
-    metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("at", Time, nullable=False),
-    sa.Index("rate_slots_name_at", "name", "at"),
+    sa.Column("next_at", Time, nullable=False),
 )

@@ -15,7 +15,7 @@ from bot.errors import (
 )
 from bot.models import ItemState, Platform, PlatformUser, Target
 from bot.platforms.base import BasePlatformClient
-from bot.platforms.http import PlatformHttp, json_or_none
+from bot.platforms.http import Limiter, PlatformHttp, json_or_none
 from bot.platforms.xpanse.auth import XpanseAuth
 from bot.platforms.xpanse.wire import (
     GET_INCIDENTS,
@@ -35,7 +35,7 @@ class XpanseReader(BasePlatformClient):
 
     platform = Platform.XPANSE
 
-    def __init__(self, config: XpanseConfig) -> None:
+    def __init__(self, config: XpanseConfig, *, limiter: Limiter | None = None) -> None:
         self._config = config
         auth = XpanseAuth(config.api_key.get_secret_value(), config.api_key_id, advanced=config.auth == "advanced")
         common: dict[str, Any] = {
@@ -49,7 +49,8 @@ class XpanseReader(BasePlatformClient):
             "secrets": [config.api_key.get_secret_value()],
             "permissions": permissions.XPANSE,
         }
-        self._http = PlatformHttp(policy=config.http, rate_limit=config.rate_limit, **common)
+        # ``limiter``: the tenant's rate limit shared with other processes; else this client's own.
+        self._http = PlatformHttp(policy=config.http, rate_limit=config.rate_limit, limiter=limiter, **common)
         # Comments are not idempotent: a retried timeout could post the same comment twice,
         # so they go through a client that tries exactly once (comment() retries only the
         # failures that prove nothing was applied).

@@ -22,6 +22,7 @@ import structlog
 from bot import rules
 from bot.errors import PlatformError
 from bot.models import BatchResult, ItemResult, ItemState, Outcome, Target
+from bot.platforms.http import Limiter
 from bot.platforms.xpanse.client import XpanseWriter
 from bot.platforms.xpanse.wire import RESOLVED
 from bot.settings import XpanseConfig
@@ -74,8 +75,8 @@ def incident_details(reply: Any, *, top: int = rules.vocabulary.XPANSE_TOP_ASSET
 class XpanseClient(XpanseWriter):
     """Xpanse incidents: read, assign, resolve, reopen, comment, set severity; users by email."""
 
-    def __init__(self, config: XpanseConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: XpanseConfig, *, limiter: Limiter | None = None) -> None:
+        super().__init__(config, limiter=limiter)
         self._details: dict[str, tuple[float, tuple[int | None, list[str]]]] = {}
         self._calls: deque[float] = deque()  # when the last details calls were made
 

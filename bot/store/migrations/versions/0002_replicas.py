@@ -15,8 +15,6 @@ down_revision: str | None = "0001"
 branch_labels = None
 depends_on = None
 
-BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
 
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("reporting_by", sa.Text))
@@ -30,20 +28,11 @@ def upgrade() -> None:
     op.create_table(
         "rate_budgets",
         sa.Column("name", sa.Text, primary_key=True),
-        sa.Column("updated_at", sa.Float(), nullable=False),
-    )
-
-    op.create_table(
-        "rate_slots",
-        sa.Column("id", BIG_ID, primary_key=True, autoincrement=True),
-        sa.Column("name", sa.Text, nullable=False),
-        sa.Column("at", sa.Float(), nullable=False),
-        sa.Index("rate_slots_name_at", "name", "at"),
+        sa.Column("next_at", sa.Float(), nullable=False),
     )
 
 
 def downgrade() -> None:
-    op.drop_table("rate_slots")
     op.drop_table("rate_budgets")
     op.drop_table("item_guards")
     op.drop_column("jobs", "reporting_until")
