@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any, Final, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -167,6 +167,15 @@ def secret_values(settings: BaseModel) -> list[str]:
             found.append(value.get_secret_value())
         elif isinstance(value, SecretBytes):
             found.append(value.get_secret_value().decode("utf-8", "replace"))
+        elif isinstance(value, str) and "://" in value:
+            # A URL setting may carry a password (TRIAGE_DB=postgresql://user:password@host/db).
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            if password:
+                found.append(unquote(password))
+                found.append(password)
         elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
                 walk(getattr(value, name, None), depth + 1)

@@ -9,11 +9,11 @@ import sqlalchemy as sa
 from bot.store.db import Store
 
 
-async def run_sql(store: Store, statement: str, **params: Any) -> list[sa.Row[Any]]:
+async def run_sql(store: Store, statement: str, **params: Any) -> list[tuple[Any, ...]]:
     """Run ``statement`` (``:name`` parameters) in one write transaction; the rows it returned."""
     async with store.transaction() as conn:
         result = await conn.execute(sa.text(statement), params)
-        return list(result.all()) if result.returns_rows else []
+        return [tuple(r) for r in result.all()] if result.returns_rows else []
 
 
 async def scalar(store: Store, statement: str, **params: Any) -> Any:

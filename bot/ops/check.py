@@ -18,13 +18,14 @@ from slack_sdk.errors import SlackApiError
 
 from bot import permissions
 from bot.core.oncall_config import load_oncall
-from bot.errors import PlatformAuthError, PlatformError
+from bot.errors import PlatformAuthError, PlatformError, StoreError
 from bot.logging import Redactor, secret_values
 from bot.models import Platform
 from bot.platforms import build_clients, build_sources
 from bot.platforms.base import PlatformClient
 from bot.runtime import slack_web_client
 from bot.settings import Settings
+from bot.store.db import SchemaBehind, Store, redacted
 
 # What each platform's writes need (the probes only read): stated on every line.
 WRITE_HINTS = {
@@ -118,6 +119,18 @@ async def _check_schedules(settings: Settings) -> tuple[list[str], bool]:
             await source.aclose()
 
 
+async def _check_store(target: str) -> tuple[str, bool]:
+    """Whether the database opens at the schema this version knows (migrating it if behind)."""
+    label = f"Database ({redacted(target)})"
+    try:
+        async with await Store.open(target, migrate_schema=False) as store:
+            return f"{label}: ok — {store.dialect}, schema revision {store.schema_revision}", True
+    except SchemaBehind as exc:
+        return f"{label}: ok — reachable; {exc} (serve also migrates on start)", True
+    except StoreError as exc:
+        return f"{label}: FAILING — {exc}", False
+
+
 async def run_check(settings: Settings) -> tuple[list[str], bool]:
     """Call each configured platform's cheapest authenticated endpoint and Slack's auth.test.
 
@@ -142,7 +155,9 @@ async def run_check(settings: Settings) -> tuple[list[str], bool]:
     lines += [f"{p.label}: not configured" for p in Platform if p not in clients]
     schedule_lines, schedules_ok = await _check_schedules(quick)
     lines += schedule_lines
+    db_line, db_ok = await _check_store(settings.triage_db)
+    lines.append(db_line)
     slack_line, slack_ok = await _check_slack(quick)
     lines.append(slack_line)
     redactor = Redactor(secret_values(settings))
-    return [redactor.redact_text(line) for line in lines], ok and slack_ok and schedules_ok
+    return [redactor.redact_text(line) for line in lines], ok and slack_ok and schedules_ok and db_ok

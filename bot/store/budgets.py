@@ -34,8 +34,8 @@ class SharedBudget:
         self.rate = rate
         self.interval = MARGIN / rate
 
-    async def take(self) -> float:
-        """Reserve the next slot; seconds to wait until it (0 when it is now)."""
+    async def take(self) -> tuple[float, float]:
+        """Reserve the next slot: (the slot, the time now), both on the database's clock."""
         async with self.store.transaction() as conn:
             await conn.execute(insert(conn, rate_budgets).values(name=self.name, next_at=0.0).on_conflict_do_nothing())
             now_, next_at = (
@@ -49,11 +49,11 @@ class SharedBudget:
             await conn.execute(
                 sa.update(rate_budgets).where(rate_budgets.c.name == self.name).values(next_at=slot + self.interval)
             )
-        return max(0.0, slot - float(now_))
+        return slot, float(now_)
 
     async def acquire(self, amount: float = 1) -> None:
         """Wait for a slot (the limiter interface the platform clients call)."""
         for _ in range(max(1, round(amount))):
-            wait = await self.take()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            slot, now = await self.take()
+            if slot > now:
+                await asyncio.sleep(slot - now)

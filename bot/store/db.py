@@ -66,6 +66,10 @@ def redacted(target: str | Path) -> str:
         return "postgresql://(unparseable URL)"
 
 
+class SchemaBehind(StoreError):
+    """The database is at an older revision and the caller asked not to migrate it."""
+
+
 class WriteLock:
     """A mutex with two queues: urgent waiters are always served before ordinary ones."""
 
@@ -207,9 +211,9 @@ class Store:
                 self.journal_mode = str(row[0]) if row else ""
         if not version.current:
             if not migrate_schema:
-                raise StoreError(
-                    f"the database {self.where} is at {version.describe()}, not {migrate.HEAD}: "
-                    "run `triage-bot db upgrade` first"
+                state = "has no tables yet" if version.empty else f"is at {version.describe()}"
+                raise SchemaBehind(
+                    f"the database {self.where} {state}, not revision {migrate.HEAD}: run `triage-bot db upgrade` first"
                 )
             try:
                 async with self.transaction() as conn:

@@ -1,0 +1,150 @@
+"""The store on a real PostgreSQL server (started by the tests): migrating once, refusing newer, copying in."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.errors import StoreError
+from bot.models import JobParams, Platform, Target, Verb
+from bot.ops import db_cli
+from bot.store import migrate
+from bot.store.budgets import SharedBudget
+from bot.store.db import Store, database_url
+from bot.store.jobs import JobStore, SameChange
+from bot.store.tables import metadata
+from tests.sql import run_sql, scalar
+
+RELEASE_FILE = Path(__file__).with_name("data") / "release-schema-6.db"
+
+
+async def test_three_replicas_starting_together_migrate_once(postgres_url: str) -> None:
+    """Three stores opening one new database at once: all come up at the newest revision, tables made once."""
+    stores = await asyncio.gather(*(Store.open(postgres_url) for _ in range(3)))
+    try:
+        assert {s.schema_revision for s in stores} == {migrate.HEAD}
+        assert await scalar(stores[0], "SELECT count(*) FROM alembic_version") == 1
+        tables = await run_sql(stores[0], "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert set(metadata.tables) <= {t[0] for t in tables}
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_the_migration_scripts_build_the_schema_the_code_queries(postgres_url: str) -> None:
+    """Running every revision from empty (not the new-database shortcut) gives exactly ``tables.metadata``."""
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    eng = create_async_engine(database_url(postgres_url))
+    try:
+        async with eng.begin() as conn:
+
+            def run(sync: sa.Connection) -> list[object]:
+                cfg = migrate.alembic_config()
+                cfg.attributes["connection"] = sync
+                command.upgrade(cfg, "head")
+                return list(compare_metadata(MigrationContext.configure(sync), metadata))
+
+            diff = await conn.run_sync(run)
+        assert diff == []
+    finally:
+        await eng.dispose()
+
+
+async def test_a_newer_database_is_refused_untouched(postgres_url: str) -> None:
+    async with await Store.open(postgres_url) as store:
+        await run_sql(store, "UPDATE alembic_version SET version_num = '9999'")
+        await run_sql(store, "CREATE TABLE from_the_future (x int)")
+    with pytest.raises(StoreError, match="newer version of the bot"):
+        await Store.open(postgres_url)
+    engine = create_async_engine(database_url(postgres_url))
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar() == "9999"
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
+    url = "postgresql://triage:not-the-real-pw@127.0.0.1:9/triage"
+    with pytest.raises(StoreError) as info:
+        await Store.open(url)
+    assert "not-the-real-pw" not in str(info.value)
+    assert "127.0.0.1:9/triage" in str(info.value)
+
+
+async def test_one_change_at_a_time_is_enforced_by_the_database(postgres_url: str) -> None:
+    """Two replicas (two stores, two pools) accepting the same change at once: one job, one "already"."""
+    a, b = await Store.open(postgres_url), await Store.open(postgres_url)
+    try:
+        target = Target(platform=Platform.XPANSE, id="1042")
+
+        async def submit(store: Store, key: str) -> object:
+            return await JobStore(store).submit(
+                verb=Verb.ASSIGN,
+                team_id="T1",
+                actor_id="U0ALICE",
+                targets=[target],
+                params=JobParams(assignee="U0BOB"),
+                source="button",
+                from_card=True,
+                interaction_key=key,
+            )
+
+        for round_ in range(5):
+            results = await asyncio.gather(*(submit(s, f"k{round_}-{n}") for n, s in enumerate((a, b, a, b))))
+            assert sum(not isinstance(r, SameChange) for r in results) == 1, results
+            await run_sql(a, "UPDATE jobs SET state = 'done'")
+            await run_sql(a, "UPDATE job_items SET state = 'done'")
+        # The same delivery twice (one interaction key) is stored once.
+        await asyncio.gather(submit(a, "same"), submit(b, "same"))
+        assert await scalar(a, "SELECT count(*) FROM jobs WHERE interaction_key = 'same'") <= 1
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_shared_budget_spaces_requests_across_stores(postgres_url: str) -> None:
+    """Three replicas taking slots of one 20/s budget together: every slot at least 1/20 s after the last."""
+    stores = [await Store.open(postgres_url) for _ in range(3)]
+    try:
+        budgets = [SharedBudget(s, "xpanse", rate=20) for s in stores]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        taken = await asyncio.gather(*(b.take() for b in budgets for _ in range(10)))
+        assert loop.time() - started < 5
+        slots = sorted(slot for slot, _ in taken)
+        gaps = [b - a for a, b in itertools.pairwise(slots)]
+        assert len(slots) == 30 and min(gaps) >= 1 / 20, gaps
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_db_copy_moves_a_release_file_into_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """Every row of a SQLite file made by the last release arrives in PostgreSQL; ids continue after."""
+    source = tmp_path / "triage.db"
+    shutil.copy(RELEASE_FILE, source)
+    lines = await db_cli.copy(str(source), postgres_url)
+    assert "ledger: 2 rows" in lines and "jobs: 2 rows" in lines
+    assert all("not-shown" not in line for line in lines)
+    async with await Store.open(source) as src, await Store.open(postgres_url) as dst:
+        for table in metadata.sorted_tables:
+            got = sorted(map(tuple, await run_sql(dst, f"SELECT * FROM {table.name}")))
+            want = sorted(map(tuple, await run_sql(src, f"SELECT * FROM {table.name}")))
+            assert got == want, table.name
+        jobs = JobStore(dst)
+        await jobs.record(team_id="T1", actor_id="U1", verb="assign", outcome="refused")
+        assert await scalar(dst, "SELECT max(id) FROM ledger") == 3
+        job = await jobs.get("job000000001")
+        assert job is not None and job.params.assignee == "U0ALICE"
+    with pytest.raises(StoreError, match="already holds rows"):
+        await db_cli.copy(str(source), postgres_url)
