@@ -96,7 +96,11 @@ def _strip_slash(value: str | None) -> str | None:
 class Settings(BaseSettings):
     """Every setting of the bot; see README "Configuration" for the reference."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False)
+    # A variable set but empty (``TRIAGE_WEBHOOK_TOKEN=`` in an env file) counts as unset: an empty
+    # token or signing secret must never be a credential that any empty header matches.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     # Slack
     slack_bot_token: SecretStr | None = None
