@@ -5,8 +5,11 @@ it here: channel, ts, thread, the item, a snapshot of the fields the card shows,
 it was posted and last updated. The reconciler re-reads the items of the cards updated
 within its window and redraws those whose snapshot no longer matches the platform; the
 reminder pass nudges each unassigned item once (``card_reminders`` is keyed by item, so
-once across restarts and replicas). ``loop_leases`` holds a named lease so one replica
-at a time runs the reconciler, the same conditional ``UPDATE`` as the job claims.
+once across restarts and replicas: an ``INSERT … ON CONFLICT DO NOTHING`` that only one
+writer wins, on SQLite and PostgreSQL alike). ``loop_leases`` holds a named lease so one
+replica at a time runs the reconciler: a conditional ``UPDATE`` of the lease row, which the
+database applies to one writer at a time (the row lock on PostgreSQL, the write lock on
+SQLite), so the second sees the first's owner and takes nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from bot.models import ItemState, Target
-from bot.store.db import Store
+from bot.store.db import Store, insert
+from bot.store.tables import card_reminders, live_cards, loop_leases
 
 # The fields of an item a card shows and the reconciler compares, in the order it words them.
 SHOWN_FIELDS = ("assignees", "status", "severity", "case", "muted")
@@ -56,7 +62,7 @@ class LiveCard:
         return not self.shown.get("assignees")
 
 
-def _card(row: Any) -> LiveCard:
+def _card(row: sa.RowMapping) -> LiveCard:
     return LiveCard(
         channel=row["channel"],
         ts=row["ts"],
@@ -79,78 +85,115 @@ class CardStore:
     ) -> None:
         """A card was posted or redrawn at ``now`` showing ``state``; the first post's time stays."""
         async with self.store.transaction() as conn:
+            stmt = insert(conn, live_cards).values(
+                channel=channel,
+                ts=ts,
+                thread_ts=thread_ts,
+                target=state.target.key,
+                shown=json.dumps(snapshot(state)),
+                posted_at=float(now),
+                updated_at=float(now),
+            )
             await conn.execute(
-                "INSERT INTO live_cards (channel, ts, thread_ts, target, shown, posted_at, updated_at)"
-                " VALUES (?,?,?,?,?,?,?) ON CONFLICT (channel, ts) DO UPDATE SET target=excluded.target,"
-                " shown=excluded.shown, updated_at=excluded.updated_at,"
-                " thread_ts=COALESCE(excluded.thread_ts, live_cards.thread_ts)",
-                (channel, ts, thread_ts, state.target.key, json.dumps(snapshot(state)), now, now),
+                stmt.on_conflict_do_update(
+                    index_elements=[live_cards.c.channel, live_cards.c.ts],
+                    set_={
+                        "target": stmt.excluded.target,
+                        "shown": stmt.excluded.shown,
+                        "updated_at": stmt.excluded.updated_at,
+                        "thread_ts": sa.func.coalesce(stmt.excluded.thread_ts, live_cards.c.thread_ts),
+                    },
+                )
             )
 
     async def live(self, *, since: float, limit: int = 5000) -> list[LiveCard]:
         """Cards posted or updated at or after ``since``, most recently updated first."""
-        async with self.store.conn.execute(
-            "SELECT * FROM live_cards WHERE updated_at >= ? ORDER BY updated_at DESC LIMIT ?", (since, limit)
-        ) as cur:
-            return [_card(r) for r in await cur.fetchall()]
+        query = (
+            sa.select(live_cards)
+            .where(live_cards.c.updated_at >= float(since))
+            .order_by(live_cards.c.updated_at.desc())
+            .limit(limit)
+        )
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_card(r) for r in rows]
 
     async def get(self, channel: str, ts: str) -> LiveCard | None:
-        async with self.store.conn.execute("SELECT * FROM live_cards WHERE channel=? AND ts=?", (channel, ts)) as cur:
-            row = await cur.fetchone()
+        query = sa.select(live_cards).where(live_cards.c.channel == channel, live_cards.c.ts == ts)
+        async with self.store.read() as conn:
+            row = (await conn.execute(query)).mappings().first()
         return _card(row) if row else None
 
     async def forget(self, channel: str, ts: str) -> None:
         """The card is gone from Slack (deleted, no longer editable): stop reconciling it."""
         async with self.store.transaction() as conn:
-            await conn.execute("DELETE FROM live_cards WHERE channel=? AND ts=?", (channel, ts))
+            await conn.execute(sa.delete(live_cards).where(live_cards.c.channel == channel, live_cards.c.ts == ts))
 
     # ---- reminders ---------------------------------------------------------------------
 
     async def unreminded(self, *, posted_before: float, since: float) -> list[LiveCard]:
         """Live cards posted before ``posted_before`` whose item was never nudged, oldest first."""
-        async with self.store.conn.execute(
-            "SELECT * FROM live_cards WHERE posted_at <= ? AND updated_at >= ?"
-            " AND target NOT IN (SELECT target FROM card_reminders) ORDER BY posted_at",
-            (posted_before, since),
-        ) as cur:
-            return [_card(r) for r in await cur.fetchall()]
+        query = (
+            sa.select(live_cards)
+            .where(
+                live_cards.c.posted_at <= float(posted_before),
+                live_cards.c.updated_at >= float(since),
+                live_cards.c.target.not_in(sa.select(card_reminders.c.target)),
+            )
+            .order_by(live_cards.c.posted_at)
+        )
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_card(r) for r in rows]
 
     async def claim_reminder(self, card: LiveCard, *, now: float) -> bool:
         """Take the one nudge of ``card``'s item; False when it was already sent (anywhere)."""
         async with self.store.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT OR IGNORE INTO card_reminders (target, channel, ts, sent_at) VALUES (?,?,?,?)",
-                (card.target.key, card.channel, card.ts, now),
+            stmt = (
+                insert(conn, card_reminders)
+                .values(target=card.target.key, channel=card.channel, ts=card.ts, sent_at=float(now))
+                .on_conflict_do_nothing(index_elements=[card_reminders.c.target])
             )
-            return cur.rowcount == 1
+            result = await conn.execute(stmt)
+        return result.rowcount == 1
 
     async def unclaim_reminder(self, target: Target) -> None:
         """The nudge never reached Slack: the next pass may send it."""
         async with self.store.transaction() as conn:
-            await conn.execute("DELETE FROM card_reminders WHERE target=?", (target.key,))
+            await conn.execute(sa.delete(card_reminders).where(card_reminders.c.target == target.key))
 
     async def reminded(self, targets: Sequence[Target]) -> set[str]:
         """The keys among ``targets`` whose nudge was sent."""
         keys = [t.key for t in targets]
         if not keys:
             return set()
-        marks = ",".join("?" * len(keys))
-        async with self.store.conn.execute(f"SELECT target FROM card_reminders WHERE target IN ({marks})", keys) as cur:
-            return {r["target"] for r in await cur.fetchall()}
+        query = sa.select(card_reminders.c.target).where(card_reminders.c.target.in_(keys))
+        async with self.store.read() as conn:
+            return set((await conn.execute(query)).scalars().all())
 
     # ---- leases --------------------------------------------------------------------------
 
     async def lease(self, name: str, owner: str, *, now: float, lease_s: float) -> bool:
         """Hold (take or renew) the lease ``name`` until ``now + lease_s``; False when another
         owner holds it unexpired."""
+        lease = loop_leases.c
         async with self.store.transaction() as conn:
-            await conn.execute("INSERT OR IGNORE INTO loop_leases (name) VALUES (?)", (name,))
-            cur = await conn.execute(
-                "UPDATE loop_leases SET owner=?, until=? WHERE name=? AND (owner IS NULL OR owner=? OR until<?)",
-                (owner, now + lease_s, name, owner, now),
+            await conn.execute(
+                insert(conn, loop_leases).values(name=name).on_conflict_do_nothing(index_elements=[lease.name])
             )
-            return cur.rowcount == 1
+            result = await conn.execute(
+                sa.update(loop_leases)
+                .where(
+                    lease.name == name, sa.or_(lease.owner.is_(None), lease.owner == owner, lease.until < float(now))
+                )
+                .values(owner=owner, until=float(now + lease_s))
+            )
+        return result.rowcount == 1
 
     async def release(self, name: str, owner: str) -> None:
         async with self.store.transaction() as conn:
-            await conn.execute("UPDATE loop_leases SET owner=NULL, until=0 WHERE name=? AND owner=?", (name, owner))
+            await conn.execute(
+                sa.update(loop_leases)
+                .where(loop_leases.c.name == name, loop_leases.c.owner == owner)
+                .values(owner=None, until=0.0)
+            )

@@ -8,7 +8,12 @@ mid-call): the poster reconciles those against the channel before posting again.
 
 Each channel row is a lease (``lease_owner`` until ``lease_until``) so exactly one
 poster, in any process or replica on this database, drains a channel at a time, and it
-carries ``blocked_until``: Slack's ``Retry-After`` for the channel as a whole.
+carries ``blocked_until``: Slack's ``Retry-After`` for the channel as a whole. Leases are
+taken on rows locked first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write
+transaction holds the whole file) and renewed by a conditional ``UPDATE``, so two
+posters never both hold a channel. Storing an alert inserts it only if its key is new
+and otherwise locks its row before comparing, so a re-delivery and the poster's move of
+the same alert are applied one after the other on either engine.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
 from bot.models import ItemState, Target
-from bot.store.db import Store
+from bot.store.db import Store, insert
+from bot.store.tables import intake_alerts, intake_channels, intake_digest_rows, intake_digests
 
 WAITING, POSTING, CARDED, DIGESTING, DIGESTED = "waiting", "posting", "carded", "digesting", "digested"
 
@@ -63,7 +71,28 @@ def _key(target: Target) -> tuple[str, str, str]:
     return target.platform.value, target.id, target.space or ""
 
 
-def _alert(row: Any) -> QueuedAlert:
+_A = intake_alerts.c
+_C = intake_channels.c
+# Alerts not yet in Slack, or carded with a change to redraw: a channel with any has work.
+_UNPOSTED = _A.status.in_((WAITING, POSTING, DIGESTING))
+_HAS_WORK = sa.or_(_UNPOSTED, _A.change_note.is_not(None))
+# One alert by its key, for statements run once per alert (``_params``).
+_BY_KEY = sa.and_(
+    _A.platform == sa.bindparam("k_platform"), _A.item_id == sa.bindparam("k_item"), _A.space == sa.bindparam("k_space")
+)
+
+
+def _is(target: Target) -> sa.ColumnElement[bool]:
+    platform, item_id, space = _key(target)
+    return sa.and_(_A.platform == platform, _A.item_id == item_id, _A.space == space)
+
+
+def _params(targets: Sequence[Target]) -> list[dict[str, str]]:
+    # In key order, the order every writer of several alerts takes their row locks in.
+    return [{"k_platform": p, "k_item": i, "k_space": s} for p, i, s in sorted({_key(t) for t in targets})]
+
+
+def _alert(row: sa.RowMapping) -> QueuedAlert:
     state = ItemState.model_validate_json(row["state"])
     return QueuedAlert(
         target=state.target,
@@ -103,29 +132,41 @@ class IntakeStore:
     async def accept(self, alerts: Sequence[tuple[ItemState, str]]) -> list[Accepted]:
         """Store a batch of (state, channel) in one transaction; re-deliveries update in place."""
         now = time.time()
-        done: list[Accepted] = []
-        conn = self.store.conn
-        async with self.store.transaction(urgent=True):
-            for state, channel in alerts:
-                key = _key(state.target)
-                async with conn.execute(
-                    "SELECT state, status, change_note FROM intake_alerts WHERE platform=? AND item_id=? AND space=?",
-                    key,
-                ) as cur:
-                    row = await cur.fetchone()
-                if row is None:
-                    await conn.execute(
-                        "INSERT INTO intake_alerts (platform, item_id, space, channel, state, status,"
-                        " received_at, updated_at) VALUES (?,?,?,?,?,?,?,?)",
-                        (*key, channel, state.model_dump_json(), WAITING, now, now),
+        done: dict[int, Accepted] = {}
+        new_channels: set[str] = set()
+        # Alerts are written in key order (a stable sort keeps a repeated one in batch order),
+        # the order every writer of several alerts locks them in, so two cannot deadlock.
+        order = sorted(range(len(alerts)), key=lambda i: _key(alerts[i][0].target))
+        async with self.store.transaction(urgent=True) as conn:
+            for i in order:
+                state, channel = alerts[i]
+                platform, item_id, space = _key(state.target)
+                stmt = (
+                    insert(conn, intake_alerts)
+                    .values(
+                        platform=platform,
+                        item_id=item_id,
+                        space=space,
+                        channel=channel,
+                        state=state.model_dump_json(),
+                        status=WAITING,
+                        received_at=now,
+                        updated_at=now,
                     )
-                    await conn.execute("INSERT OR IGNORE INTO intake_channels (channel) VALUES (?)", (channel,))
-                    done.append(Accepted(state.target, channel, "queued"))
+                    .on_conflict_do_nothing(index_elements=[_A.platform, _A.item_id, _A.space])
+                )
+                if (await conn.execute(stmt)).rowcount == 1:
+                    new_channels.add(channel)
+                    done[i] = Accepted(state.target, channel, "queued")
                     continue
+                # Stored already: lock the row so the poster cannot move it between our read
+                # of its status and our write.
+                query = sa.select(_A.state, _A.status, _A.change_note).where(_is(state.target)).with_for_update()
+                row = (await conn.execute(query)).mappings().one()
                 old = ItemState.model_validate_json(row["state"])
                 note = change_note(old, state)
                 if note is None:
-                    done.append(Accepted(state.target, channel, "unchanged"))
+                    done[i] = Accepted(state.target, channel, "unchanged")
                     continue
                 # A card already in Slack gets redrawn and a thread note; one still waiting
                 # is simply posted with the new state.
@@ -133,113 +174,134 @@ class IntakeStore:
                 if pending and row["change_note"]:
                     pending = f"{row['change_note']}; {pending}"
                 await conn.execute(
-                    "UPDATE intake_alerts SET state=?, change_note=?, updated_at=?"
-                    " WHERE platform=? AND item_id=? AND space=?",
-                    (state.model_dump_json(), pending, now, *key),
+                    sa.update(intake_alerts)
+                    .where(_is(state.target))
+                    .values(state=state.model_dump_json(), change_note=pending, updated_at=now)
                 )
-                done.append(Accepted(state.target, channel, "updated"))
-        return done
+                done[i] = Accepted(state.target, channel, "updated")
+            if new_channels:
+                stmt = insert(conn, intake_channels).on_conflict_do_nothing(index_elements=[_C.channel])
+                await conn.execute(stmt, [{"channel": channel} for channel in sorted(new_channels)])
+        return [done[i] for i in range(len(alerts))]
 
     # ---- leases --------------------------------------------------------------------------
 
     async def claim_channels(self, owner: str, *, lease_s: float) -> list[str]:
         """Lease every channel with work whose lease is free, expired or already ours."""
         now = time.time()
-        async with self.store.conn.execute(
-            "SELECT 1 FROM intake_alerts WHERE status IN ('waiting','posting','digesting')"
-            " OR change_note IS NOT NULL LIMIT 1"
-        ) as cur:
-            if await cur.fetchone() is None:
+        async with self.store.read() as conn:
+            if (await conn.execute(sa.select(_A.channel).where(_HAS_WORK).limit(1))).first() is None:
                 return []  # nothing to post anywhere: no write, no lock
+        free = sa.or_(_C.lease_owner.is_(None), _C.lease_owner == owner, _C.lease_until < now)
+        with_work = sa.select(_A.channel).where(_HAS_WORK).distinct()
+        # Lock the free channels first; one another poster is leasing right now is skipped
+        # (it is theirs), so two posters never wait on each other here.
+        takeable = (
+            sa.select(_C.channel)
+            .where(free, _C.channel.in_(with_work))
+            .order_by(_C.channel)
+            .with_for_update(skip_locked=True)
+        )
         async with self.store.transaction() as conn:
-            await conn.execute(
-                "UPDATE intake_channels SET lease_owner=?, lease_until=?"
-                " WHERE (lease_owner IS NULL OR lease_owner=? OR lease_until<?)"
-                " AND channel IN (SELECT DISTINCT channel FROM intake_alerts"
-                "  WHERE status IN ('waiting','posting','digesting') OR change_note IS NOT NULL)",
-                (owner, now + lease_s, owner, now),
-            )
-            async with conn.execute("SELECT channel FROM intake_channels WHERE lease_owner=?", (owner,)) as cur:
-                return [r["channel"] for r in await cur.fetchall()]
+            channels = list((await conn.execute(takeable)).scalars())
+            if channels:
+                await conn.execute(
+                    sa.update(intake_channels)
+                    .where(_C.channel.in_(channels))
+                    .values(lease_owner=owner, lease_until=now + lease_s)
+                )
+            held = sa.select(_C.channel).where(_C.lease_owner == owner)
+            return list((await conn.execute(held)).scalars())
 
     async def renew(self, channel: str, owner: str, *, lease_s: float) -> bool:
         """Extend our lease on ``channel``; False when another poster holds it now."""
+        stmt = (
+            sa.update(intake_channels)
+            .where(_C.channel == channel, _C.lease_owner == owner)
+            .values(lease_until=time.time() + lease_s)
+        )
         async with self.store.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE intake_channels SET lease_until=? WHERE channel=? AND lease_owner=?",
-                (time.time() + lease_s, channel, owner),
-            )
-            return cur.rowcount == 1
+            return (await conn.execute(stmt)).rowcount == 1
 
     async def release(self, channel: str, owner: str) -> None:
+        stmt = (
+            sa.update(intake_channels)
+            .where(_C.channel == channel, _C.lease_owner == owner)
+            .values(lease_owner=None, lease_until=0.0)
+        )
         async with self.store.transaction() as conn:
-            await conn.execute(
-                "UPDATE intake_channels SET lease_owner=NULL, lease_until=0 WHERE channel=? AND lease_owner=?",
-                (channel, owner),
-            )
+            await conn.execute(stmt)
 
     async def blocked_until(self, channel: str) -> float:
-        async with self.store.conn.execute(
-            "SELECT blocked_until FROM intake_channels WHERE channel=?", (channel,)
-        ) as cur:
-            row = await cur.fetchone()
-        return float(row["blocked_until"]) if row else 0.0
+        query = sa.select(_C.blocked_until).where(_C.channel == channel)
+        async with self.store.read() as conn:
+            until = (await conn.execute(query)).scalar_one_or_none()
+        return float(until) if until is not None else 0.0
 
     async def block(self, channel: str, until: float) -> None:
         """Record Slack's Retry-After for the whole channel (every poster honours it)."""
+        # Only ever later: a shorter Retry-After seen meanwhile does not shorten a longer one.
+        stmt = (
+            sa.update(intake_channels)
+            .where(_C.channel == channel, _C.blocked_until < float(until))
+            .values(blocked_until=float(until))
+        )
         async with self.store.transaction() as conn:
-            await conn.execute(
-                "UPDATE intake_channels SET blocked_until=MAX(blocked_until, ?) WHERE channel=?", (until, channel)
-            )
+            await conn.execute(stmt)
 
     # ---- the poster's reads and moves ------------------------------------------------------
 
     async def in_status(self, channel: str, status: str, *, limit: int = 1000) -> list[QueuedAlert]:
         """Alerts of ``channel`` in ``status``, oldest first."""
-        async with self.store.conn.execute(
-            "SELECT * FROM intake_alerts WHERE channel=? AND status=? ORDER BY received_at, item_id LIMIT ?",
-            (channel, status, limit),
-        ) as cur:
-            return [_alert(r) for r in await cur.fetchall()]
+        query = (
+            sa.select(intake_alerts)
+            .where(_A.channel == channel, _A.status == status)
+            .order_by(_A.received_at, _A.item_id)
+            .limit(limit)
+        )
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_alert(r) for r in rows]
 
     async def count_waiting(self, channel: str) -> int:
-        async with self.store.conn.execute(
-            "SELECT COUNT(*) FROM intake_alerts WHERE channel=? AND status=?", (channel, WAITING)
-        ) as cur:
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        query = sa.select(sa.func.count()).select_from(intake_alerts).where(_A.channel == channel, _A.status == WAITING)
+        async with self.store.read() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def changed(self, channel: str, *, limit: int = 20) -> list[QueuedAlert]:
         """Carded alerts whose re-delivery changed something: the card needs redrawing."""
-        async with self.store.conn.execute(
-            "SELECT * FROM intake_alerts WHERE channel=? AND status=? AND change_note IS NOT NULL"
-            " ORDER BY updated_at LIMIT ?",
-            (channel, CARDED, limit),
-        ) as cur:
-            return [_alert(r) for r in await cur.fetchall()]
+        query = (
+            sa.select(intake_alerts)
+            .where(_A.channel == channel, _A.status == CARDED, _A.change_note.is_not(None))
+            .order_by(_A.updated_at)
+            .limit(limit)
+        )
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_alert(r) for r in rows]
 
     async def move(
         self, targets: Sequence[Target], status: str, *, card_ts: str | None = None, digest_id: str | None = None
     ) -> None:
         """Move alerts to ``status`` (``posting``/``digesting`` stamp the attempt time)."""
+        if not targets:
+            return
         now = time.time()
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if card_ts is not None:
+            values["card_ts"] = card_ts
+        if digest_id is not None:
+            values["digest_id"] = digest_id
+        if status in (POSTING, DIGESTING):
+            values["attempt_at"] = now
         async with self.store.transaction() as conn:
-            for target in targets:
-                await conn.execute(
-                    "UPDATE intake_alerts SET status=?, card_ts=COALESCE(?, card_ts),"
-                    " digest_id=COALESCE(?, digest_id), attempt_at=CASE WHEN ? IN ('posting','digesting')"
-                    " THEN ? ELSE attempt_at END, updated_at=? WHERE platform=? AND item_id=? AND space=?",
-                    (status, card_ts, digest_id, status, now, now, *_key(target)),
-                )
+            await conn.execute(sa.update(intake_alerts).where(_BY_KEY).values(values), _params(targets))
 
     async def noted(self, target: Target, note: str) -> None:
         """The card was redrawn for ``note``: clear it unless a newer change arrived meanwhile."""
+        stmt = sa.update(intake_alerts).where(_is(target), _A.change_note == note).values(change_note=None)
         async with self.store.transaction() as conn:
-            await conn.execute(
-                "UPDATE intake_alerts SET change_note=NULL WHERE platform=? AND item_id=? AND space=?"
-                " AND change_note=?",
-                (*_key(target), note),
-            )
+            await conn.execute(stmt)
 
     # ---- digests -------------------------------------------------------------------------------
 
@@ -248,64 +310,71 @@ class IntakeStore:
         digest_id = uuid.uuid4().hex[:12]
         now = time.time()
         async with self.store.transaction() as conn:
+            await conn.execute(sa.insert(intake_digests).values(id=digest_id, channel=channel, created_at=now))
+            if not rows:
+                return digest_id
             await conn.execute(
-                "INSERT INTO intake_digests (id, channel, created_at) VALUES (?,?,?)", (digest_id, channel, now)
+                sa.insert(intake_digest_rows),
+                [
+                    {"digest_id": digest_id, "seq": seq, "target": target.key, "severity": severity, "title": title}
+                    for seq, (target, severity, title) in enumerate(rows)
+                ],
             )
-            for seq, (target, severity, title) in enumerate(rows):
-                await conn.execute(
-                    "INSERT INTO intake_digest_rows (digest_id, seq, target, severity, title) VALUES (?,?,?,?,?)",
-                    (digest_id, seq, target.key, severity, title),
-                )
-                await conn.execute(
-                    "UPDATE intake_alerts SET status=?, digest_id=?, attempt_at=?, updated_at=?"
-                    " WHERE platform=? AND item_id=? AND space=?",
-                    (DIGESTING, digest_id, now, now, *_key(target)),
-                )
+            await conn.execute(
+                sa.update(intake_alerts)
+                .where(_BY_KEY)
+                .values(status=DIGESTING, digest_id=digest_id, attempt_at=now, updated_at=now),
+                _params([target for target, _, _ in rows]),
+            )
         return digest_id
 
     async def digest_posted(self, digest_id: str, ts: str) -> None:
         async with self.store.transaction() as conn:
-            await conn.execute("UPDATE intake_digests SET ts=? WHERE id=?", (ts, digest_id))
+            await conn.execute(sa.update(intake_digests).where(intake_digests.c.id == digest_id).values(ts=ts))
             await conn.execute(
-                "UPDATE intake_alerts SET status=?, updated_at=? WHERE digest_id=? AND status=?",
-                (DIGESTED, time.time(), digest_id, DIGESTING),
+                sa.update(intake_alerts)
+                .where(_A.digest_id == digest_id, _A.status == DIGESTING)
+                .values(status=DIGESTED, updated_at=time.time())
             )
 
     async def digest_abandoned(self, digest_id: str) -> None:
         """The digest never reached Slack: its alerts wait again (the next digest lists them)."""
         async with self.store.transaction() as conn:
             await conn.execute(
-                "UPDATE intake_alerts SET status=?, digest_id=NULL WHERE digest_id=? AND status=?",
-                (WAITING, digest_id, DIGESTING),
+                sa.update(intake_alerts)
+                .where(_A.digest_id == digest_id, _A.status == DIGESTING)
+                .values(status=WAITING, digest_id=None)
             )
-            await conn.execute("DELETE FROM intake_digests WHERE id=?", (digest_id,))
+            await conn.execute(sa.delete(intake_digests).where(intake_digests.c.id == digest_id))
 
     async def digest_rows(self, digest_id: str) -> list[DigestRow]:
         """The rows a digest lists, in table order ([] for an unknown digest)."""
-        async with self.store.conn.execute(
-            "SELECT seq, target, severity, title FROM intake_digest_rows WHERE digest_id=? ORDER BY seq",
-            (digest_id,),
-        ) as cur:
-            rows = await cur.fetchall()
+        r = intake_digest_rows.c
+        query = sa.select(r.seq, r.target, r.severity, r.title).where(r.digest_id == digest_id).order_by(r.seq)
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         return [DigestRow(r["seq"], Target.from_key(r["target"]), r["severity"], r["title"]) for r in rows]
 
     async def digest_channel(self, digest_id: str) -> tuple[str, str | None] | None:
         """(channel, ts) of a digest, or None."""
-        async with self.store.conn.execute("SELECT channel, ts FROM intake_digests WHERE id=?", (digest_id,)) as cur:
-            row = await cur.fetchone()
+        d = intake_digests.c
+        async with self.store.read() as conn:
+            row = (await conn.execute(sa.select(d.channel, d.ts).where(d.id == digest_id))).mappings().first()
         return (row["channel"], row["ts"]) if row else None
 
     # ---- metrics -------------------------------------------------------------------------------
 
     async def stats(self) -> dict[str, tuple[int, float | None]]:
         """Per channel: (alerts not yet in Slack, receipt time of the oldest of them)."""
-        async with self.store.conn.execute(
-            "SELECT channel, COUNT(*) AS n, MIN(received_at) AS oldest FROM intake_alerts"
-            " WHERE status IN ('waiting','posting','digesting') GROUP BY channel"
-        ) as cur:
-            rows = await cur.fetchall()
+        query = (
+            sa.select(_A.channel, sa.func.count().label("n"), sa.func.min(_A.received_at).label("oldest"))
+            .where(_UNPOSTED)
+            .group_by(_A.channel)
+        )
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         return {r["channel"]: (int(r["n"]), r["oldest"]) for r in rows}
 
     async def channels(self) -> list[str]:
-        async with self.store.conn.execute("SELECT channel FROM intake_channels") as cur:
-            return [r["channel"] for r in await cur.fetchall()]
+        async with self.store.read() as conn:
+            return list((await conn.execute(sa.select(_C.channel))).scalars())

@@ -2,7 +2,9 @@
 
 One row per (workspace, Slack user, platform) in the ``mappings`` table. Values
 are validated and normalised on the way in (Datadog user UUID, Kibana profile
-uid, Xpanse email), so everything read back is usable as is.
+uid, Xpanse email), so everything read back is usable as is. One identity belongs to at
+most one Slack user per workspace: the unique key ``mappings_by_value`` enforces it on
+both engines, and a write refused by it names the user who holds the value.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
-import aiosqlite
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import UsageError
 from bot.models import Platform, Verb
 from bot.rules import normalise_identity
-from bot.store.db import Store
+from bot.store.db import Store, insert
+from bot.store.tables import mappings
 
 
 class Source(StrEnum):
@@ -88,7 +92,7 @@ def _ts(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _row_identity(row: aiosqlite.Row) -> Identity:
+def _row_identity(row: sa.RowMapping) -> Identity:
     return Identity(
         platform=Platform(row["platform"]),
         value=row["value"],
@@ -99,7 +103,7 @@ def _row_identity(row: aiosqlite.Row) -> Identity:
     )
 
 
-def _group(rows: Iterable[aiosqlite.Row]) -> list[UserIdentities]:
+def _group(rows: Iterable[sa.RowMapping]) -> list[UserIdentities]:
     users: dict[tuple[str, str], UserIdentities] = {}
     for row in rows:
         key = (row["team_id"], row["user_id"])
@@ -118,20 +122,21 @@ class MappingStore:
 
     async def get(self, team_id: str, user_id: str) -> UserIdentities:
         """Every identity of one Slack user (an empty ``UserIdentities`` when none)."""
-        async with self.store.conn.execute(
-            "SELECT * FROM mappings WHERE team_id = ? AND user_id = ?", (team_id, user_id)
-        ) as cur:
-            rows = await cur.fetchall()
+        query = sa.select(mappings).where(mappings.c.team_id == team_id, mappings.c.user_id == user_id)
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         found = _group(rows)
         return found[0] if found else UserIdentities(team_id=team_id, user_id=user_id)
 
     async def get_one(self, team_id: str, user_id: str, platform: Platform) -> Identity | None:
         """The identity of one Slack user on one platform, if mapped."""
-        async with self.store.conn.execute(
-            "SELECT * FROM mappings WHERE team_id = ? AND user_id = ? AND platform = ?",
-            (team_id, user_id, Platform(platform).value),
-        ) as cur:
-            row = await cur.fetchone()
+        query = sa.select(mappings).where(
+            mappings.c.team_id == team_id,
+            mappings.c.user_id == user_id,
+            mappings.c.platform == Platform(platform).value,
+        )
+        async with self.store.read() as conn:
+            row = (await conn.execute(query)).mappings().first()
         return _row_identity(row) if row else None
 
     async def set(
@@ -184,74 +189,94 @@ class MappingStore:
         if any(not values for _, values in clean):
             raise UsageError("nothing to map: give at least one platform=value", verb=Verb.MAP)
         now = _ts(self._clock())
-        written = 0
-        async with self.store.transaction() as conn:
-            for user_id, values in clean:
-                for platform, value in values.items():
-                    await self._refuse_taken(conn, team_id, user_id, platform, value)
-                    await conn.execute(
-                        """
-                        INSERT INTO mappings (team_id, user_id, platform, value, source, set_by,
-                                              updated_at, verified_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (team_id, user_id, platform) DO UPDATE SET
-                            value = excluded.value, source = excluded.source,
-                            set_by = excluded.set_by, updated_at = excluded.updated_at,
-                            verified_at = excluded.verified_at
-                        """,
-                        (team_id, user_id, platform.value, value, source.value, set_by, now, now if verified else None),
-                    )
-                    written += 1
-        return written
+        rows = [
+            {
+                "team_id": team_id,
+                "user_id": user_id,
+                "platform": platform.value,
+                "value": value,
+                "source": source.value,
+                "set_by": set_by,
+                "updated_at": now,
+                "verified_at": now if verified else None,
+            }
+            for user_id, values in clean
+            for platform, value in values.items()
+        ]
+        try:
+            return await self._write(rows)
+        except sa.exc.IntegrityError:
+            # Another writer mapped one of these values to someone else after our check read
+            # (on PostgreSQL the unique key, not a file lock, is what orders the two): that
+            # writer has committed by now, so a second pass finds its row and says whose it is.
+            return await self._write(rows)
 
-    async def _refuse_taken(
-        self, conn: aiosqlite.Connection, team_id: str, user_id: str, platform: Platform, value: str
-    ) -> None:
-        async with conn.execute(
-            "SELECT user_id FROM mappings WHERE team_id = ? AND platform = ? AND value = ?",
-            (team_id, platform.value, value),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is not None and row["user_id"] != user_id:
+    async def _write(self, rows: list[dict[str, str | None]]) -> int:
+        async with self.store.transaction() as conn:
+            for row in rows:
+                await self._refuse_taken(conn, row)
+                stmt = insert(conn, mappings).values(row)
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[mappings.c.team_id, mappings.c.user_id, mappings.c.platform],
+                        set_={
+                            name: stmt.excluded[name]
+                            for name in ("value", "source", "set_by", "updated_at", "verified_at")
+                        },
+                    )
+                )
+        return len(rows)
+
+    async def _refuse_taken(self, conn: AsyncConnection, row: Mapping[str, str | None]) -> None:
+        query = sa.select(mappings.c.user_id).where(
+            mappings.c.team_id == row["team_id"],
+            mappings.c.platform == row["platform"],
+            mappings.c.value == row["value"],
+        )
+        holder = (await conn.execute(query)).scalar_one_or_none()
+        if holder is not None and holder != row["user_id"]:
+            platform = Platform(str(row["platform"]))
             raise UsageError(
-                f"{platform.label} identity {value} is already mapped to <@{row['user_id']}>; "
-                f"unmap it there first (`/triage unmap <@{row['user_id']}> {platform.value}`)",
+                f"{platform.label} identity {row['value']} is already mapped to <@{holder}>; "
+                f"unmap it there first (`/triage unmap <@{holder}> {platform.value}`)",
                 verb=Verb.MAP,
             )
 
     async def unset(self, team_id: str, user_id: str, platform: Platform) -> bool:
         """Remove one mapping; return whether there was one."""
+        stmt = sa.delete(mappings).where(
+            mappings.c.team_id == team_id,
+            mappings.c.user_id == user_id,
+            mappings.c.platform == Platform(platform).value,
+        )
         async with self.store.transaction() as conn:
-            cur = await conn.execute(
-                "DELETE FROM mappings WHERE team_id = ? AND user_id = ? AND platform = ?",
-                (team_id, user_id, Platform(platform).value),
-            )
-            removed = cur.rowcount > 0
-            await cur.close()
-        return removed
+            result = await conn.execute(stmt)
+        return result.rowcount > 0
 
     async def mark_verified(
         self, team_id: str, user_id: str, platform: Platform, *, at: datetime | None = None
     ) -> bool:
         """Record that the mapping was just confirmed on the platform; return whether it exists."""
-        async with self.store.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE mappings SET verified_at = ? WHERE team_id = ? AND user_id = ? AND platform = ?",
-                (_ts(at or self._clock()), team_id, user_id, Platform(platform).value),
+        stmt = (
+            sa.update(mappings)
+            .where(
+                mappings.c.team_id == team_id,
+                mappings.c.user_id == user_id,
+                mappings.c.platform == Platform(platform).value,
             )
-            updated = cur.rowcount > 0
-            await cur.close()
-        return updated
+            .values(verified_at=_ts(at or self._clock()))
+        )
+        async with self.store.transaction() as conn:
+            result = await conn.execute(stmt)
+        return result.rowcount > 0
 
     async def all(self, *, team_id: str | None = None) -> list[UserIdentities]:
         """Every mapped Slack user (optionally of one workspace), ordered by workspace and user."""
-        sql = "SELECT * FROM mappings"
-        args: tuple[str, ...] = ()
+        query = sa.select(mappings).order_by(mappings.c.team_id, mappings.c.user_id)
         if team_id is not None:
-            sql += " WHERE team_id = ?"
-            args = (team_id,)
-        async with self.store.conn.execute(sql + " ORDER BY team_id, user_id", args) as cur:
-            rows = await cur.fetchall()
+            query = query.where(mappings.c.team_id == team_id)
+        async with self.store.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
         return _group(rows)
 
     async def find_by_value(
@@ -263,11 +288,14 @@ class MappingStore:
             clean = validate_identity(platform, value)
         except UsageError:
             return None
-        sql = "SELECT team_id, user_id FROM mappings WHERE platform = ? AND value = ?"
-        args: tuple[str, ...] = (Platform(platform).value, clean)
+        query = (
+            sa.select(mappings.c.team_id, mappings.c.user_id)
+            .where(mappings.c.platform == Platform(platform).value, mappings.c.value == clean)
+            .order_by(mappings.c.team_id)
+            .limit(1)
+        )
         if team_id is not None:
-            sql += " AND team_id = ?"
-            args += (team_id,)
-        async with self.store.conn.execute(sql + " ORDER BY team_id LIMIT 1", args) as cur:
-            row = await cur.fetchone()
+            query = query.where(mappings.c.team_id == team_id)
+        async with self.store.read() as conn:
+            row = (await conn.execute(query)).mappings().first()
         return (row["team_id"], row["user_id"]) if row else None
