@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.ext.compiler import compiles
 
 from bot.errors import StoreError
-from bot.store import migrate
+from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
 
 log = structlog.get_logger(__name__)
 
@@ -196,11 +196,11 @@ class Store:
     async def _prepare(self, migrate_schema: bool) -> None:
         try:
             async with self.engine.connect() as conn:
-                version = await conn.run_sync(migrate.read_version)
+                version = await conn.run_sync(read_version)
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as exc:
             raise StoreError(f"cannot open the database {self.where}: {_reason(exc)}") from exc
         # Refuse a newer database before anything writes to it (WAL rewrites SQLite's header).
-        migrate.refuse_newer(version, self.where)
+        refuse_newer(version, self.where)
         if self.is_sqlite:
             async with self.engine.connect() as conn:
                 # On the driver's connection, outside any transaction (WAL cannot be set inside one).
@@ -213,16 +213,16 @@ class Store:
             if not migrate_schema:
                 state = "has no tables yet" if version.empty else f"is at {version.describe()}"
                 raise SchemaBehind(
-                    f"the database {self.where} {state}, not revision {migrate.HEAD}: run `triage-bot db upgrade` first"
+                    f"the database {self.where} {state}, not revision {HEAD}: run `triage-bot db upgrade` first"
                 )
             try:
                 async with self.transaction() as conn:
-                    applied = await conn.run_sync(migrate.upgrade, self.where)
+                    applied = await conn.run_sync(upgrade, self.where)
             except sa.exc.DBAPIError as exc:
                 raise StoreError(f"migrating {self.where} failed: {_reason(exc)}") from exc
             if applied:
                 log.info("store.migrated", where=self.where, applied=applied)
-        self.schema_revision = migrate.HEAD
+        self.schema_revision = HEAD
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

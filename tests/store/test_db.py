@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import bot.store.migrate as migrate
 from bot.errors import StoreError
-from bot.store import migrate
 from bot.store.db import Store, database_url, redacted
 from bot.store.legacy import LEGACY_MIGRATIONS
 from bot.store.migrate import split_statements

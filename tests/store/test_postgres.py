@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import bot.store.migrate as migrate
 from bot.errors import StoreError
 from bot.models import JobParams, Platform, Target, Verb
 from bot.ops import db_cli
-from bot.store import migrate
 from bot.store.budgets import SharedBudget
 from bot.store.db import Store, database_url
 from bot.store.jobs import JobStore, SameChange
