@@ -19,8 +19,8 @@ ITEM = Target(platform=Platform.XPANSE, id="7")
 
 
 @pytest_asyncio.fixture
-async def cards(tmp_path: Path) -> AsyncIterator[CardStore]:
-    async with await Store.open(tmp_path / "cards.db") as s:
+async def cards(tmp_path: Path, db_url: str) -> AsyncIterator[CardStore]:
+    async with await Store.open(db_url) as s:
         yield CardStore(s)
 
 

@@ -18,8 +18,8 @@ from tests.sql import run_sql
 
 
 @pytest_asyncio.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "claims.db") as s:
+async def store(tmp_path: Path, db_url: str) -> AsyncIterator[Store]:
+    async with await Store.open(db_url) as s:
         yield s
 
 

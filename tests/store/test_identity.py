@@ -35,8 +35,8 @@ ALICE = "alice@example.com"
 
 
 @pytest_asyncio.fixture
-async def mappings(tmp_path: Path) -> AsyncIterator[MappingStore]:
-    store = await Store.open(tmp_path / "identity.db")
+async def mappings(tmp_path: Path, db_url: str) -> AsyncIterator[MappingStore]:
+    store = await Store.open(db_url)
     try:
         yield MappingStore(store)
     finally:

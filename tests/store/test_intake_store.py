@@ -18,8 +18,8 @@ C = Target(platform=Platform.XPANSE, id="7")
 
 
 @pytest_asyncio.fixture
-async def intake(tmp_path: Path) -> AsyncIterator[IntakeStore]:
-    async with await Store.open(tmp_path / "intake.db") as s:
+async def intake(tmp_path: Path, db_url: str) -> AsyncIterator[IntakeStore]:
+    async with await Store.open(db_url) as s:
         yield IntakeStore(s)
 
 
@@ -133,10 +133,10 @@ async def test_stats_count_what_is_not_yet_in_slack(intake: IntakeStore) -> None
     assert set(stats) == {"C1"} and stats["C1"][0] == 2 and isinstance(stats["C1"][1], float)
 
 
-async def test_replicas_on_one_database_store_an_alert_once_and_split_the_channels(tmp_path: Path) -> None:
+async def test_replicas_on_one_database_store_an_alert_once_and_split_the_channels(tmp_path: Path, db_url: str) -> None:
     """Two stores on one database accepting the same alerts at once queue each once; their posters
     never both lease a channel."""
-    async with await Store.open(tmp_path / "shared.db") as one, await Store.open(tmp_path / "shared.db") as two:
+    async with await Store.open(db_url) as one, await Store.open(db_url) as two:
         left, right = IntakeStore(one), IntakeStore(two)
         batch = [(ItemState(target=Target(platform=Platform.XPANSE, id=str(n))), f"C{n % 5}") for n in range(40)]
         results = await asyncio.gather(left.accept(batch), right.accept(list(reversed(batch))))

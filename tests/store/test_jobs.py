@@ -31,9 +31,9 @@ X2 = Target(platform=Platform.XPANSE, id="2")
 
 
 @pytest_asyncio.fixture
-async def jobs(tmp_path: Path) -> AsyncIterator[JobStore]:
+async def jobs(tmp_path: Path, db_url: str) -> AsyncIterator[JobStore]:
     """A JobStore on a fresh database file."""
-    store = await Store.open(tmp_path / "t.db")
+    store = await Store.open(db_url)
     try:
         yield JobStore(store)
     finally:
@@ -209,9 +209,9 @@ async def test_a_row_written_with_the_legacy_extra_dict_loads_as_a_typed_plan(jo
     assert JobParams(extra={}).handoff is None
 
 
-async def test_two_replicas_submitting_the_same_change_store_one_job(tmp_path: Path) -> None:
+async def test_two_replicas_submitting_the_same_change_store_one_job(tmp_path: Path, db_url: str) -> None:
     """Two connections (two replicas, no shared in-process lock) racing one change: one job, the rest told."""
-    path = tmp_path / "shared.db"
+    path = db_url
     first = await Store.open(path)
     second = await Store.open(path)
     try:

@@ -20,8 +20,8 @@ KB = "u_79HkWkwmnBH5gqFKwoxggWPjEBOur1zLPXQPEl1VBW0_0"
 
 
 @pytest_asyncio.fixture
-async def mappings(tmp_path: Path) -> AsyncIterator[MappingStore]:
-    store = await Store.open(tmp_path / "m.db")
+async def mappings(tmp_path: Path, db_url: str) -> AsyncIterator[MappingStore]:
+    store = await Store.open(db_url)
     try:
         yield MappingStore(store)
     finally:
@@ -156,12 +156,12 @@ async def test_all_groups_rows_per_user_in_order(mappings: MappingStore) -> None
     assert [u.user_id for u in await mappings.all(team_id="T2")] == ["U1"]
 
 
-async def test_mappings_survive_reopen(tmp_path: Path) -> None:
+async def test_mappings_survive_reopen(tmp_path: Path, db_url: str) -> None:
     """What is written is on disk: a fresh Store on the same file reads it back."""
-    store = await Store.open(tmp_path / "p.db")
+    store = await Store.open(db_url)
     await MappingStore(store).set("T1", "U1", Platform.KIBANA, KB, source="self", set_by="U1")
     await store.close()
-    store = await Store.open(tmp_path / "p.db")
+    store = await Store.open(db_url)
     try:
         found = await MappingStore(store).get("T1", "U1")
         assert found.kibana is not None and found.kibana.value == KB

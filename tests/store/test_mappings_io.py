@@ -32,8 +32,8 @@ KB2 = "u_Zz9HkWkwmnBH5gqFKwoxggWPjEBOur1zLPXQPEl1VBW0_1"
 
 
 @pytest_asyncio.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "io.db")
+async def store(tmp_path: Path, db_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(db_url)
     try:
         yield opened
     finally:

@@ -19,9 +19,9 @@ async def claim(
 
 
 @pytest_asyncio.fixture
-async def oncall(tmp_path: Path) -> AsyncIterator[OnCallStore]:
+async def oncall(tmp_path: Path, db_url: str) -> AsyncIterator[OnCallStore]:
     """An OnCallStore over a fresh database."""
-    store = await Store.open(tmp_path / "o.db")
+    store = await Store.open(db_url)
     try:
         yield OnCallStore(store)
     finally:

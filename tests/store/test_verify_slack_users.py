@@ -26,8 +26,8 @@ DD = {
 
 
 @pytest_asyncio.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "verify.db")
+async def store(tmp_path: Path, db_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(db_url)
     try:
         yield opened
     finally:

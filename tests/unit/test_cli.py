@@ -177,12 +177,23 @@ def test_serve_without_slack_credentials_exits_2(env: Path, capsys: pytest.Captu
 
 
 def test_check_with_nothing_configured_says_so(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """``check`` on an empty configuration lists every platform and Slack as not configured, exit 0."""
+    """``check`` on an empty configuration lists every platform and Slack as not configured, exit 0;
+    the database (not created yet) is reachable and left for ``serve`` or ``db upgrade`` to migrate."""
     assert main(["check"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [
-        "Datadog: not configured",
-        "Kibana: not configured",
-        "Xpanse: not configured",
-        "Slack: not configured (SLACK_BOT_TOKEN is not set)",
-    ]
+    assert lines[:3] == ["Datadog: not configured", "Kibana: not configured", "Xpanse: not configured"]
+    assert lines[3].startswith("Database (") and "ok — reachable, not yet at revision" in lines[3]
+    assert lines[4:] == ["Slack: not configured (SLACK_BOT_TOKEN is not set)"]
+
+
+def test_db_upgrade_then_copy_to_another_file(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``db upgrade`` migrates TRIAGE_DB; ``db copy`` fills an empty database and refuses a full one."""
+    assert main(["db", "upgrade"]) == 0
+    assert "at revision" in capsys.readouterr().out
+    target = str(env / "copy.db")
+    assert main(["db", "copy", "--to", target]) == 0
+    out = capsys.readouterr().out
+    assert "jobs: 0 rows" in out and f"to {target}" in out
+    assert main(["db", "copy", "--to", target]) == 0  # still empty: nothing was in the source
+    assert main(["db", "copy", "--from", str(env / "missing.db"), "--to", target]) == 1
+    assert "there is no database at" in capsys.readouterr().err
