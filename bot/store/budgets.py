@@ -1,7 +1,7 @@
 """Request budgets shared by every replica: a tenant's rate limit, kept by the database.
 
-``SharedBudget(store, "xpanse", rate)`` gives requests slots ``1 / rate`` seconds apart
-(with a small margin), whichever replica or process asks: taking a slot is one short
+``SharedBudget(store, "xpanse", rate)`` gives requests slots ``1.1 / rate`` seconds apart
+(a margin for scheduling delays), whichever replica or process asks: taking a slot is one short
 transaction that locks the budget's row, reads the next free moment on the database's
 clock, and moves it one interval on. The caller then sleeps until its slot. So the
 requests of all replicas together are spaced like one client's, and their sum never
@@ -18,9 +18,10 @@ from bot.store.db import Store, database_now, insert
 from bot.store.tables import rate_budgets
 
 # Slots are this much further apart than ``1 / rate``: the time between a slot and the
-# request reaching the tenant varies by a few milliseconds, and a limit counted over a
-# sliding second must not see two requests closer than the limit allows.
-MARGIN = 1.05
+# request reaching the tenant varies (a busy host delays one process by tens of
+# milliseconds), and a limit counted over any sliding second must still never see more
+# than ``rate`` requests. 10 % absorbs a delay of up to about one interval per second.
+MARGIN = 1.1
 
 
 class SharedBudget:

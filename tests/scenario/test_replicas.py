@@ -78,12 +78,16 @@ async def replicas(
     )
     procs = [BotProcess(env, slack=slack_fake, log_dir=tmp_path, name=f"replica{n}") for n in range(3)]
     store = await Store.open(postgres_url)
+    started: Replicas | None = None
     try:
         await asyncio.gather(*(p.start(timeout=60) for p in procs))
-        yield Replicas(procs, store)
+        started = Replicas(procs, store)
+        yield started
     finally:
         for p in procs:
             p.kill()
+        for bot in started.bots if started is not None else []:
+            await bot.http.aclose()
         await store.close()
         for p in procs:
             if "Traceback" in p.log():
@@ -225,6 +229,8 @@ async def test_sigkill_of_the_replica_running_a_300_item_handoff(
     owner = await scalar(replicas.store, "SELECT claimed_by FROM jobs WHERE verb = 'handoff' AND state = 'running'")
     assert owner, "the handoff finished before the kill: nothing to take over"
     victim = replicas.by_worker_pid(int(str(owner).split(":")[1]))
+    # Items on the wire at the kill: an idempotent write among them may be sent again on resume.
+    in_flight = {t for (t,) in await run_sql(replicas.store, "SELECT target FROM job_items WHERE state = 'running'")}
     killed_at = time.monotonic()
     os.kill(int(str(owner).split(":")[1]), signal.SIGKILL)
     victim.kill()
@@ -252,20 +258,24 @@ async def test_sigkill_of_the_replica_running_a_300_item_handoff(
     assert len(per_target) == N_DD + N_XP and set(per_target.values()) == {1}
     assert {datadog_fake.findings[dd_id(n)]["assignee_id"] for n in range(N_DD)} == {DD_BOB}
     assert {xpanse_fake.incidents[str(1000 + n)].assigned_user_mail for n in range(N_XP)} == {"bob@example.com"}
-    assigned = xpanse_updates(xpanse_fake, "assigned_user_mail")
-    assert len(assigned) == len(set(assigned)) == N_XP
+    assigned = collections.Counter(xpanse_updates(xpanse_fake, "assigned_user_mail"))
+    assert set(assigned) == {str(1000 + n) for n in range(N_XP)}
+    again = {f"xpanse:{i}" for i, n in assigned.items() if n > 1}
+    assert again <= in_flight and max(assigned.values()) <= 2, (again, in_flight)
     commented = xpanse_updates(xpanse_fake, "comment")
     assert sorted(commented) == [str(3000 + n) for n in range(3)]
     # The tenant's limit held for all replicas together.
     assert xpanse_fake.throttled == 0
     assert busiest_second(xpanse_fake) <= RATE
-    # The report was posted once, by whichever replica finished.
+    # The report was posted once, by whichever replica finished: one result message, then (300 items)
+    # one page with the summary and the CSV of every item, uploaded once.
     texts = [
         str(call.args.get("text", ""))
         for call in slack_fake.calls_to("chat.postMessage")
         if "handed off" in str(call.args.get("text", "")) and call.args.get("thread_ts") == preview
     ]
-    assert texts and len(texts) == len(set(texts)), texts
+    assert len(texts) == 2 and len(set(texts)) == 1, texts
+    assert len(slack_fake.calls_to("files.completeUploadExternal")) == 1
     assert taken_over_after < 90
     print(
         f"taken over and finished {taken_over_after:.1f} s after the kill; busiest second {busiest_second(xpanse_fake)}"
