@@ -158,7 +158,12 @@ class JobRunner:
             if not todo:
                 return
             known = await self._last_known([i.target for i in todo]) if verb in _ASSIGNMENT else {}
-            await self.jobs.mark_items(job.id, [i.seq for i in todo], IS.RUNNING)
+            taken = set(await self.jobs.mark_items(job.id, [i.seq for i in todo], IS.RUNNING))
+            if len(taken) < len(todo):  # another worker runs this job too and took the rest
+                settled.update(i.target.key for i in todo if i.seq not in taken)
+                todo = [i for i in todo if i.seq in taken]
+                if not todo:
+                    return
             result = await self._call(job, verb, platform, client, [i.target for i in todo])
             await record(
                 [_annotate(r, states.get(r.target.key), known.get(r.target.key), platform) for r in result.items], todo
@@ -188,7 +193,9 @@ class JobRunner:
         uncertain; the ones not yet started are still PENDING and are sent on resume.
         """
         for item in items:
-            await self.jobs.mark_items(job.id, [item.seq], IS.RUNNING)
+            if not await self.jobs.mark_items(job.id, [item.seq], IS.RUNNING):
+                settled.add(item.target.key)  # another worker took it: it sends it, once
+                continue
             try:
                 result = await client.comment(item.target, job.params.text or "")
             except UserError as exc:

@@ -117,8 +117,10 @@ async def _no_lock() -> AsyncIterator[None]:
     yield
 
 
+# Engines are made with ``hide_parameters``: an error's message never carries the values of
+# the statement (comment text, identities), only the statement itself.
 def _sqlite_engine(url: URL) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=8, max_overflow=8)
+    engine = create_async_engine(url, pool_size=8, max_overflow=8, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -141,7 +143,9 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
 
 def _postgres_engine(url: URL) -> AsyncEngine:
     # Connections are checked before use so a database restart costs a retry, not an error.
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True
+    )
 
 
 class Store:

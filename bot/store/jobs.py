@@ -47,6 +47,7 @@ from bot.store.ledger import Ledger, append_results
 from bot.store.tables import job_items, jobs
 
 ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
+_OPEN = [ItemStatus.PENDING.value, ItemStatus.RUNNING.value]  # items not yet terminal
 
 __all__ = ["DUPLICATE_WINDOW_S", "DuplicateDelivery", "JobStore", "SameChange"]
 
@@ -263,13 +264,23 @@ class JobStore(Ledger):
             job_items.c.job_id == sa.bindparam("b_job_id"), job_items.c.seq == sa.bindparam("b_seq")
         )
 
-    async def mark_items(self, job_id: str, seqs: Sequence[int], state: ItemStatus, detail: str = "") -> None:
+    async def mark_items(self, job_id: str, seqs: Sequence[int], state: ItemStatus, detail: str = "") -> list[int]:
+        """Move items to ``state``; the seqs that moved.
+
+        Taking items (``RUNNING``) moves only those still ``PENDING``: of two workers that both
+        run one job (a lease that lapsed under a stalled worker), each item is taken by one,
+        so none is sent twice. Other moves apply to every item that is not yet terminal."""
         if not seqs:
-            return
-        now = time.time()
-        stmt = self._item_update().values(state=state.value, detail=detail, updated_at=now)
+            return []
+        allowed = [ItemStatus.PENDING.value] if state is ItemStatus.RUNNING else _OPEN
+        stmt = (
+            sa.update(job_items)
+            .where(job_items.c.job_id == job_id, job_items.c.seq.in_(list(seqs)), job_items.c.state.in_(allowed))
+            .values(state=state.value, detail=detail, updated_at=time.time())
+            .returning(job_items.c.seq)
+        )
         async with self.store.transaction() as conn:
-            await conn.execute(stmt, [{"b_job_id": job_id, "b_seq": s} for s in seqs])
+            return sorted(int(s) for s in (await conn.execute(stmt)).scalars().all())
 
     async def park(self, job_id: str, *, detail: str) -> int:
         """Put a job's in-flight items back to PENDING so the next start re-applies them.
@@ -287,7 +298,10 @@ class JobStore(Ledger):
     async def record_results(
         self, job: Job, results: Sequence[tuple[int, ItemResult]], *, verb: str | None = None
     ) -> None:
-        """Store each item's outcome and append it to the ledger, in one transaction."""
+        """Store each item's outcome and append it to the ledger, in one transaction.
+
+        An item that is terminal already (another worker recorded it) keeps its outcome and
+        gets no second ledger line."""
         if not results:
             return
         now = time.time()
@@ -312,7 +326,25 @@ class JobStore(Ledger):
             for seq, r in results
         ]
         async with self.store.transaction() as conn:
-            await conn.execute(stmt, rows)
+            open_now = set(
+                (
+                    await conn.execute(
+                        sa.select(job_items.c.seq)
+                        .where(
+                            job_items.c.job_id == job.id,
+                            job_items.c.seq.in_([seq for seq, _ in results]),
+                            job_items.c.state.in_(_OPEN),
+                        )
+                        .with_for_update()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            fresh = [row for row in rows if row["b_seq"] in open_now]
+            if not fresh:
+                return
+            await conn.execute(stmt, fresh)
             await append_results(
                 conn,
                 at=now,
@@ -320,5 +352,5 @@ class JobStore(Ledger):
                 team_id=job.team_id,
                 actor_id=job.actor_id,
                 verb=verb or job.verb.value,
-                results=[r for _, r in results],
+                results=[r for seq, r in results if seq in open_now],
             )

@@ -274,3 +274,22 @@ async def test_moves_outside_the_state_table_are_refused(jobs: JobStore) -> None
     job = await jobs.get(job_id)
     assert job is not None and job.state is JobState.PARTIAL
     assert all(not s.next_states for s in JobState if s.terminal)
+
+
+async def test_two_workers_on_one_job_take_each_item_once_and_record_it_once(jobs: JobStore) -> None:
+    """A lease that lapsed under a stalled worker: both run the job, but each item is taken by one of
+    them, and an item already recorded keeps its first outcome and gets no second ledger line."""
+    job_id = await new_job(jobs)
+    job = await jobs.get(job_id)
+    assert job is not None
+    first, second = await asyncio.gather(
+        jobs.mark_items(job_id, [0, 1], ItemStatus.RUNNING), jobs.mark_items(job_id, [0, 1], ItemStatus.RUNNING)
+    )
+    assert sorted(first + second) == [0, 1] and not (set(first) & set(second))
+    done = ItemResult(target=X1, outcome=Outcome.DONE, detail="")
+    late = ItemResult(target=X1, outcome=Outcome.FAILED, detail="late")
+    await asyncio.gather(jobs.record_results(job, [(0, done)]), jobs.record_results(job, [(0, late)]))
+    (item, _) = await jobs.items(job_id)
+    assert item.state.terminal
+    assert len([e for e in await jobs.history(X1) if e.job_id == job_id]) == 1
+    assert await jobs.mark_items(job_id, [0], ItemStatus.RUNNING) == []
