@@ -16,12 +16,22 @@ from __future__ import annotations
 
 import binascii
 import json
-import re
 from typing import Any
 from urllib.parse import unquote
 
-# A "%" that does not start a two-digit hex escape: urllib keeps it literally, a2b_qp would not.
-_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Each byte as its class: "h" a hex digit, "%" itself, "x" anything else. Every "%" starts a
+# valid escape exactly when each one in the classes is followed by "hh" (a "%hh" cannot
+# overlap another): counting both is a scan in C, where a regular expression took ~20 us a click.
+_CLASSES = bytes(
+    ord("h") if chr(b) in "0123456789abcdefABCDEF" else ord("%") if b == ord("%") else ord("x") for b in range(256)
+)
+
+
+def _escapes_valid(data: bytes) -> bool:
+    """Whether every "%" in ``data`` starts a two-digit hex escape (urllib keeps any other "%"
+    literally; a2b_qp would not)."""
+    classes = data.translate(_CLASSES)
+    return classes.count(b"%") == classes.count(b"%hh")
 
 
 def unquote_field(text: str) -> str:
@@ -29,12 +39,14 @@ def unquote_field(text: str) -> str:
     text = text.replace("+", " ")
     if "%" not in text:
         return text
-    if not text.isascii() or _BAD_ESCAPE.search(text) is not None:
+    if not text.isascii():
+        return unquote(text)
+    data = text.encode("ascii")
+    if not _escapes_valid(data):
         return unquote(text)
     # Every "=" left in the text after this is an escape a2b_qp decodes: literal "=" first
     # becomes its own escape, then each "%XX" becomes "=XX".
-    qp = text.replace("=", "=3D").replace("%", "=")
-    return binascii.a2b_qp(qp).decode("utf-8", "replace")
+    return binascii.a2b_qp(data.replace(b"=", b"=3D").replace(b"%", b"=")).decode("utf-8", "replace")
 
 
 def parse_form(text: str) -> dict[str, str]:
