@@ -21,8 +21,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.core.service import ActionRequest, Source
@@ -75,16 +73,16 @@ def _signed(secret: bytes | None, body: bytes, request: web.Request) -> bool:
 class _ParsedBoltRequest(AsyncBoltRequest):
     """A Bolt request for a body ``bot.slack.inbound.read`` has already checked and parsed.
 
-    ``AsyncBoltRequest`` parses the text it is given; handing it the parsed body instead
-    saves a second parse of every request (a card click's payload is about 4 KB of
-    percent-encoded JSON). The raw text is kept, as Bolt keeps it.
+    ``AsyncBoltRequest`` parses the text of an HTTP request itself; handed the parsed body
+    (as Bolt's Socket Mode adapter hands it a payload) it builds the request's context from
+    that, so no body is parsed twice. The raw text is kept and the mode is HTTP, as for a
+    request Bolt parsed itself.
     """
 
     def __init__(self, inbound: Inbound, *, query: str, headers: dict[str, str]) -> None:
-        super().__init__(body="", query=query, headers=headers)  # type: ignore[arg-type]
+        super().__init__(body=inbound.body, query=query, headers=headers, mode="socket_mode")  # type: ignore[arg-type]
         self.raw_body = inbound.text
-        self.body = inbound.body
-        self.context = build_async_context(AsyncBoltContext(), inbound.body)
+        self.mode = "http"
 
 
 def _unusable(kind: Kind, reason: str, detail: str, *, status: int = 400) -> web.Response:
