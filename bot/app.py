@@ -21,14 +21,16 @@ from bot.slack.errors import register_error_handler
 from bot.slack.listeners import Background, register
 
 
-def build_app(settings: Settings, services: Services, *, socket_mode: bool | None = None) -> AsyncApp:
+def build_app(settings: Settings, services: Services) -> AsyncApp:
     """A new ``AsyncApp`` with every listener and the error handler registered."""
-    socket = settings.slack_app_token is not None if socket_mode is None else socket_mode
     secret = settings.slack_signing_secret
     app = AsyncApp(
         client=services.slack,
         signing_secret=secret.get_secret_value() if secret else None,
-        request_verification_enabled=not socket,
+        # Over HTTP, ``bot.web`` checks every request's signature before Bolt sees it (and
+        # refuses a bad one with 401 before anything is parsed), so Bolt checking it again
+        # would only compute the same HMAC twice; Socket Mode requests carry no signature.
+        request_verification_enabled=False,
         process_before_response=True,
         raise_error_for_unhandled_request=False,
     )

@@ -29,7 +29,7 @@ from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_s
 from bot.metrics import REGISTRY, SLACK_ACK_LATENCY, SLACK_REJECTED
 from bot.models import Platform, Verb
 from bot.runtime import Services
-from bot.slack.inbound import Kind, Unusable, inspect
+from bot.slack.inbound import Inbound, Kind, Unusable, read
 from bot.store.intake import Accepted
 
 log = structlog.get_logger(__name__)
@@ -68,6 +68,21 @@ def _signed(secret: bytes | None, body: bytes, request: web.Request) -> bool:
         return False
     expected = "v0=" + hmac.new(secret, b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature)
+
+
+class _ParsedBoltRequest(AsyncBoltRequest):
+    """A Bolt request for a body ``bot.slack.inbound.read`` has already checked and parsed.
+
+    ``AsyncBoltRequest`` parses the text of an HTTP request itself; handed the parsed body
+    (as Bolt's Socket Mode adapter hands it a payload) it builds the request's context from
+    that, so no body is parsed twice. The raw text is kept and the mode is HTTP, as for a
+    request Bolt parsed itself.
+    """
+
+    def __init__(self, inbound: Inbound, *, query: str, headers: dict[str, str]) -> None:
+        super().__init__(body=inbound.body, query=query, headers=headers, mode="socket_mode")  # type: ignore[arg-type]
+        self.raw_body = inbound.text
+        self.mode = "http"
 
 
 def _unusable(kind: Kind, reason: str, detail: str, *, status: int = 400) -> web.Response:
@@ -231,12 +246,13 @@ def build_web_app(
                 if not _signed(secret, body, request):
                     return web.json_response({"error": "invalid request"}, status=401)
                 try:
-                    kind = inspect(body, request.content_type)
+                    inbound = read(body, request.content_type)
                 except Unusable as exc:
                     return _unusable(exc.kind, exc.reason, exc.detail)
+                kind = inbound.kind
                 try:
-                    bolt_request = AsyncBoltRequest(
-                        body=body.decode("utf-8"),
+                    bolt_request = _ParsedBoltRequest(
+                        inbound,
                         query=request.query_string,
                         headers=request.headers,  # type: ignore[arg-type]
                     )

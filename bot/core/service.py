@@ -203,5 +203,6 @@ class ActionService:
         job = answer
         if state is JobState.QUEUED:
             self.enqueue(job.id)
-        log.info("job_queued", job_id=job.id, verb=job.verb, items=len(request.targets), source=job.source)
+        # DEBUG: this runs before the ack, and the worker logs each job at INFO when it finishes.
+        log.debug("job_queued", job_id=job.id, verb=job.verb, items=len(request.targets), source=job.source)
         return Submitted(job_id=job.id)

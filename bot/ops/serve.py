@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -194,6 +195,7 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    _freeze_startup_heap()
     log.info(
         "ready",
         mode="socket" if socket_handler else "http",
@@ -214,6 +216,18 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
         await stopping_child
     log.info("stopped")
     return 0
+
+
+def _freeze_startup_heap() -> None:
+    """Keep what startup built (modules, settings, clients, the Bolt app: it lives as long as the
+    process) out of the garbage collector's full collections.
+
+    A full collection scans every tracked object; over the startup heap that took tens of
+    milliseconds, a pause every acknowledgement in flight waited out. Frozen, a collection
+    scans only what was allocated since.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _watch_parent(wake_fd: int, wake: Callable[[], None]) -> None:
@@ -243,6 +257,7 @@ async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: i
     services.reconciler.start()  # live cards kept true, reminders sent, by one replica at a time
     services.undo_sweeper.start()
     runner = await _health(services, host=host, port=port) if port is not None else None
+    _freeze_startup_heap()
     log.info("ready", role="worker", port=port, startup_s=round(time.monotonic() - started, 3))
     await _stop_event().wait()
     log.info("stopping", role="worker", timeout_s=settings.triage_shutdown_timeout)

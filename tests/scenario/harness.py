@@ -129,7 +129,7 @@ class BotHarness:
 
     async def start(self) -> BotHarness:
         self.services = await build_services(self.settings)
-        self.bolt = build_app(self.settings, self.services, socket_mode=False)
+        self.bolt = build_app(self.settings, self.services)
         await self.services.workers.start()
         await self.services.poster.start()
         app = build_web_app(self.services, bolt=self.bolt)

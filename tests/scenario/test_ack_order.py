@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import structlog
 
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.slack import SlackFake
@@ -50,3 +51,19 @@ async def test_button_ack_waits_for_the_durable_write(
 
 async def _count_jobs(bot: BotHarness) -> int:
     return int(await scalar(bot.svc.store, "SELECT COUNT(*) FROM jobs"))
+
+
+async def test_a_job_is_logged_once_at_info_when_it_finishes_not_on_the_ack_path(
+    bot: BotHarness, datadog_fake: DatadogFake
+) -> None:
+    """Storing and acking a command writes no INFO line; the job's one INFO line comes when it has run."""
+    datadog_fake.add_finding(FINDING, title="Key in repo")
+    with structlog.testing.capture_logs() as logs:
+        resp = await bot.command(f"assign dd:{FINDING} to me")
+        assert resp.status_code == 200
+        # The worker runs in this process too and may finish first: only its line may be there yet.
+        assert [e["event"] for e in logs if e["log_level"] != "debug"] in ([], ["job_finished"])
+        await bot.settle()
+    (line,) = [e for e in logs if e["event"] == "job_finished"]
+    assert (line["log_level"], line["verb"], line["state"], line["source"]) == ("info", "assign", "done", "slash")
+    assert [e["log_level"] for e in logs if e["event"] == "job_queued"] == ["debug"]

@@ -154,7 +154,7 @@ async def open_shell(
     await services.workers.start()
     await services.poster.start()
     # Socket Mode semantics: no request signatures, payloads handed over as dicts.
-    app = build_app(settings, services, socket_mode=True)
+    app = build_app(settings, services)
     shell = Shell(
         app=app,
         services=services,
