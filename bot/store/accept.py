@@ -1,8 +1,9 @@
 """Accepting a job: the acknowledgement path's one write, as one transaction.
 
-``accept`` runs inside ``Store.write_now``: the redelivery check, the "same change
-in flight or just made" check and the insert of the job and its items commit
-together. Across replicas the database decides: the interaction key is unique (a
+``accept`` runs inside ``Store.write_now`` as one synchronous transaction body: the
+redelivery check, the "same change in flight or just made" check and the insert of
+the job and its items commit together, and on SQLite they take one hop to the
+database thread (not one per statement). Across replicas the database decides: the interaction key is unique (a
 second insert of one delivery does nothing), and a single-item change first locks
 its item's row in ``item_guards`` (a PostgreSQL row lock; SQLite's write lock is
 already held), so of two replicas accepting the same change at once the second
@@ -17,31 +18,44 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from bot.models import IDEMPOTENT_VERBS, ItemStatus, Job, JobParams, JobState, Target, Verb
 from bot.store.db import insert
-from bot.store.ledger import latest_change_query, recent_from_row
+from bot.store.ledger import LATEST_CHANGE, recent_from_row
 from bot.store.tables import item_guards, job_items, jobs
 
 # A second identical request inside this window is answered "already …" instead of run.
 DUPLICATE_WINDOW_S = 60.0
 
 
-def in_flight_query(target_key: str, verb: str) -> sa.Select[Any]:
-    """The oldest queued or running job that applies ``verb`` to the target, with the item's seq."""
-    return (
-        sa.select(jobs, job_items.c.seq.label("item_seq"))
-        .select_from(job_items.join(jobs, jobs.c.id == job_items.c.job_id))
-        .where(
-            job_items.c.target == target_key,
-            job_items.c.state.in_((ItemStatus.PENDING.value, ItemStatus.RUNNING.value)),
-            jobs.c.verb == verb,
-            jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)),
-        )
-        .order_by(jobs.c.created_at)
-        .limit(1)
+# Statements of the acknowledgement path, built once (``:name`` parameters bound per request).
+IN_FLIGHT = (
+    sa.select(jobs, job_items.c.seq.label("item_seq"))
+    .select_from(job_items.join(jobs, jobs.c.id == job_items.c.job_id))
+    .where(
+        job_items.c.target == sa.bindparam("target"),
+        job_items.c.state.in_((ItemStatus.PENDING.value, ItemStatus.RUNNING.value)),
+        jobs.c.verb == sa.bindparam("verb"),
+        jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)),
     )
+    .order_by(jobs.c.created_at)
+    .limit(1)
+)
+_BY_KEY = sa.select(jobs.c.id).where(jobs.c.interaction_key == sa.bindparam("key"))
+_INSERT_ITEMS = sa.insert(job_items)
+_DIALECT_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _dialect_statements(conn: Connection) -> tuple[Any, Any]:
+    """(insert the job unless its key exists, returning it; lock the item's guard row) in ``conn``'s dialect."""
+    name = conn.dialect.name
+    if name not in _DIALECT_STATEMENTS:
+        job = insert(conn, jobs).on_conflict_do_nothing().returning(*jobs.c)
+        guard = insert(conn, item_guards)
+        guard = guard.on_conflict_do_update(index_elements=["target"], set_={"at": guard.excluded.at})
+        _DIALECT_STATEMENTS[name] = (job, guard)
+    return _DIALECT_STATEMENTS[name]
 
 
 class DuplicateDelivery(BaseModel):
@@ -98,16 +112,16 @@ def item_rows(job_id: str, targets: Iterable[Target], *, start: int, now: float)
     ]
 
 
-async def accept(conn: AsyncConnection, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
+def accept(conn: Connection, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
     """Store ``sub`` as job ``job_id`` unless it repeats one (the caller holds the transaction).
 
     ``from_card``: a card button, also refused when someone else made the same change
     (to someone else) moments ago, so the second click is told who got there first.
     """
     key = sub.interaction_key
-    if key and (await conn.execute(sa.select(jobs.c.id).where(jobs.c.interaction_key == key))).first() is not None:
+    if key and conn.execute(_BY_KEY, {"key": key}).first() is not None:
         return DuplicateDelivery(interaction_key=key)
-    same = await _same_change(conn, sub)
+    same = _same_change(conn, sub)
     if same is not None:
         return SameChange(message=same)
     now = time.time()
@@ -127,19 +141,15 @@ async def accept(conn: AsyncConnection, job_id: str, sub: Submission) -> Job | D
         "created_at": now,
         "updated_at": now,
     }
-    row = (
-        (await conn.execute(insert(conn, jobs).values(values).on_conflict_do_nothing().returning(*jobs.c)))
-        .mappings()
-        .first()
-    )
+    row = conn.execute(_dialect_statements(conn)[0], values).mappings().first()
     if row is None:
         return DuplicateDelivery(interaction_key=key)
     if sub.targets:
-        await conn.execute(sa.insert(job_items), item_rows(job_id, sub.targets, start=0, now=now))
+        conn.execute(_INSERT_ITEMS, item_rows(job_id, sub.targets, start=0, now=now))
     return job_from_row(row)
 
 
-async def _same_change(conn: AsyncConnection, sub: Submission) -> str | None:
+def _same_change(conn: Connection, sub: Submission) -> str | None:
     """Why this exact change must not be stored again (in flight, or just made), or None.
 
     Only single-item requests of idempotent verbs are checked; the rest rely on the
@@ -151,10 +161,9 @@ async def _same_change(conn: AsyncConnection, sub: Submission) -> str | None:
     target = targets[0]
     # Lock the item's guard row for the rest of this transaction: concurrent accepts of this
     # item (on any replica) wait here, and then see this one's job.
-    guard = insert(conn, item_guards).values(target=target.key, at=time.time())
-    await conn.execute(guard.on_conflict_do_update(index_elements=["target"], set_={"at": guard.excluded.at}))
+    conn.execute(_dialect_statements(conn)[1], {"target": target.key, "at": time.time()})
     wanted = sub.params.assignee if verb is Verb.ASSIGN else None
-    row = (await conn.execute(in_flight_query(target.key, verb.value))).mappings().first()
+    row = conn.execute(IN_FLIGHT, {"target": target.key, "verb": verb.value}).mappings().first()
     if row is not None:
         job = job_from_row(row)
         if job.params.assignee == wanted or verb is not Verb.ASSIGN or sub.from_card:
@@ -163,7 +172,7 @@ async def _same_change(conn: AsyncConnection, sub: Submission) -> str | None:
                 f"{target.key} is already being handled: <@{job.actor_id}> asked to "
                 f"{job.verb.phrase(job.params.assignee)} {ago:.0f} s ago"
             )
-    latest_row = (await conn.execute(latest_change_query(target.key))).mappings().first()
+    latest_row = conn.execute(LATEST_CHANGE, {"target": target.key}).mappings().first()
     latest = recent_from_row(latest_row, within=DUPLICATE_WINDOW_S)
     if latest is None or latest.entry.verb != verb.value:
         return None

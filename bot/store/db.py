@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +39,8 @@ from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
 log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+# How often the acknowledgement path's write retries while another process holds the lock.
+URGENT_RETRY_S = 0.0002
 T = TypeVar("T")
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -141,6 +145,31 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     return engine
 
 
+def _sqlite_sync_engine(url: URL) -> sa.Engine:
+    """A synchronous engine on the same file, for ``Store.write_now``'s thread: one connection,
+    no busy handler (its caller retries), writes begin with ``BEGIN IMMEDIATE``."""
+    engine = sa.create_engine(
+        url.set(drivername="sqlite+pysqlite"),
+        poolclass=sa.pool.StaticPool,
+        connect_args={"check_same_thread": False},
+        hide_parameters=True,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in ("busy_timeout = 0", "foreign_keys = ON", "synchronous = NORMAL"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
 def _postgres_engine(url: URL) -> AsyncEngine:
     # Connections are checked before use so a database restart costs a retry, not an error.
     return create_async_engine(
@@ -158,6 +187,8 @@ class Store:
         self._writer = engine.execution_options(triage_write=True)
         self._write_lock = WriteLock() if self.dialect == "sqlite" else None
         self._scratch = scratch
+        self._urgent_executor: ThreadPoolExecutor | None = None
+        self._urgent_engine: sa.Engine | None = None
         self.schema_revision = ""
         # Seconds to pause after each commit, set in a worker process so that the web
         # process's urgent writes find a gap between the worker's transactions.
@@ -248,10 +279,46 @@ class Store:
             if self.yield_after_commit:
                 await asyncio.sleep(self.yield_after_commit)
 
-    async def write_now(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``fn(conn)`` as one urgent write transaction: for the acknowledgement path."""
-        async with self.transaction(urgent=True) as conn:
-            return await fn(conn)
+    async def write_now(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn(conn)``, a synchronous transaction body, as one urgent write transaction: for
+        the acknowledgement path, ahead of this process's queued writers.
+
+        On SQLite the whole body runs in one hop to a thread of its own, on a synchronous
+        connection (the async driver would hop to its thread once per statement, and each hop
+        costs more than the statement); while another process holds the write lock the start
+        is retried every ``URGENT_RETRY_S`` for up to ``BUSY_TIMEOUT_MS`` (SQLite's own busy
+        handler sleeps 1, 2, 5, 10 … ms and loses every race against a worker that writes back
+        to back). On PostgreSQL it runs on a pooled connection like any transaction."""
+        if self._write_lock is None:
+            async with self._writer.begin() as conn:
+                return await conn.run_sync(fn)
+        async with self._write_lock.hold(urgent=True):
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._urgent_thread(), self._urgent_attempts, fn)
+        if self.yield_after_commit:
+            await asyncio.sleep(self.yield_after_commit)
+        return result
+
+    def _urgent_thread(self) -> ThreadPoolExecutor:
+        if self._urgent_executor is None:
+            self._urgent_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-db-urgent")
+            self._urgent_engine = _sqlite_sync_engine(self.engine.url)
+        return self._urgent_executor
+
+    def _urgent_attempts(self, fn: Callable[[sa.Connection], T]) -> T:
+        """On the urgent thread: BEGIN IMMEDIATE (retried while another process writes), ``fn``, COMMIT."""
+        assert self._urgent_engine is not None
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                with self._urgent_engine.begin() as conn:
+                    return fn(conn)
+            except sa.exc.OperationalError as exc:
+                # With no busy handler on this connection only BEGIN IMMEDIATE can find the
+                # file locked (in WAL mode a writer holding the lock never waits again).
+                if "locked" not in str(exc.orig) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(URGENT_RETRY_S)
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when the database answers a trivial query within ``timeout`` s (readiness)."""
@@ -264,6 +331,12 @@ class Store:
     async def close(self) -> None:
         """Close every connection; further use raises."""
         await self.engine.dispose()
+        if self._urgent_executor is not None:
+            executor, engine = self._urgent_executor, self._urgent_engine
+            self._urgent_executor = self._urgent_engine = None
+            if engine is not None:
+                await asyncio.get_running_loop().run_in_executor(executor, engine.dispose)
+            executor.shutdown(wait=True)
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -281,7 +354,7 @@ def _reason(exc: BaseException) -> str:
     return str(orig if orig is not None else exc).splitlines()[0][:300]
 
 
-def insert(conn: AsyncConnection, table: sa.Table) -> Any:
+def insert(conn: AsyncConnection | sa.Connection, table: sa.Table) -> Any:
     """An ``INSERT`` for ``table`` in the connection's dialect, which has ``on_conflict_do_nothing``
     and ``on_conflict_do_update`` (the same on SQLite and PostgreSQL)."""
     if conn.dialect.name == "postgresql":

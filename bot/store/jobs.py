@@ -35,11 +35,11 @@ from bot.models import (
 )
 from bot.store.accept import (
     DUPLICATE_WINDOW_S,
+    IN_FLIGHT,
     DuplicateDelivery,
     SameChange,
     Submission,
     accept,
-    in_flight_query,
     item_rows,
     job_from_row,
 )
@@ -170,7 +170,7 @@ class JobStore(Ledger):
     async def in_flight(self, target: Target, *, verb: Verb) -> tuple[Job, JobItem] | None:
         """A queued or running job that will apply ``verb`` to ``target``."""
         async with self.store.read() as conn:
-            row = (await conn.execute(in_flight_query(target.key, verb.value))).mappings().first()
+            row = (await conn.execute(IN_FLIGHT, {"target": target.key, "verb": verb.value})).mappings().first()
         if not row:
             return None
         job = job_from_row(row)

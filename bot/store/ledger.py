@@ -23,15 +23,19 @@ ASSIGNMENT_VERBS = ("assign", "unassign", "handoff", "resolve")
 SUCCESS = ("done", "warning")
 
 
-def latest_change_query(target_key: str) -> sa.Select[Any]:
-    """The newest successful assign/unassign/handoff/resolve of one target, with its job's params."""
-    return (
-        sa.select(ledger, jobs.c.params.label("job_params"))
-        .select_from(ledger.outerjoin(jobs, jobs.c.id == ledger.c.job_id))
-        .where(ledger.c.target == target_key, ledger.c.outcome.in_(SUCCESS), ledger.c.verb.in_(ASSIGNMENT_VERBS))
-        .order_by(ledger.c.at.desc(), ledger.c.id.desc())
-        .limit(1)
+# The newest successful assign/unassign/handoff/resolve of one target (``target``), with its
+# job's params. Built once: statements on the acknowledgement path are not rebuilt per request.
+LATEST_CHANGE = (
+    sa.select(ledger, jobs.c.params.label("job_params"))
+    .select_from(ledger.outerjoin(jobs, jobs.c.id == ledger.c.job_id))
+    .where(
+        ledger.c.target == sa.bindparam("target"),
+        ledger.c.outcome.in_(SUCCESS),
+        ledger.c.verb.in_(ASSIGNMENT_VERBS),
     )
+    .order_by(ledger.c.at.desc(), ledger.c.id.desc())
+    .limit(1)
+)
 
 
 class LedgerEntry(BaseModel):
@@ -96,7 +100,7 @@ async def append_results(
 
 
 def recent_from_row(row: Mapping[Any, Any] | None, *, within: float | None) -> RecentChange | None:
-    """A ``latest_change_query`` row as a ``RecentChange``; None without one or when older than ``within`` s."""
+    """A ``LATEST_CHANGE`` row as a ``RecentChange``; None without one or when older than ``within`` s."""
     if row is None or (within is not None and row["at"] < time.time() - within):
         return None
     params = row["job_params"]
@@ -174,7 +178,7 @@ class Ledger:
     async def latest_change(self, target: Target, *, within: float | None = None) -> RecentChange | None:
         """The newest successful assign/unassign/handoff/resolve of ``target`` (within ``within`` s)."""
         async with self.store.read() as conn:
-            row = (await conn.execute(latest_change_query(target.key))).mappings().first()
+            row = (await conn.execute(LATEST_CHANGE, {"target": target.key})).mappings().first()
         return recent_from_row(row, within=within)
 
     async def last_known(self, target: Target) -> LedgerEntry | None:
