@@ -1,6 +1,6 @@
 """The benchmark: ack latency, platform calls per operation, handoff wall time, footprint, alert storm.
 
-Run from the repository root (about 3-4 minutes on 2 cores)::
+Run from the repository root (about 12 minutes on 2 shared cores)::
 
     .venv/bin/python -m bench.run              # prints the table, writes bench/results.json
     .venv/bin/python -m bench.run --quick      # a seconds-long smoke run with tiny N
