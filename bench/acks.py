@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -75,7 +76,15 @@ class AckLoad:
 
 
 async def ack_latency(
-    cfg: Config, tenants: Tenants, bot: Server, bare: Server, floor: Server, gen: LoadGenerator, requests: Requests
+    cfg: Config,
+    tenants: Tenants,
+    bot: Server,
+    bare: Server,
+    floor: Server,
+    gen: LoadGenerator,
+    requests: Requests,
+    *,
+    kinds: Sequence[str] = ("command", "button", "modal"),
 ) -> list[dict[str, Any]]:
     """Ack latency of the bot, the bare app (Bolt defaults) and the floor, per kind and level, in one run."""
     load = AckLoad(tenants, requests)
@@ -83,7 +92,7 @@ async def ack_latency(
     pids = [os.getpid(), *(p for s in servers for p in s.pids)]
     rows: list[dict[str, Any]] = []
     for level in cfg.ack_levels:
-        for kind in ("command", "button", "modal"):
+        for kind in kinds:
             warm = max(2 * level, 10)
             bodies = await load.bodies(kind, warm + cfg.ack_requests)
             warmup, measured = bodies[:warm], bodies[warm:]

@@ -54,6 +54,8 @@ HANDOFF_RATIO_MAX = 1.2
 STORM_RATIO_MAX = 1.25
 RSS_MAX_MB = 100.0
 STARTUP_MAX_S = 1.5
+# Sections 6-8 (bench.replicas): jobs/s with 3 worker replicas over 1, at least this.
+REPLICA_SPEEDUP_MIN = 2.0
 
 
 @dataclass
@@ -70,6 +72,9 @@ class Config:
     startup_runs: int = 3
     job_timeout_s: float = 180.0
     storm_alerts: int = 1000  # section 5: webhook alerts at once for one channel
+    replica_jobs: int = 300  # section 7: single-item jobs per row
+    replica_workers: tuple[int, ...] = (1, 3)  # section 7: worker replicas per row
+    postgres_ack_kinds: tuple[str, ...] = ("command", "button")  # section 6 (a modal click stores nothing)
 
     @classmethod
     def quick(cls) -> Config:
@@ -84,6 +89,9 @@ class Config:
             startup_runs=1,
             job_timeout_s=30.0,
             storm_alerts=120,
+            replica_jobs=16,
+            replica_workers=(1, 2),
+            postgres_ack_kinds=("command",),
         )
 
 
@@ -133,7 +141,7 @@ class Tenants:
         """Requests a vendor would refuse as malformed (the tenants note what they can tell)."""
         return [v for server in self.servers for v in server.violations]
 
-    def bot_env(self, *, db: Path, xpanse_rate: float) -> dict[str, str]:
+    def bot_env(self, *, db: Path | str, xpanse_rate: float) -> dict[str, str]:
         """The bot's whole configuration, as environment variables aimed at the tenants."""
         base = {k: v for k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ") if (v := os.environ.get(k))}
         return base | {

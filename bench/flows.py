@@ -194,8 +194,19 @@ def applied(tenants: Tenants, keys: Sequence[str], user: str) -> int:
 # ---- 3. handoff -------------------------------------------------------------------------------------
 
 
-async def handoff(cfg: Config, tenants: Tenants, bot: Server, requests: Requests) -> dict[str, Any]:
-    """``/triage handoff to @bob`` as Alice, then Confirm on the preview: time Confirm → job reported."""
+async def handoff(
+    cfg: Config,
+    tenants: Tenants,
+    bot: Server,
+    requests: Requests,
+    *,
+    confirm_via: Server | None = None,
+) -> dict[str, Any]:
+    """``/triage handoff to @bob`` as Alice, then Confirm on the preview: time Confirm → job reported.
+
+    ``confirm_via``: the replica the Confirm click goes to (a load balancer may pick another replica
+    than the command's).
+    """
     assert bot.db is not None
     n_dd, n_kb, n_xp = cfg.handoff
     seed = Seeder(tenants)
@@ -221,7 +232,8 @@ async def handoff(cfg: Config, tenants: Tenants, bot: Server, requests: Requests
         value = button_value(preview, ActionId.HANDOFF_CONFIRM)
         log = CallLog(tenants)
         started = time.perf_counter()
-        click = await send(bot, requests.click(ActionId.HANDOFF_CONFIRM, value, user=ALICE, message=preview))
+        confirm = requests.click(ActionId.HANDOFF_CONFIRM, value, user=ALICE, message=preview)
+        click = await send(confirm_via or bot, confirm)
         ack_ms = (time.perf_counter() - started) * 1000
         click.raise_for_status()
         row = await wait_job(bot.db, reported, job_id=row["id"], timeout=cfg.job_timeout_s)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -64,6 +64,14 @@ def family_memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
+class JobsDb(Protocol):
+    """A bot database other than a SQLite file (``bench.pg.PgJobs``): the same two reads."""
+
+    def job_row(self, *, key: str | None = None, job_id: str | None = None) -> dict[str, Any] | None: ...
+
+    def item_states(self, job_id: str) -> dict[str, int]: ...
+
+
 @dataclass
 class Server:
     """A server process on 127.0.0.1 (the bot or the bare app)."""
@@ -73,7 +81,7 @@ class Server:
     port: int
     log: Path
     startup_s: float = 0.0
-    db: Path | None = None
+    db: Path | JobsDb | None = None
 
     @property
     def pid(self) -> int:
@@ -104,7 +112,13 @@ class Server:
 
 
 async def start_server(
-    name: str, args: Sequence[str], *, env: dict[str, str], workdir: Path, db: Path | None = None, timeout: float = 30.0
+    name: str,
+    args: Sequence[str],
+    *,
+    env: dict[str, str],
+    workdir: Path,
+    db: Path | JobsDb | None = None,
+    timeout: float = 30.0,
 ) -> Server:
     """Start a server and wait (bounded) until GET /readyz answers 200; time it from the spawn."""
     port = free_port()
@@ -218,10 +232,12 @@ async def close_http() -> None:
         await _HTTP.pop("client").aclose()
 
 
-# ---- the bot's jobs, read from its SQLite file ----------------------------------------------------
+# ---- the bot's jobs, read from its SQLite file (or through a JobsDb) --------------------------------
 
 
-def job_row(db: Path, *, key: str | None = None, job_id: str | None = None) -> dict[str, Any] | None:
+def job_row(db: Path | JobsDb, *, key: str | None = None, job_id: str | None = None) -> dict[str, Any] | None:
+    if not isinstance(db, Path):
+        return db.job_row(key=key, job_id=job_id)
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
         conn.row_factory = sqlite3.Row
         where, arg = ("interaction_key = ?", key) if key is not None else ("id = ?", job_id)
@@ -229,14 +245,16 @@ def job_row(db: Path, *, key: str | None = None, job_id: str | None = None) -> d
         return dict(row) if row else None
 
 
-def item_states(db: Path, job_id: str) -> dict[str, int]:
+def item_states(db: Path | JobsDb, job_id: str) -> dict[str, int]:
+    if not isinstance(db, Path):
+        return db.item_states(job_id)
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
         rows = conn.execute("SELECT state, COUNT(*) FROM job_items WHERE job_id = ? GROUP BY state", (job_id,))
         return {str(state): int(n) for state, n in rows}
 
 
 async def wait_job(
-    db: Path,
+    db: Path | JobsDb,
     done: Callable[[dict[str, Any]], bool],
     *,
     timeout: float,

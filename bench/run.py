@@ -1,6 +1,6 @@
 """The benchmark: ack latency, platform calls per operation, handoff wall time, footprint, alert storm.
 
-Run from the repository root (about 3-4 minutes on 2 cores)::
+Run from the repository root (about 12 minutes on 2 shared cores)::
 
     .venv/bin/python -m bench.run              # prints the table, writes bench/results.json
     .venv/bin/python -m bench.run --quick      # a seconds-long smoke run with tiny N
@@ -17,7 +17,8 @@ What runs where (all on 127.0.0.1, ephemeral ports):
   defaults whose listeners only ack, served through the same slack_bolt aiohttp adapter
   path; and the floor: the same app with ``process_before_response=True`` (``--floor``);
 * the load generator: ``python -m bench.loadgen``, so the client never shares an
-  event loop with a server.
+  event loop with a server;
+* sections 6-8 (``bench.replicas``): replicas of the bot on one throwaway PostgreSQL server.
 
 The sandbox tenants have no per-request OpenAPI validation (the tests' tenants add it),
 so that checking the contract does not eat the CPU being measured. The pieces:
@@ -64,6 +65,7 @@ from bench.env import (
 )
 from bench.flows import handoff, platform_calls
 from bench.procs import LoadGenerator, Server, close_http, family_memory_mb, quiesce, start_bot, start_server
+from bench.replicas import postgres_only, postgres_sections, postgres_targets, print_postgres
 from bench.socket_mode import socket_ack_latency
 from bench.storm import alert_storm
 
@@ -119,7 +121,7 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     add("RSS after load MB (peak)", fp["after_handoff"]["peak_rss_mb"], RSS_MAX_MB)
     add("start to ready s (median)", fp["startup_s"]["median"], STARTUP_MAX_S)
     add_storm_targets(report, add)
-    return out
+    return out + postgres_targets(report)
 
 
 def add_storm_targets(report: dict[str, Any], add: Any) -> None:
@@ -192,6 +194,8 @@ def print_table(report: dict[str, Any]) -> None:
     )
     if report.get("alert_storm"):
         print_storm(report["alert_storm"])
+    if report.get("postgres"):
+        print_postgres(report["postgres"])
     print("\nTargets:")
     for t in report["targets"]:
         print(f"   {'met   ' if t['met'] else 'MISSED'}  {t['target']}: {t['value']} (limit {t['limit']})")
@@ -243,6 +247,7 @@ async def run(cfg: Config) -> dict[str, Any]:
             after_handoff = family_memory_mb(bot.pid)
             print("4. Alert storm ...", flush=True)
             storm = await alert_storm(tenants, workdir, n=cfg.storm_alerts, timeout_s=cfg.job_timeout_s)
+            postgres = await postgres_sections(cfg, workdir, bare, floor, gen)
             report: dict[str, Any] = {
                 "machine": machine(),
                 "config": asdict(cfg),
@@ -269,6 +274,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                 "platform_calls": calls,
                 "handoff": hand,
                 "alert_storm": storm,
+                "postgres": postgres,
                 "footprint": {
                     "idle": idle,
                     "after_ack_load": after_acks,
@@ -325,10 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=None, help="measured ack requests per app and level")
     parser.add_argument("--storm-only", action="store_true", help="run only section 5, the alert storm")
+    parser.add_argument("--postgres-only", action="store_true", help="run only sections 6-8, replicas on PostgreSQL")
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
     if args.storm_only:
         return asyncio.run(storm_only(cfg))
+    if args.postgres_only:
+        return 0 if asyncio.run(postgres_only(cfg)) else 1
     if args.requests is not None:
         cfg.ack_requests = args.requests
     out = args.out if args.out is not None else (None if args.quick else RESULTS)

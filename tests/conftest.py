@@ -1,5 +1,5 @@
 """Shared fixtures: the platform fakes and the fake Slack Web API are pytest plugins, and a real
-PostgreSQL server (tests/pgserver.py) with a fresh database per test for the tests that ask for one."""
+PostgreSQL server (bench/pgserver.py) with a fresh database per test for the tests that ask for one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import stamina
 
-from tests.pgserver import PostgresNotFoundError, PostgresServer, PostgresServerError
+from bench.pgserver import PostgresNotFoundError, PostgresServer, PostgresServerError
 
 pytest_plugins = [
     "tests.fakes.datadog",

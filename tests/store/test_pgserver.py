@@ -1,4 +1,4 @@
-"""The throwaway PostgreSQL server the PostgreSQL tests run against (tests/pgserver.py).
+"""The throwaway PostgreSQL server the PostgreSQL tests run against (bench/pgserver.py).
 
 Two servers at most: the session's (``postgres_server``) and one started here to check that
 stopping it frees its port and deletes its directory.
@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.pgserver import (
+from bench.pgserver import (
     BIN_ENV,
     HOST,
     PostgresNotFoundError,

@@ -12,9 +12,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path: Path) -> None:
     """`python -m bench.run --quick` starts the bot, the bare app, the floor and the load generator, and
-    reports all four sections: every ack answered 200, modals opened, every assignment and the handoff
+    reports every section: every ack answered 200, modals opened, every assignment and the handoff
     really applied on the fakes, write counts at or above the API minimum, and memory (per process, the
-    worker's too) and start-up time measured."""
+    worker's too) and start-up time measured; sections 6-8 on a PostgreSQL server of their own (acks on
+    PostgreSQL, jobs per second with 1 and 2 worker replicas, the handoff across two replicas) did their work."""
     out = tmp_path / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
@@ -62,6 +63,22 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
 
     modal = report["modal_open"]
     assert 0 < modal["ack"]["p50_ms"] <= modal["views_open"]["p50_ms"]
+
+    pg = report["postgres"]  # sections 6-8: the bot and its replicas on one PostgreSQL
+    assert pg["contract_violations"] == []
+    assert [row["kind"] for row in pg["ack_latency"]] == ["command"]
+    for row in pg["ack_latency"]:
+        assert row["statuses"]["bot"] == {"200": row["requests"]}
+        assert row["bot_acks"] == {"On it: assign 1 item.": row["requests"]}
+    throughput = pg["throughput"]
+    assert [row["workers"] for row in throughput["rows"]] == [1, 2]
+    for row in throughput["rows"]:
+        assert row["applied"] == row["jobs"] and row["states"] == {"done": row["jobs"]}, row
+        assert row["statuses"] == {"200": row["jobs"]} and row["jobs_per_s"] > 0
+    assert throughput["speedup"] > 0
+    replicated = pg["handoff"]
+    assert replicated["job_state"] == "done" and replicated["applied"] == replicated["total"]
+    assert replicated["bound_s"] > 0 and replicated["replicas"] == 2
 
     footprint = report["footprint"]
     assert set(footprint["idle"]["per_process"]) == {"web", "worker0"}

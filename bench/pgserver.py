@@ -1,20 +1,20 @@
-"""A throwaway PostgreSQL server for tests: a fresh cluster in a temporary directory.
+"""A throwaway PostgreSQL server for the tests and the benchmark: a fresh cluster in a temporary directory.
 
 ``PostgresServer`` runs ``initdb`` and ``pg_ctl`` from an installed PostgreSQL (Debian's
 ``postgresql`` package puts them in ``/usr/lib/postgresql/<major>/bin``), listens on a free
 port on 127.0.0.1 only, and on ``stop()`` shuts the server down and deletes the directory.
 
-PostgreSQL refuses to run as root, so when the tests run as root every server command runs
-as the ``postgres`` system user; otherwise it runs as the current user.
+PostgreSQL refuses to run as root, so when the tests or the benchmark run as root every server
+command runs as the ``postgres`` system user; otherwise it runs as the current user.
 
 The superuser's password is random. It reaches the server in a password file that
 ``initdb`` reads and that is deleted right after, and it reaches ``psql`` in a pgpass file
 inside the temporary directory: it is in no command line and no environment variable.
 
 A server is never left behind: ``stop()`` runs on leaving the ``with`` block, at interpreter
-exit for any server still running, and, if the test process dies without running either
-(SIGKILL, a crash), a small watchdog process started beside the server notices that its
-pipe from the test process closed, shuts the server down and deletes the directory.
+exit for any server still running, and, if the process that started it dies without running
+either (SIGKILL, a crash), a small watchdog process started beside the server notices that its
+pipe from that process closed, shuts the server down and deletes the directory.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ _DB_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # The longest path a Unix socket address holds on Linux, less PostgreSQL's "/.s.PGSQL.NNNNN".
 _MAX_SOCKET_DIR = 107 - len("/.s.PGSQL.65535")
 
-# Runs beside each server in its own session (a Ctrl-C to the test process's group does not
-# reach it). It blocks reading its stdin, a pipe whose only writer is the test process; when
-# that closes (a clean stop, or the test process died), it stops whatever postmaster still
+# Runs beside each server in its own session (a Ctrl-C to the starting process's group does not
+# reach it). It blocks reading its stdin, a pipe whose only writer is the starting process; when
+# that closes (a clean stop, or that process died), it stops whatever postmaster still
 # owns the data directory and deletes the directory. A clean stop leaves it nothing to do.
 _WATCHDOG = """
 import os, shutil, signal, sys, time
@@ -242,7 +242,7 @@ class PostgresServer:
         state = f"port {self._port}" if self.running else "stopped"
         return f"<PostgresServer {self.bin_dir} {state}>"
 
-    # -- what tests use -------------------------------------------------------------------
+    # -- what callers use -----------------------------------------------------------------
 
     @property
     def running(self) -> bool:
@@ -427,7 +427,7 @@ class PostgresServer:
             "logging_collector": "off",
         }
         with (self.data_dir / "postgresql.conf").open("a") as conf:
-            conf.write("\n# Throwaway test server (tests/pgserver.py)\n")
+            conf.write("\n# Throwaway server (bench/pgserver.py)\n")
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
 
     def _start_server(self) -> None:
