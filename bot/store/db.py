@@ -39,6 +39,8 @@ from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
 log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+# Each SQLite connection's page cache, at most 1 MiB (the default is 2 MiB per connection).
+CACHE = "cache_size = -1024"
 # How often the acknowledgement path's write retries while another process holds the lock.
 URGENT_RETRY_S = 0.0002
 T = TypeVar("T")
@@ -124,14 +126,16 @@ async def _no_lock() -> AsyncIterator[None]:
 # Engines are made with ``hide_parameters``: an error's message never carries the values of
 # the statement (comment text, identities), only the statement itself.
 def _sqlite_engine(url: URL) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=8, max_overflow=8, hide_parameters=True)
+    # Few connections: SQLite has one writer at a time anyway, and each connection keeps its
+    # own page cache (capped below) and driver thread.
+    engine = create_async_engine(url, pool_size=3, max_overflow=3, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver must not open transactions by itself: ``_begin`` does, with the right kind.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "foreign_keys = ON", "synchronous = NORMAL"):
+        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "foreign_keys = ON", "synchronous = NORMAL", CACHE):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -159,7 +163,7 @@ def _sqlite_sync_engine(url: URL) -> sa.Engine:
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("busy_timeout = 0", "foreign_keys = ON", "synchronous = NORMAL"):
+        for pragma in ("busy_timeout = 0", "foreign_keys = ON", "synchronous = NORMAL", CACHE):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -171,9 +175,10 @@ def _sqlite_sync_engine(url: URL) -> sa.Engine:
 
 
 def _postgres_engine(url: URL) -> AsyncEngine:
-    # Connections are checked before use so a database restart costs a retry, not an error.
+    # Connections are checked before use so a database restart costs a retry, not an error. At most
+    # 10 per process: a replica is two processes, and PostgreSQL allows 100 connections by default.
     return create_async_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True
+        url, pool_size=5, max_overflow=5, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True
     )
 
 
