@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import os
 import signal
@@ -143,6 +144,7 @@ async def serve(settings: Settings, *, host: str, port: int | None, role: str, w
     problems = _problems(settings, role)
     if problems:
         raise ConfigError(problems)
+    _limit_malloc_arenas()
     if role == "worker":
         return await _worker(settings, host=host, port=port, wake_fd=wake_fd)
     return await _web(settings, host=host, port=port if port is not None else settings.port, role=role)
@@ -216,6 +218,28 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
         await stopping_child
     log.info("stopped")
     return 0
+
+
+# glibc's mallopt parameter for the number of malloc arenas.
+_M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def _limit_malloc_arenas() -> None:
+    """Let every thread of the process share ``MALLOC_ARENAS`` malloc arenas (glibc only).
+
+    Each database driver connection runs in a thread of its own, and glibc gives each thread
+    its own arena by default: memory freed in one is not reused by another, and the process's
+    resident size grows with the threads. An operator's ``MALLOC_ARENA_MAX`` wins. No effect
+    (and no error) on other C libraries.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):
+        return
 
 
 def _freeze_startup_heap() -> None:
