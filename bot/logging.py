@@ -174,8 +174,7 @@ def secret_values(settings: BaseModel) -> list[str]:
             except ValueError:
                 password = None
             if password:
-                found.append(unquote(password))
-                found.append(password)
+                found.extend(dict.fromkeys((password, unquote(password))))
         elif isinstance(value, BaseModel):
             for name in type(value).model_fields:
                 walk(getattr(value, name, None), depth + 1)

@@ -264,3 +264,12 @@ def test_redactor_is_idempotent_and_ignores_too_short_secrets() -> None:
     once = redactor.redact_text(f"GET /x?api_key={DD_API}&y=abc Authorization: Bearer t0k3n")
     assert once == "GET /x?api_key=[redacted]&y=abc Authorization: Bearer [redacted]"
     assert redactor.redact_text(once) == once
+
+
+def test_a_database_url_password_is_a_secret_value() -> None:
+    """TRIAGE_DB's password (as written and percent-decoded) is redacted like any secret; the URL's other parts stay."""
+    settings = Settings(_env_file=None, triage_db="postgresql://triage:pa%40ss-word-77@db.internal:5432/triage")
+    found = secret_values(settings)
+    assert "pa%40ss-word-77" in found and "pa@ss-word-77" in found
+    assert not any("db.internal" in value for value in found)
+    assert len(found) == len(set(found))
