@@ -106,12 +106,12 @@ def upgrade(conn: Connection, where: str) -> list[str]:
     if version.empty and version.revision is None:
         # A new database: the tables as the revisions leave them, then the stamp.
         metadata.create_all(conn)
-        _stamp(conn, HEAD, fresh=True)
+        _stamp(conn, HEAD)
         return [f"new database at {HEAD}"]
     applied: list[str] = []
     if version.revision is None:
         _legacy_to_baseline(conn, version.user_version, where)
-        _stamp(conn, REVISIONS[0], fresh=True)
+        _stamp(conn, REVISIONS[0])
         applied.append(f"legacy {version.user_version} -> {REVISIONS[0]}")
         version = read_version(conn)
     start = version.revision
@@ -132,11 +132,16 @@ def _legacy_to_baseline(conn: Connection, user_version: int, where: str) -> None
         conn.exec_driver_sql(f"PRAGMA user_version = {number:d}")
 
 
-def _stamp(conn: Connection, revision: str, *, fresh: bool) -> None:
-    if fresh:
-        _alembic_version.create(conn, checkfirst=True)
-        conn.execute(sa.delete(_alembic_version))
-        conn.execute(sa.insert(_alembic_version).values(version_num=revision))
+def _stamp(conn: Connection, revision: str) -> None:
+    """Record ``revision`` as Alembic does, and mark the file as managed by Alembic."""
+    _alembic_version.create(conn, checkfirst=True)
+    conn.execute(sa.delete(_alembic_version))
+    conn.execute(sa.insert(_alembic_version).values(version_num=revision))
+    _mark_managed(conn)
+
+
+def _mark_managed(conn: Connection) -> None:
+    """SQLite only: a ``user_version`` past the legacy ones, so an older release refuses the file."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA user_version = {ALEMBIC_USER_VERSION:d}")
 
@@ -147,7 +152,7 @@ def _run_alembic(conn: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     command.upgrade(cfg, HEAD)
-    _stamp(conn, HEAD, fresh=False)
+    _mark_managed(conn)
 
 
 def alembic_config() -> Config:

@@ -228,11 +228,12 @@ async def test_sigkill_of_the_replica_running_a_300_item_handoff(
     await wait_until(lambda: len(xpanse_updates(xpanse_fake, "assigned_user_mail")) >= 8, timeout=60, what="writes")
     owner = await scalar(replicas.store, "SELECT claimed_by FROM jobs WHERE verb = 'handoff' AND state = 'running'")
     assert owner, "the handoff finished before the kill: nothing to take over"
-    victim = replicas.by_worker_pid(int(str(owner).split(":")[1]))
+    worker_pid = int(str(owner).split(":")[1])  # owners are host:pid:nonce
+    victim = replicas.by_worker_pid(worker_pid)
     # Items on the wire at the kill: an idempotent write among them may be sent again on resume.
     in_flight = {t for (t,) in await run_sql(replicas.store, "SELECT target FROM job_items WHERE state = 'running'")}
     killed_at = time.monotonic()
-    os.kill(int(str(owner).split(":")[1]), signal.SIGKILL)
+    os.kill(worker_pid, signal.SIGKILL)
     victim.kill()
     survivors = [p for p in replicas.procs if p is not victim]
 
