@@ -68,7 +68,7 @@ def redacted(target: str | Path) -> str:
         return text
     try:
         return make_url(text).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return "postgresql://(unparseable URL)"
 
 
@@ -200,11 +200,6 @@ class Store:
         self.yield_after_commit = 0.0
 
     @property
-    def path(self) -> str:
-        """Where the database is (a SQLite path, or the PostgreSQL URL without its password)."""
-        return self.where
-
-    @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
@@ -217,7 +212,13 @@ class Store:
         text = str(target)
         scratch = None
         if is_postgres(text):
-            engine = _postgres_engine(database_url(text))
+            try:
+                engine = _postgres_engine(database_url(text))
+            except (sa.exc.ArgumentError, ValueError) as exc:
+                raise StoreError(
+                    "TRIAGE_DB is not a usable PostgreSQL URL: write it as "
+                    "postgresql://user:password@host:5432/database"
+                ) from exc
         else:
             if text == ":memory:":
                 # Several pooled connections must see one database: a private file instead.

@@ -269,3 +269,9 @@ def test_the_revision_list_is_the_scripts_history() -> None:
     chain = [s.revision for s in reversed(list(scripts.walk_revisions()))]
     assert tuple(chain) == migrate.REVISIONS
     assert scripts.get_current_head() == migrate.HEAD
+
+
+async def test_a_malformed_postgresql_url_is_a_store_error_without_the_password() -> None:
+    with pytest.raises(StoreError, match="not a usable PostgreSQL URL") as info:
+        await Store.open("postgresql://triage:s3cret@db:notaport/triage")
+    assert "s3cret" not in str(info.value)
