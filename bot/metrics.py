@@ -34,6 +34,12 @@ SLACK_ACK_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+ACK_STORE_WAIT = Histogram(
+    "triage_ack_store_wait_seconds",
+    "SQLite: how long storing a job before its ack waited for another process's write to finish.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+    registry=REGISTRY,
+)
 SLACK_REJECTED = Counter(
     "triage_slack_requests_rejected_total",
     "Correctly signed requests on /slack/events the bot could not use (answered 4xx), by kind and reason.",

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import aiohttp
 import structlog
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -53,12 +54,17 @@ log = structlog.get_logger(__name__)
 WORKER_COMMIT_PAUSE_S = 0.0005
 
 
-def slack_web_client(settings: Settings) -> AsyncWebClient:
-    """The Web API client: honours SLACK_API_URL and retries 429s, 5xx and connection errors."""
+def slack_web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+    """The Web API client: honours SLACK_API_URL and retries 429s, 5xx and connection errors.
+
+    With ``session``, every call goes through that session's pooled connections; without
+    one the SDK opens (and closes) a session, so a new connection, per call.
+    """
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return AsyncWebClient(
         token=token,
         base_url=settings.slack.api_url,
+        session=session,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=5),
@@ -92,6 +98,8 @@ class Services:
     reconciler: Reconciler
     undo_sweeper: UndoSweeper
     started_at: float = field(default_factory=time.monotonic)
+    # The Slack Web API clients' connection pool, when this process made it (closed last).
+    slack_session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
         await self.access.groups.stop()
@@ -103,6 +111,8 @@ class Services:
         for client in self.clients.values():
             await client.aclose()
         await self.store.close()
+        if self.slack_session is not None:
+            await self.slack_session.close()
 
 
 async def build_services(
@@ -135,11 +145,21 @@ async def build_services(
     if settings.xpanse is not None:
         limiters[Platform.XPANSE] = SharedBudget(store, "xpanse", rate=settings.xpanse.rate_limit)
     platform_clients = dict(clients) if clients is not None else build_clients(settings, limiters=limiters)
-    slack = slack or slack_web_client(settings)
+    slack_session = None
+    if slack is None:
+        # One pool of keep-alive connections for every Web API call of this process.
+        slack_session = aiohttp.ClientSession()
+        slack = slack_web_client(settings, slack_session)
     identity = IdentityResolver(mappings=mappings, clients=platform_clients, slack=slack)
     groups = GroupDirectory(slack, policy)
     if role != "worker":
-        await groups.load()  # before serving, so no request waits on Slack to be authorised
+        try:
+            await groups.load()  # before serving, so no request waits on Slack to be authorised
+        except BaseException:
+            if slack_session is not None:
+                await slack_session.close()
+            await store.close()
+            raise
         groups.start()
     access = Access(policy, groups)
 
@@ -227,4 +247,5 @@ async def build_services(
         poster=poster,
         reconciler=reconciler,
         undo_sweeper=UndoSweeper(reporter, jobs),
+        slack_session=slack_session,
     )

@@ -98,7 +98,9 @@ class Poster:
         # Its own client without the 429 retry handler: a 429 is honoured for the channel
         # here, and a call retried blindly could post a card twice.
         # Its timeout stays well inside the lease, so a hung call cannot outlive our claim.
-        self.slack = AsyncWebClient(token=slack.token, base_url=slack.base_url, timeout=max(1, int(lease_s / 2)))
+        self.slack = AsyncWebClient(
+            token=slack.token, base_url=slack.base_url, timeout=max(1, int(lease_s / 2)), session=slack.session
+        )
         self.render = render
         self.digest_after = digest_after
         self.interval = interval

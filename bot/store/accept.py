@@ -1,9 +1,9 @@
 """Accepting a job: the acknowledgement path's one write, as one transaction.
 
-``accept`` runs inside ``Store.write_now`` as one synchronous transaction body: the
-redelivery check, the "same change in flight or just made" check and the insert of
-the job and its items commit together, and on SQLite they take one hop to the
-database thread (not one per statement). Across replicas the database decides: the interaction key is unique (a
+``accept`` runs inside ``Store.write_now`` as one synchronous transaction body of
+prepared statements on the driver's cursor (``bot.store.raw``): the redelivery check,
+the "same change in flight or just made" check and the insert of the job and its
+items commit together. Across replicas the database decides: the interaction key is unique (a
 second insert of one delivery does nothing), and a single-item change first locks
 its item's row in ``item_guards`` (a PostgreSQL row lock; SQLite's write lock is
 already held), so of two replicas accepting the same change at once the second
@@ -18,11 +18,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.engine import Connection
 
 from bot.models import IDEMPOTENT_VERBS, ItemStatus, Job, JobParams, JobState, Target, Verb
-from bot.store.db import insert
+from bot.store.db import dialect_insert
 from bot.store.ledger import LATEST_CHANGE, recent_from_row
+from bot.store.raw import Prepared, Raw
 from bot.store.tables import item_guards, job_items, jobs
 
 # A second identical request inside this window is answered "already …" instead of run.
@@ -42,20 +42,39 @@ IN_FLIGHT = (
     .order_by(jobs.c.created_at)
     .limit(1)
 )
-_BY_KEY = sa.select(jobs.c.id).where(jobs.c.interaction_key == sa.bindparam("key"))
-_INSERT_ITEMS = sa.insert(job_items)
-_DIALECT_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+_JOB_COLUMNS = (
+    "id",
+    "verb",
+    "state",
+    "team_id",
+    "actor_id",
+    "channel_id",
+    "card_ts",
+    "thread_ts",
+    "response_url",
+    "source",
+    "interaction_key",
+    "params",
+    "created_at",
+    "updated_at",
+)
+_ITEM_COLUMNS = ("job_id", "seq", "platform", "target", "space", "item_id", "state", "updated_at")
+_BY_KEY = Prepared.of(sa.select(jobs.c.id).where(jobs.c.interaction_key == sa.bindparam("key")))
+_IN_FLIGHT = Prepared.of(IN_FLIGHT)
+_LATEST_CHANGE = Prepared.of(LATEST_CHANGE)
+_INSERT_ITEMS = Prepared.of(sa.insert(job_items), keys=_ITEM_COLUMNS)
+# Insert the job unless its key exists, returning it; lock (upsert) the item's guard row.
+_INSERT_JOB = Prepared(
+    lambda dialect: dialect_insert(dialect, jobs).on_conflict_do_nothing().returning(*jobs.c), keys=_JOB_COLUMNS
+)
 
 
-def _dialect_statements(conn: Connection) -> tuple[Any, Any]:
-    """(insert the job unless its key exists, returning it; lock the item's guard row) in ``conn``'s dialect."""
-    name = conn.dialect.name
-    if name not in _DIALECT_STATEMENTS:
-        job = insert(conn, jobs).on_conflict_do_nothing().returning(*jobs.c)
-        guard = insert(conn, item_guards)
-        guard = guard.on_conflict_do_update(index_elements=["target"], set_={"at": guard.excluded.at})
-        _DIALECT_STATEMENTS[name] = (job, guard)
-    return _DIALECT_STATEMENTS[name]
+def _guard(dialect: str) -> Any:
+    guard = dialect_insert(dialect, item_guards)
+    return guard.on_conflict_do_update(index_elements=["target"], set_={"at": guard.excluded.at})
+
+
+_LOCK_GUARD = Prepared(_guard, keys=("target", "at"))
 
 
 class DuplicateDelivery(BaseModel):
@@ -112,14 +131,14 @@ def item_rows(job_id: str, targets: Iterable[Target], *, start: int, now: float)
     ]
 
 
-def accept(conn: Connection, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
+def accept(conn: Raw, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
     """Store ``sub`` as job ``job_id`` unless it repeats one (the caller holds the transaction).
 
     ``from_card``: a card button, also refused when someone else made the same change
     (to someone else) moments ago, so the second click is told who got there first.
     """
     key = sub.interaction_key
-    if key and conn.execute(_BY_KEY, {"key": key}).first() is not None:
+    if key and conn.first(_BY_KEY, {"key": key}) is not None:
         return DuplicateDelivery(interaction_key=key)
     same = _same_change(conn, sub)
     if same is not None:
@@ -141,15 +160,15 @@ def accept(conn: Connection, job_id: str, sub: Submission) -> Job | DuplicateDel
         "created_at": now,
         "updated_at": now,
     }
-    row = conn.execute(_dialect_statements(conn)[0], values).mappings().first()
+    row = conn.first(_INSERT_JOB, values)
     if row is None:
         return DuplicateDelivery(interaction_key=key)
     if sub.targets:
-        conn.execute(_INSERT_ITEMS, item_rows(job_id, sub.targets, start=0, now=now))
+        conn.execute_many(_INSERT_ITEMS, item_rows(job_id, sub.targets, start=0, now=now))
     return job_from_row(row)
 
 
-def _same_change(conn: Connection, sub: Submission) -> str | None:
+def _same_change(conn: Raw, sub: Submission) -> str | None:
     """Why this exact change must not be stored again (in flight, or just made), or None.
 
     Only single-item requests of idempotent verbs are checked; the rest rely on the
@@ -161,9 +180,9 @@ def _same_change(conn: Connection, sub: Submission) -> str | None:
     target = targets[0]
     # Lock the item's guard row for the rest of this transaction: concurrent accepts of this
     # item (on any replica) wait here, and then see this one's job.
-    conn.execute(_dialect_statements(conn)[1], {"target": target.key, "at": time.time()})
+    conn.execute(_LOCK_GUARD, {"target": target.key, "at": time.time()})
     wanted = sub.params.assignee if verb is Verb.ASSIGN else None
-    row = conn.execute(IN_FLIGHT, {"target": target.key, "verb": verb.value}).mappings().first()
+    row = conn.first(_IN_FLIGHT, {"target": target.key, "verb": verb.value})
     if row is not None:
         job = job_from_row(row)
         if job.params.assignee == wanted or verb is not Verb.ASSIGN or sub.from_card:
@@ -172,7 +191,7 @@ def _same_change(conn: Connection, sub: Submission) -> str | None:
                 f"{target.key} is already being handled: <@{job.actor_id}> asked to "
                 f"{job.verb.phrase(job.params.assignee)} {ago:.0f} s ago"
             )
-    latest_row = conn.execute(LATEST_CHANGE, {"target": target.key}).mappings().first()
+    latest_row = conn.first(_LATEST_CHANGE, {"target": target.key})
     latest = recent_from_row(latest_row, within=DUPLICATE_WINDOW_S)
     if latest is None or latest.entry.verb != verb.value:
         return None

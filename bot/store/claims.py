@@ -2,8 +2,8 @@
 
 The web process stores a job and acknowledges; a worker (in the same process, in
 another one, or on another replica) finds it in the store and claims it: the
-poller takes the oldest unclaimed jobs with ``SELECT … FOR UPDATE SKIP LOCKED`` and
-marks them its own in the same transaction (SQLite: under its write lock), and a
+poller marks the oldest unclaimed jobs its own in one ``UPDATE`` whose subquery picks
+them with ``SELECT … FOR UPDATE SKIP LOCKED`` (SQLite: under its write lock), and a
 job handed over directly is claimed with one conditional ``UPDATE``. Either way a
 claim succeeds only when nobody holds a live lease, so two workers never run one
 job. A worker that stops releases its claims; one that dies (SIGKILL, host lost)
@@ -69,8 +69,7 @@ class JobClaims:
         return sa.or_(jobs.c.claimed_by.is_(None), jobs.c.claimed_by == self.owner, jobs.c.lease_until < now)
 
     async def _update(self, stmt: sa.Update) -> int:
-        async with self.store.transaction() as conn:
-            return (await conn.execute(stmt)).rowcount
+        return (await self.store.write_one(stmt)).rowcount
 
     async def claim(self, job_id: str) -> bool:
         """Take ``job_id`` unless another live worker holds it; False when someone else does."""
@@ -89,22 +88,25 @@ class JobClaims:
         if limit <= 0:
             return []
         now = time.time()
-        pick = (
-            sa.select(jobs.c.id)
-            .where(jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)), self._free(now))
-            .order_by(jobs.c.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        claimable = sa.select(jobs.c.id).where(
+            jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)), self._free(now)
         )
-        async with self.store.transaction() as conn:
-            ids = [str(i) for i in (await conn.execute(pick)).scalars().all()]
-            if ids:
-                await conn.execute(
-                    sa.update(jobs)
-                    .where(jobs.c.id.in_(ids))
-                    .values(claimed_by=self.owner, lease_until=now + self.lease_s)
-                )
-        return ids
+        # Most polls find nothing: a read says so without a write transaction (on SQLite the
+        # file's write lock, which the acknowledgement path would then have to wait for).
+        async with self.store.read() as conn:
+            if (await conn.execute(claimable.limit(1))).first() is None:
+                return []
+        # One statement (SQLite: the write lock for that statement alone; PostgreSQL: the rows
+        # picked are locked, and rows another replica is claiming skipped).
+        pick = claimable.order_by(jobs.c.created_at).limit(limit).with_for_update(skip_locked=True)
+        claim = (
+            sa.update(jobs)
+            .where(jobs.c.id.in_(pick.scalar_subquery()), self._free(now))
+            .values(claimed_by=self.owner, lease_until=now + self.lease_s)
+            .returning(jobs.c.id, jobs.c.created_at)
+        )
+        rows = (await self.store.write_one(claim)).rows
+        return [str(row[0]) for row in sorted(rows, key=lambda row: float(row[1]))]
 
     async def claim_report(self, job_id: str) -> bool:
         """Take the right to post ``job_id``'s report: False when it is reported or another worker is posting it."""

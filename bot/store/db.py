@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -35,14 +33,13 @@ from sqlalchemy.ext.compiler import compiles
 
 from bot.errors import StoreError
 from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
+from bot.store.raw import Raw, UrgentSqlite, raw_in
 
 log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
 # Each SQLite connection's page cache, at most 1 MiB (the default is 2 MiB per connection).
 CACHE = "cache_size = -1024"
-# How often the acknowledgement path's write retries while another process holds the lock.
-URGENT_RETRY_S = 0.0002
 T = TypeVar("T")
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
@@ -70,6 +67,13 @@ def redacted(target: str | Path) -> str:
         return make_url(text).render_as_string(hide_password=True)
     except (sa.exc.ArgumentError, ValueError):
         return "postgresql://(unparseable URL)"
+
+
+class Written(NamedTuple):
+    """What ``Store.write_one`` did: the statement's row count and the rows it returned."""
+
+    rowcount: int
+    rows: list[Any]
 
 
 class SchemaBehind(StoreError):
@@ -143,33 +147,10 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     def _begin(conn: sa.Connection) -> None:
         # Writers take the write lock up front, so a check and its write cannot be split by
         # another process; readers get a snapshot and take no lock.
-        write = conn.get_execution_options().get("triage_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
-
-
-def _sqlite_sync_engine(url: URL) -> sa.Engine:
-    """A synchronous engine on the same file, for ``Store.write_now``'s thread: one connection,
-    no busy handler (its caller retries), writes begin with ``BEGIN IMMEDIATE``."""
-    engine = sa.create_engine(
-        url.set(drivername="sqlite+pysqlite"),
-        poolclass=sa.pool.StaticPool,
-        connect_args={"check_same_thread": False},
-        hide_parameters=True,
-    )
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in ("busy_timeout = 0", "foreign_keys = ON", "synchronous = NORMAL", CACHE):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get("triage_single", False):
+            return  # one statement, its own transaction (the driver is in autocommit mode)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("triage_write", False) else "BEGIN")
 
     return engine
 
@@ -190,10 +171,14 @@ class Store:
         self.dialect = engine.dialect.name
         self.where = where  # for messages and logs: the path, or the URL without its password
         self._writer = engine.execution_options(triage_write=True)
+        self._single = engine.execution_options(triage_single=True)
         self._write_lock = WriteLock() if self.dialect == "sqlite" else None
         self._scratch = scratch
-        self._urgent_executor: ThreadPoolExecutor | None = None
-        self._urgent_engine: sa.Engine | None = None
+        self._urgent: UrgentSqlite | None = None
+        if self.is_sqlite and engine.url.database:
+            self._urgent = UrgentSqlite(
+                engine.url.database, engine.dialect, cache_pragma=CACHE, timeout_ms=BUSY_TIMEOUT_MS
+            )
         self.schema_revision = ""
         # Seconds to pause after each commit, set in a worker process so that the web
         # process's urgent writes find a gap between the worker's transactions.
@@ -285,46 +270,45 @@ class Store:
             if self.yield_after_commit:
                 await asyncio.sleep(self.yield_after_commit)
 
-    async def write_now(self, fn: Callable[[sa.Connection], T]) -> T:
-        """Run ``fn(conn)``, a synchronous transaction body, as one urgent write transaction: for
-        the acknowledgement path, ahead of this process's queued writers.
+    async def write_one(self, statement: Any) -> Written:
+        """Run one write statement as its own transaction: its row count, and its rows if it returns any.
 
-        On SQLite the whole body runs in one hop to a thread of its own, on a synchronous
-        connection (the async driver would hop to its thread once per statement, and each hop
-        costs more than the statement); while another process holds the write lock the start
-        is retried every ``URGENT_RETRY_S`` for up to ``BUSY_TIMEOUT_MS`` (SQLite's own busy
-        handler sleeps 1, 2, 5, 10 … ms and loses every race against a worker that writes back
-        to back). On PostgreSQL it runs on a pooled connection like any transaction."""
+        On SQLite the statement runs without ``BEGIN``: SQLite takes the file's write lock for
+        that statement alone, so another process (the web process storing a job before its
+        ack) waits for one statement, not for a transaction spread over several turns of
+        this process's event loop."""
         if self._write_lock is None:
+            async with self.transaction() as conn:
+                result = await conn.execute(statement)
+                return Written(result.rowcount, list(result.all()) if result.returns_rows else [])
+        async with self._write_lock.hold():
+            async with self._single.connect() as conn:
+                result = await conn.execute(statement)
+                written = Written(result.rowcount, list(result.all()) if result.returns_rows else [])
+                await conn.commit()
+            if self.yield_after_commit:
+                await asyncio.sleep(self.yield_after_commit)
+        return written
+
+    async def write_now(self, fn: Callable[[Raw], T]) -> T:
+        """Run ``fn(raw)``, a synchronous transaction body of prepared statements (``bot.store.raw``),
+        as one urgent write transaction: for the acknowledgement path, ahead of this process's
+        queued writers.
+
+        On SQLite it runs on the event loop, on a connection of its own (``UrgentSqlite``: while
+        another process holds the write lock the start is retried every ``URGENT_RETRY_S`` for up
+        to ``BUSY_TIMEOUT_MS``; SQLite's own busy handler sleeps 1, 2, 5, 10 … ms and loses every
+        race against a worker that writes back to back). On PostgreSQL it runs on a pooled
+        connection like any transaction, on the driver's cursor."""
+        if self._urgent is None:
             async with self._writer.begin() as conn:
-                return await conn.run_sync(fn)
+                return await conn.run_sync(lambda sync: fn(raw_in(sync)))
+        assert self._write_lock is not None
         async with self._write_lock.hold(urgent=True):
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._urgent_thread(), self._urgent_attempts, fn)
+            result = await self._urgent.run(fn)
         if self.yield_after_commit:
             await asyncio.sleep(self.yield_after_commit)
         return result
-
-    def _urgent_thread(self) -> ThreadPoolExecutor:
-        if self._urgent_executor is None:
-            self._urgent_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="triage-db-urgent")
-            self._urgent_engine = _sqlite_sync_engine(self.engine.url)
-        return self._urgent_executor
-
-    def _urgent_attempts(self, fn: Callable[[sa.Connection], T]) -> T:
-        """On the urgent thread: BEGIN IMMEDIATE (retried while another process writes), ``fn``, COMMIT."""
-        assert self._urgent_engine is not None
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                with self._urgent_engine.begin() as conn:
-                    return fn(conn)
-            except sa.exc.OperationalError as exc:
-                # With no busy handler on this connection only BEGIN IMMEDIATE can find the
-                # file locked (in WAL mode a writer holding the lock never waits again).
-                if "locked" not in str(exc.orig) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(URGENT_RETRY_S)
 
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when the database answers a trivial query within ``timeout`` s (readiness)."""
@@ -337,12 +321,8 @@ class Store:
     async def close(self) -> None:
         """Close every connection; further use raises."""
         await self.engine.dispose()
-        if self._urgent_executor is not None:
-            executor, engine = self._urgent_executor, self._urgent_engine
-            self._urgent_executor = self._urgent_engine = None
-            if engine is not None:
-                await asyncio.get_running_loop().run_in_executor(executor, engine.dispose)
-            executor.shutdown(wait=True)
+        if self._urgent is not None:
+            self._urgent.close()
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -363,7 +343,12 @@ def _reason(exc: BaseException) -> str:
 def insert(conn: AsyncConnection | sa.Connection, table: sa.Table) -> Any:
     """An ``INSERT`` for ``table`` in the connection's dialect, which has ``on_conflict_do_nothing``
     and ``on_conflict_do_update`` (the same on SQLite and PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
+    return dialect_insert(conn.dialect.name, table)
+
+
+def dialect_insert(dialect: str, table: sa.Table) -> Any:
+    """``insert`` for the dialect named ``dialect`` (``sqlite`` or ``postgresql``)."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table)

@@ -210,20 +210,19 @@ class JobStore(Ledger):
             values["summary"] = summary
         if to is JobState.QUEUED:
             values |= {"reported_at": None, "reporting_by": None, "reporting_until": None}
+        update = sa.update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(sources)).values(values)
+        if items is None:
+            return (await self.store.write_one(update)).rowcount == 1
         async with self.store.transaction() as conn:
-            result = await conn.execute(
-                sa.update(jobs).where(jobs.c.id == job_id, jobs.c.state.in_(sources)).values(values)
-            )
+            result = await conn.execute(update)
             if result.rowcount != 1:
                 return False
-            if items is not None:
-                await conn.execute(sa.delete(job_items).where(job_items.c.job_id == job_id))
-                await self._insert_items(conn, job_id, items, start=0, now=now)
+            await conn.execute(sa.delete(job_items).where(job_items.c.job_id == job_id))
+            await self._insert_items(conn, job_id, items, start=0, now=now)
             return True
 
     async def _update_job(self, job_id: str, **values: Any) -> None:
-        async with self.store.transaction() as conn:
-            await conn.execute(sa.update(jobs).where(jobs.c.id == job_id).values(values))
+        await self.store.write_one(sa.update(jobs).where(jobs.c.id == job_id).values(values))
 
     async def update_params(self, job_id: str, params: JobParams) -> None:
         await self._update_job(job_id, params=params.model_dump_json(), updated_at=time.time())
@@ -279,8 +278,7 @@ class JobStore(Ledger):
             .values(state=state.value, detail=detail, updated_at=time.time())
             .returning(job_items.c.seq)
         )
-        async with self.store.transaction() as conn:
-            return sorted(int(s) for s in (await conn.execute(stmt)).scalars().all())
+        return sorted(int(row[0]) for row in (await self.store.write_one(stmt)).rows)
 
     async def park(self, job_id: str, *, detail: str) -> int:
         """Put a job's in-flight items back to PENDING so the next start re-applies them.

@@ -1,0 +1,118 @@
+"""The acknowledgement path's transaction on the driver's cursor (``bot.store.raw``)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import asyncpg
+from sqlalchemy.dialects.sqlite import pysqlite
+
+from bot.store.accept import IN_FLIGHT
+from bot.store.db import Store
+from bot.store.raw import Prepared, Raw, UrgentSqlite
+from bot.store.tables import item_guards
+
+_GUARD = Prepared.of(sa.insert(item_guards), keys=("target", "at"))
+_GUARDS = Prepared.of(sa.select(item_guards.c.target, item_guards.c.at).order_by(item_guards.c.target))
+
+
+@pytest.mark.parametrize("dialect", [pysqlite.dialect(), asyncpg.dialect()], ids=["sqlite", "postgresql"])  # type: ignore[no-untyped-call]
+def test_a_statement_is_compiled_once_with_its_own_values_in_the_drivers_order(dialect: sa.Dialect) -> None:
+    prepared = Prepared.of(IN_FLIGHT)
+    compiled = prepared.compiled(dialect)
+    assert prepared.compiled(dialect) is compiled
+    values = compiled.values({"target": "datadog:abc", "verb": "assign"})
+    # The IN lists and the LIMIT are the statement's own; the two named parameters are bound per call.
+    assert {"pending", "running", "queued", 1} <= set(compiled.fixed.values())
+    assert sorted(map(str, values)) == sorted(["datadog:abc", "assign", *map(str, compiled.fixed.values())])
+    placeholders = compiled.sql.count("?") if dialect.name == "sqlite" else compiled.sql.count("$")
+    assert placeholders == len(values)
+    if dialect.name == "postgresql":  # $n in the order of the values
+        assert compiled.sql.index("job_items.target = $1") > 0
+
+
+async def test_the_write_is_one_transaction_and_rolls_back_on_error(db_url: str) -> None:
+    async with await Store.open(db_url) as store:
+
+        def two(conn: Raw) -> int:
+            conn.execute(_GUARD, {"target": "a", "at": 1.0})
+            conn.execute_many(_GUARD, [{"target": "b", "at": 2.0}, {"target": "c", "at": 3.0}])
+            row = conn.first(_GUARDS, {})
+            assert row == {"target": "a", "at": 1.0}
+            return 3
+
+        assert await store.write_now(two) == 3
+
+        def fails(conn: Raw) -> None:
+            conn.execute(_GUARD, {"target": "d", "at": 4.0})
+            raise RuntimeError("after the first statement")
+
+        with pytest.raises(RuntimeError):
+            await store.write_now(fails)
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):  # the driver's own error
+            await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "a", "at": 5.0}))
+        # Usable after both failures, and neither left anything.
+        assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "a", "at": 1.0}
+        async with store.read() as conn:
+            rows = (await conn.execute(sa.select(item_guards.c.target))).scalars().all()
+    assert rows == ["a", "b", "c"]
+
+
+def _hold_write_lock(path: Path, held: threading.Event, release: threading.Event) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    held.set()
+    release.wait(5)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def test_while_another_process_writes_the_loop_stays_free_and_the_write_follows(tmp_path: Path) -> None:
+    """SQLite: the write waits for the lock without blocking the event loop, then commits."""
+    path = tmp_path / "t.db"
+    async with await Store.open(path) as store:
+        held, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(path, held, release))
+        holder.start()
+        await asyncio.to_thread(held.wait, 5)
+        write = asyncio.create_task(store.write_now(lambda conn: conn.execute(_GUARD, {"target": "x", "at": 1.0})))
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not write.done() and ticks == 20
+        release.set()
+        await asyncio.wait_for(write, 5)
+        await asyncio.to_thread(holder.join, 5)
+        assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "x", "at": 1.0}
+
+
+async def test_a_lock_held_past_the_timeout_is_the_drivers_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    async with await Store.open(path):
+        pass
+    urgent = UrgentSqlite(str(path), pysqlite.dialect(), cache_pragma="cache_size = -1024", timeout_ms=50)
+    held, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, held, release))
+    holder.start()
+    try:
+        await asyncio.to_thread(held.wait, 5)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await urgent.run(lambda conn: conn.execute(_GUARD, {"target": "y", "at": 1.0}))
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 5)
+    assert await urgent.run(lambda conn: conn.first(_GUARDS, {})) is None
+    urgent.close()
+
+
+async def test_the_acknowledgement_connection_leaves_checkpoints_to_the_others(tmp_path: Path) -> None:
+    urgent = UrgentSqlite(str(tmp_path / "t.db"), pysqlite.dialect(), cache_pragma="cache_size = -1024", timeout_ms=50)
+    assert await urgent.run(lambda conn: conn.cursor.execute("PRAGMA wal_autocheckpoint").fetchone()) == (0,)
+    assert await urgent.run(lambda conn: conn.cursor.execute("PRAGMA busy_timeout").fetchone()) == (0,)
+    urgent.close()
