@@ -233,8 +233,18 @@ class JobStore(Ledger):
         given = {"channel_id": channel_id, "card_ts": card_ts, "thread_ts": thread_ts}
         await self._update_job(job_id, **{k: v for k, v in given.items() if v is not None}, updated_at=time.time())
 
-    async def mark_reported(self, job_id: str) -> None:
-        await self._update_job(job_id, reported_at=time.time(), reporting_by=None, reporting_until=None)
+    async def mark_reported(self, job_id: str, state: JobState) -> bool:
+        """Record that ``job_id``'s report for ``state`` is posted; False when the job has moved on since.
+
+        A handoff preview is reported in AWAITING_CONFIRM, and Confirm may queue the apply phase (which
+        clears ``reported_at``) before the preview's poster gets here: that mark must not land on the
+        queued job, or its own report would never be posted."""
+        update = (
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.state == state.value)
+            .values(reported_at=time.time(), reporting_by=None, reporting_until=None)
+        )
+        return (await self.store.write_one(update)).rowcount == 1
 
     # ---- items ---------------------------------------------------------------------------
 

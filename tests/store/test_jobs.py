@@ -91,10 +91,24 @@ async def test_unfinished_lists_queued_running_and_unreported_jobs(jobs: JobStor
     assert await jobs.move(unreported, JobState.RUNNING) and await jobs.move(unreported, JobState.DONE)
     reported = await new_job(jobs)
     assert await jobs.move(reported, JobState.RUNNING) and await jobs.move(reported, JobState.DONE)
-    await jobs.mark_reported(reported)
+    assert await jobs.mark_reported(reported, JobState.DONE)
     cancelled = await new_job(jobs)
     assert await jobs.move(cancelled, JobState.AWAITING_CONFIRM) and await jobs.move(cancelled, JobState.CANCELLED)
     assert [j.id for j in await jobs.unfinished()] == [queued, running, unreported]
+
+
+async def test_a_report_mark_for_a_state_the_job_has_left_does_not_land(jobs: JobStore) -> None:
+    """The preview's poster marks it reported after Confirm queued the apply phase: the mark is dropped."""
+    job_id = await new_job(jobs)
+    assert await jobs.move(job_id, JobState.AWAITING_CONFIRM)
+    assert await jobs.move(job_id, JobState.QUEUED)  # Confirm, while the preview is still being posted
+    assert not await jobs.mark_reported(job_id, JobState.AWAITING_CONFIRM)
+    job = await jobs.get(job_id)
+    assert job is not None and job.reported_at is None
+    assert await jobs.move(job_id, JobState.RUNNING) and await jobs.move(job_id, JobState.DONE)
+    assert await jobs.mark_reported(job_id, JobState.DONE)
+    job = await jobs.get(job_id)
+    assert job is not None and job.reported_at is not None
 
 
 async def test_transition_is_won_once_under_concurrency(jobs: JobStore) -> None:
