@@ -178,13 +178,8 @@ class Workers:
                     source=job.source,
                     since_stored_s=round(time.time() - job.created_at, 3),
                 )
-        if (
-            job is not None
-            and job.reported_at is None
-            and (job.state.terminal or job.state is JobState.AWAITING_CONFIRM)
-        ):
-            # Only one worker posts a report, even if two both finished the job; a job another
-            # worker still runs (queued or running) is reported by whoever finishes it.
+        if job is not None and job.reported_at is None and job.state.reportable:
+            # Only one worker posts a report, even if two both finished the job.
             if self.claims is None or await self.claims.claim_report(job.id):
                 if await self.report(job):
                     await self.service.jobs.mark_reported(job.id, job.state)

@@ -29,6 +29,12 @@ class JobState(StrEnum):
         return self in (JobState.DONE, JobState.PARTIAL, JobState.FAILED, JobState.CANCELLED)
 
     @property
+    def reportable(self) -> bool:
+        """A job in this state gets a report: finished, or a handoff preview waiting for Confirm.
+        A queued or running one is reported by whoever finishes it."""
+        return self.terminal or self is JobState.AWAITING_CONFIRM
+
+    @property
     def next_states(self) -> frozenset[JobState]:
         """The states a job in this state may move to (none once terminal)."""
         return _NEXT_STATES.get(self, frozenset())
