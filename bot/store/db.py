@@ -176,8 +176,14 @@ class Store:
         self._scratch = scratch
         self._urgent: UrgentSqlite | None = None
         if self.is_sqlite and engine.url.database:
+            lock = self._write_lock
+            assert lock is not None
             self._urgent = UrgentSqlite(
-                engine.url.database, engine.dialect, cache_pragma=CACHE, timeout_ms=BUSY_TIMEOUT_MS
+                engine.url.database,
+                engine.dialect,
+                cache_pragma=CACHE,
+                timeout_ms=BUSY_TIMEOUT_MS,
+                hold=lambda: lock.hold(urgent=True),
             )
         self.schema_revision = ""
         # Seconds to pause after each commit, set in a worker process so that the web
@@ -292,20 +298,21 @@ class Store:
 
     async def write_now(self, fn: Callable[[Raw], T]) -> T:
         """Run ``fn(raw)``, a synchronous transaction body of prepared statements (``bot.store.raw``),
-        as one urgent write transaction: for the acknowledgement path, ahead of this process's
-        queued writers.
+        as one urgent write: for the acknowledgement path, ahead of this process's queued writers.
 
-        On SQLite it runs on the event loop, on a connection of its own (``UrgentSqlite``: while
-        another process holds the write lock the start is retried every ``URGENT_RETRY_S`` for up
-        to ``BUSY_TIMEOUT_MS``; SQLite's own busy handler sleeps 1, 2, 5, 10 … ms and loses every
-        race against a worker that writes back to back). On PostgreSQL it runs on a pooled
-        connection like any transaction, on the driver's cursor."""
+        On SQLite the urgent writes that arrive together share one transaction and one commit
+        (a group commit): a write joins the batch until the batch gets the write lock, and each
+        body runs in a savepoint of its own, so one that raises changes nothing and raises to
+        its own caller only. A burst of requests then costs one commit, not one each. The batch
+        runs on the event loop, on a connection of its own (``UrgentSqlite``: while another
+        process holds the file's write lock the start is retried every ``URGENT_RETRY_S`` for
+        up to ``BUSY_TIMEOUT_MS``; SQLite's own busy handler sleeps 1, 2, 5, 10 … ms and loses
+        every race against a worker that writes back to back). On PostgreSQL each runs on a
+        pooled connection like any transaction, on the driver's cursor."""
         if self._urgent is None:
             async with self._writer.begin() as conn:
                 return await conn.run_sync(lambda sync: fn(raw_in(sync)))
-        assert self._write_lock is not None
-        async with self._write_lock.hold(urgent=True):
-            result = await self._urgent.run(fn)
+        result = await self._urgent.run(fn)
         if self.yield_after_commit:
             await asyncio.sleep(self.yield_after_commit)
         return result

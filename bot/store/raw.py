@@ -13,7 +13,8 @@ loop stays free and tries again every ``URGENT_RETRY_S``. A hop to a thread cost
 more than the whole body (a handful of indexed statements, and a commit that
 does not sync in WAL mode with ``synchronous = NORMAL``). That connection never
 checkpoints the WAL (``wal_autocheckpoint = 0``): the other connections do, when
-they commit, off the acknowledgement path.
+they commit, off the acknowledgement path. The writes that arrive together (a burst
+of requests) share one transaction and one commit, each in a savepoint of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -118,9 +120,21 @@ def raw_in(conn: sa.Connection) -> Raw:
 class UrgentSqlite:
     """One SQLite connection for the acknowledgement path's write, used on the event loop."""
 
-    def __init__(self, path: str, dialect: sa.Dialect, *, cache_pragma: str, timeout_ms: int) -> None:
+    def __init__(
+        self,
+        path: str,
+        dialect: sa.Dialect,
+        *,
+        cache_pragma: str,
+        timeout_ms: int,
+        hold: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
+    ) -> None:
         self.path, self.dialect, self.cache_pragma, self.timeout_ms = path, dialect, cache_pragma, timeout_ms
+        self._hold = hold  # this process's write lock, taken for each batch
         self._conn: sqlite3.Connection | None = None
+        # Writes waiting for the next group commit, and the flushes that will commit them.
+        self._pending: list[tuple[Callable[[Raw], Any], asyncio.Future[Any]]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -137,7 +151,43 @@ class UrgentSqlite:
         return self._conn
 
     async def run(self, fn: Callable[[Raw], T]) -> T:
-        """``fn`` in one ``BEGIN IMMEDIATE`` transaction, committed unless it raises."""
+        """``fn`` in a ``BEGIN IMMEDIATE`` transaction with the writes that arrive with it (a
+        group commit): it is committed unless it raises, and if it raises nothing it did stays.
+
+        The first write of a batch starts its flush; the others join until the flush holds the
+        write lock (``hold``). A burst of acknowledgements then costs one commit, not one each.
+        """
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, done))
+        if len(self._pending) == 1:
+            task = asyncio.create_task(self._flush())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+        return await done
+
+    async def _flush(self) -> None:
+        async with self._hold():
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await self.run_many([fn for fn, _ in batch])
+            except BaseException as exc:  # nothing of the batch was committed
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+        for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
+            if not done.done():
+                done.set_result(value) if ok else done.set_exception(value)
+
+    async def run_many(self, fns: Sequence[Callable[[Raw], Any]]) -> list[tuple[bool, Any]]:
+        """Each of ``fns`` in turn in one ``BEGIN IMMEDIATE`` transaction, one commit for all.
+
+        Each body runs in a savepoint of its own: one that raises ``Exception`` is rolled back
+        alone and its outcome is ``(False, exc)``; the others' are ``(True, result)``. Anything
+        else (a failed commit, a ``BaseException``) rolls back the whole transaction and raises.
+        """
         conn = self._connection()
         started = time.monotonic()
         waited = False
@@ -155,8 +205,17 @@ class UrgentSqlite:
         if waited:
             ACK_STORE_WAIT.observe(time.monotonic() - started)
         cursor = conn.cursor()
+        raw = Raw(cursor, self.dialect)
+        outcomes: list[tuple[bool, Any]] = []
         try:
-            result = fn(Raw(cursor, self.dialect))
+            for fn in fns:
+                conn.execute("SAVEPOINT urgent")
+                try:
+                    outcomes.append((True, fn(raw)))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO urgent")
+                    outcomes.append((False, exc))
+                conn.execute("RELEASE urgent")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -164,7 +223,7 @@ class UrgentSqlite:
             raise
         finally:
             cursor.close()
-        return result
+        return outcomes
 
     def close(self) -> None:
         if self._conn is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,37 @@ async def test_the_write_is_one_transaction_and_rolls_back_on_error(db_url: str)
         async with store.read() as conn:
             rows = (await conn.execute(sa.select(item_guards.c.target))).scalars().all()
     assert rows == ["a", "b", "c"]
+
+
+async def test_urgent_writes_that_arrive_together_share_one_commit_and_each_fails_alone(tmp_path: Path) -> None:
+    """SQLite's group commit: one transaction for a burst, each body in a savepoint of its own."""
+    async with await Store.open(tmp_path / "t.db") as store:
+        await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "warm", "at": 0.0}))
+        statements: list[str] = []
+        assert store._urgent is not None
+        store._urgent._connection().set_trace_callback(statements.append)
+
+        def insert(target: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
+            def body(conn: Raw) -> str:
+                conn.execute(_GUARD, {"target": target, "at": 1.0})
+                if then_fail:
+                    raise RuntimeError(f"after inserting {target}")
+                return target
+
+            return body
+
+        bodies = [insert("g0"), insert("g1"), insert("g2", then_fail=True), insert("g0"), insert("g3")]
+        results = await asyncio.gather(*(store.write_now(b) for b in bodies), return_exceptions=True)
+        assert results[:2] == ["g0", "g1"] and results[4] == "g3"
+        assert isinstance(results[2], RuntimeError)
+        assert isinstance(results[3], sqlite3.IntegrityError)  # the second g0: the driver's own error
+        assert statements.count("COMMIT") == 1 and statements.count("BEGIN IMMEDIATE") == 1
+        async with store.read() as conn:
+            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            assert list(rows) == ["g0", "g1", "g3", "warm"]  # neither failed body left anything
+        # A write on its own afterwards is a transaction of its own.
+        assert await store.write_now(insert("g4")) == "g4"
+        assert statements.count("COMMIT") == 2
 
 
 def _hold_write_lock(path: Path, held: threading.Event, release: threading.Event) -> None:
