@@ -17,8 +17,9 @@ from slack_bolt.middleware.authorization.async_single_team_authorization import 
 from bot.runtime import Services
 from bot.settings import Settings
 from bot.slack.digest import register_digest
-from bot.slack.errors import register_error_handler
-from bot.slack.listeners import Background, register
+from bot.slack.errors import ErrorAnswers, register_error_handler
+from bot.slack.hot import Background, HotRoutes
+from bot.slack.listeners import register
 
 
 def build_app(settings: Settings, services: Services) -> AsyncApp:
@@ -35,20 +36,36 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         raise_error_for_unhandled_request=False,
     )
     background = Background()
-    state: dict[str, Any] = {"background": background}
-    app.__dict__["triage_state"] = state  # tests and the shell wait on background tasks through this
+    errors = ErrorAnswers(reporter=services.reporter, spawn=background.spawn)
+    hot = HotRoutes(
+        core=services.core,
+        reporter=services.reporter,
+        background=background,
+        errors=errors,
+        default_space=settings.kibana_space,
+    )
+    # Tests and the shell wait on background tasks through this; ``bot.web`` finds the hot routes.
+    state: dict[str, Any] = {"background": background, "hot": hot}
+    app.__dict__["triage_state"] = state
     register(
         app,
         core=services.core,
         reporter=services.reporter,
         background=background,
+        hot=hot,
         groups=services.access.groups,
         default_space=settings.kibana_space,
         unfurl_domains=settings.unfurl_domains,
     )
     register_digest(app, core=services.core, reporter=services.reporter, background=background, intake=services.intake)
-    register_error_handler(app, reporter=services.reporter, spawn=background.spawn)
+    register_error_handler(app, errors)
     return app
+
+
+def hot_routes(app: AsyncApp) -> HotRoutes | None:
+    """The routes ``build_app`` made for the requests answered without Bolt's dispatch, if ``app`` is one."""
+    hot = app.__dict__.get("triage_state", {}).get("hot")
+    return hot if isinstance(hot, HotRoutes) else None
 
 
 async def prime_authorization(app: AsyncApp) -> None:

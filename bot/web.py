@@ -23,6 +23,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
+from bot.app import hot_routes
 from bot.core.service import ActionRequest, Source
 from bot.errors import UsageError
 from bot.ingest import SIGNATURE_HEADER, authenticate, parse_alerts, route, to_state
@@ -228,9 +229,10 @@ def build_web_app(
     if bolt is not None:
         signing = settings.slack_signing_secret
         secret = signing.get_secret_value().encode() if signing else None
+        hot = hot_routes(bolt)
 
         async def slack_events(request: web.Request) -> web.Response:
-            """Verify, check the shape, then hand to Bolt; nothing a signed sender sends is a 500.
+            """Verify, check the shape, then answer (a hot request) or hand to Bolt; nothing signed is a 500.
 
             Unsigned or badly signed: 401, as Bolt answers. Signed but unusable (not UTF-8,
             not JSON, not an object, an unknown type, a field of the wrong type, a request no
@@ -251,6 +253,9 @@ def build_web_app(
                     return _unusable(exc.kind, exc.reason, exc.detail)
                 kind = inbound.kind
                 try:
+                    # /triage and the job buttons skip Bolt's dispatch (bot.slack.hot); the rest is Bolt's.
+                    if hot is not None and (hot_response := await hot.answer(inbound.body)) is not None:
+                        return await to_aiohttp_response(hot_response)
                     bolt_request = _ParsedBoltRequest(
                         inbound,
                         query=request.query_string,
@@ -261,7 +266,7 @@ def build_web_app(
                         bolt_response = await bolt.async_dispatch(bolt_request)
                     finally:
                         _HTTP_DISPATCH.reset(token)
-                except Exception as exc:  # Bolt's own parsing; listener errors never get here
+                except Exception as exc:  # Bolt's own parsing; listener errors never get here (both answer those)
                     return _unusable(kind, "bolt_error", f"{type(exc).__name__}: {exc}")
                 if bolt_response.status == 404:
                     return _unusable(kind, "unhandled", "no listener takes this request", status=404)

@@ -151,7 +151,7 @@ async def serve(settings: Settings, *, host: str, port: int | None, role: str, w
 
 
 async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
-    from bot.app import build_app, prime_authorization
+    from bot.app import build_app, hot_routes, prime_authorization
     from bot.web import build_web_app
 
     started = time.monotonic()
@@ -178,10 +178,10 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
     services.oncall.start()
     socket_handler = None
     if settings.slack_app_token is not None:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+        from bot.slack.socket_mode import HotSocketModeHandler
 
-        socket_handler = AsyncSocketModeHandler(
-            bolt, app_token=settings.slack_app_token.get_secret_value(), web_client=services.slack
+        socket_handler = HotSocketModeHandler(
+            bolt, hot_routes(bolt), app_token=settings.slack_app_token.get_secret_value(), web_client=services.slack
         )
         await socket_handler.connect_async()  # type: ignore[no-untyped-call]
 

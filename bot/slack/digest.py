@@ -25,8 +25,8 @@ from bot.slack import blocks
 from bot.slack import context as ctx
 from bot.slack.blocks import digest as dblocks
 from bot.slack.errors import FormError
+from bot.slack.hot import Acker, Background
 from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.slack.listeners import Acker, Background
 from bot.slack.metadata import DigestMeta, DigestRef
 from bot.slack.reporter import Reporter
 from bot.store.intake import DigestRow, IntakeStore

@@ -58,20 +58,24 @@ async def _command_reply(message: dict[str, Any]) -> BoltResponse:
     return await ack(**message)  # the same body a listener's ack() would have sent
 
 
-def register_error_handler(
-    app: AsyncApp, *, reporter: Reporter, spawn: Callable[[Coroutine[Any, Any, None]], None]
-) -> None:
-    """Register the handler that answers every listener error on the surface it came from."""
+class ErrorAnswers:
+    """The answer to an error a listener raised, on the surface the request came from.
 
-    @app.error
-    async def on_error(error: Exception, body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse:
+    ``acked`` is the response the listener had already acknowledged with, if it got that
+    far. The Bolt error handler and ``bot.slack.hot`` (the requests answered without
+    Bolt's dispatch) both answer through here, so an error reads the same either way.
+    """
+
+    def __init__(self, *, reporter: Reporter, spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+        self.reporter, self.spawn = reporter, spawn
+
+    async def answer(self, error: Exception, body: Any, acked: BoltResponse | None) -> BoltResponse:
         ref = uuid.uuid4().hex[:8]
         if isinstance(error, UserError):
             log.info("user_error", ref=ref, error=type(error).__name__, message=error.message)
         else:
             log.error("listener_failed", ref=ref, exc_info=error)
         body = body if isinstance(body, dict) else {}
-        acked = request.context.ack.response if request.context.ack is not None else None
         if "command" in body and acked is None:
             return await _command_reply(user_error(error) if isinstance(error, UserError) else failure(ref))
         if body.get("type") == "view_submission" and acked is None:
@@ -90,7 +94,16 @@ def register_error_handler(
                 if isinstance(error, UserError)
                 else f"Something went wrong (reference {ref}); nothing further was changed."
             )
-            spawn(reporter.ephemeral(str(url), {"text": text}))
+            self.spawn(self.reporter.ephemeral(str(url), {"text": text}))
         if acked is not None:
             return acked
         return BoltResponse(status=200, body="")
+
+
+def register_error_handler(app: AsyncApp, answers: ErrorAnswers) -> None:
+    """Register the handler that answers every listener error on the surface it came from."""
+
+    @app.error
+    async def on_error(error: Exception, body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse:
+        acked = request.context.ack.response if request.context.ack is not None else None
+        return await answers.answer(error, body, acked)

@@ -10,9 +10,6 @@ acknowledged is never lost.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -22,16 +19,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import rules
 from bot.core.access import GroupDirectory
-from bot.core.answers import Cards, HandoffDecided, HomeItems, Reply
+from bot.core.answers import Cards, HandoffDecided, HomeItems
 from bot.core.door import Core
 from bot.core.service import Step
 from bot.errors import UsageError, UserError
-from bot.metrics import SLACK_ACK_LATENCY
 from bot.models import JobParams, Verb
 from bot.slack import blocks
 from bot.slack import context as ctx
-from bot.slack.commands import parse_command
 from bot.slack.errors import FormError
+from bot.slack.hot import COMMAND, JOB_BUTTONS, Acker, Background, HotRoutes
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.render import render
 from bot.slack.reporter import Reporter
@@ -44,88 +40,32 @@ log = structlog.get_logger(__name__)
 MAX_SHORTCUT_CARDS = 20
 
 
-class Background:
-    """Tracks the work started after an acknowledgement, logging its failures."""
-
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background_task_failed", exc_info=task.exception())
-
-
-class Acker:
-    """Acknowledges a Slack request once, recording how long the acknowledgement took."""
-
-    def __init__(self, ack: AsyncAck, kind: str) -> None:
-        self._ack = ack
-        self._kind = kind
-        self._started = time.perf_counter()
-
-    async def __call__(self, **body: Any) -> None:
-        await self._ack(**body)
-        SLACK_ACK_LATENCY.labels(self._kind).observe(time.perf_counter() - self._started)
-
-
 def register(
     app: AsyncApp,
     *,
     core: Core,
     reporter: Reporter,
     background: Background,
+    hot: HotRoutes,
     groups: GroupDirectory,
     default_space: str,
     unfurl_domains: frozenset[str] = frozenset(),
 ) -> None:
     """Register every listener of the bot on ``app``."""
 
-    def follow_up(reply: Reply, response_url: str | None) -> None:
-        """After the ack: the answer that had to wait for the network, sent where the request came from."""
-        later = reply.later
-        if later is None:
-            return
+    # ---- /triage and the card's job buttons (the hot requests: bot.web also routes them past Bolt)
 
-        async def send() -> None:
-            message = render(await later())
-            if message is not None:
-                await reporter.ephemeral(response_url, message)
-
-        background.spawn(send())
-
-    # ---- /triage ---------------------------------------------------------------------
-
-    @app.command("/triage")
+    @app.command(COMMAND)
     async def on_triage(ack: AsyncAck, command: dict[str, Any]) -> None:
-        cmd = parse_command(
-            command.get("text") or "", actor_id=command.get("user_id") or "", default_space=default_space
-        )
-        reply = await core.handle(ctx.command_request(command, cmd))
-        await Acker(ack, "command")(**(render(reply.now) or {}))
-        follow_up(reply, command.get("response_url"))
+        await hot.triage(ack, command)
 
-    # ---- card buttons ------------------------------------------------------------------
-
-    def job_button(action_id: ActionId, verb: Verb, *, me: bool = False) -> None:
+    def job_button(action_id: str, verb: Verb, me: bool) -> None:
         @app.action(action_id)
         async def on_button(ack: AsyncAck, body: dict[str, Any]) -> None:
-            params = JobParams(assignee=ctx.actor(body)) if me else None
-            await core.handle(ctx.button_request(body, verb, params=params))
-            await Acker(ack, "button")()
+            await hot.job_button(ack, body, verb, me=me)
 
-    job_button(ActionId.ASSIGN_ME, Verb.ASSIGN, me=True)
-    job_button(ActionId.UNASSIGN, Verb.UNASSIGN)
-    job_button(ActionId.REFRESH, Verb.REFRESH)
-    job_button(ActionId.UNMUTE, Verb.REOPEN)
-    job_button(ActionId.REOPEN, Verb.REOPEN)
-    job_button(ActionId.ACK, Verb.ACK)
-    job_button(ActionId.DETACH, Verb.DETACH)
+    for action_id, (verb, me) in JOB_BUTTONS.items():
+        job_button(action_id, verb, me)
 
     @app.action(ActionId.OPEN_LINK)
     async def on_open_link(ack: AsyncAck) -> None:

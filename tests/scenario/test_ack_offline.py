@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.app import build_app, prime_authorization
+from bot.app import build_app, hot_routes, prime_authorization
 from bot.runtime import build_services
 from bot.sandbox import payloads
+from bot.slack.socket_mode import HotSocketModeHandler
 from bot.web import build_web_app
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake
@@ -94,7 +94,7 @@ async def test_socket_mode_envelope_is_acked_without_any_request_to_slack_or_a_p
     app = build_app(settings, services)
     await prime_authorization(app)  # as serve does before it serves
     # No workers: whatever reaches a fake after this point came from the ack path itself.
-    handler = AsyncSocketModeHandler(app, app_token=slack_fake.app_token, web_client=services.slack)
+    handler = HotSocketModeHandler(app, hot_routes(app), app_token=slack_fake.app_token, web_client=services.slack)
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
         before = (len(slack_fake.calls), len(slack_fake.responses), len(datadog_fake.requests))

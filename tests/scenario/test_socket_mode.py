@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from aiohttp import web
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-from bot.app import build_app
+from bot.app import build_app, hot_routes
 from bot.runtime import build_services
+from bot.slack.socket_mode import HotSocketModeHandler
 from bot.web import build_web_app
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.slack import SlackFake
@@ -38,8 +38,9 @@ async def test_slash_command_over_socket_mode(tmp_path: Path, slack_fake: SlackF
     app = build_app(settings, services)
     await services.workers.start()
     await services.poster.start()  # as `serve` does, beside the workers
-    handler = AsyncSocketModeHandler(
+    handler = HotSocketModeHandler(
         app,
+        hot_routes(app),
         app_token=settings.slack_app_token.get_secret_value(),  # type: ignore[union-attr]
         web_client=services.slack,
     )
