@@ -33,7 +33,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from bot.errors import StoreError
 from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
-from bot.store.raw import Raw, UrgentSqlite, raw_in
+from bot.store.raw import GroupCommit, Raw, UrgentSqlite, batch_in_one
 
 log = structlog.get_logger(__name__)
 
@@ -185,6 +185,7 @@ class Store:
                 timeout_ms=BUSY_TIMEOUT_MS,
                 hold=lambda: lock.hold(urgent=True),
             )
+        self._pg_group = GroupCommit(lambda fns: batch_in_one(self._writer.begin, fns))
         self.schema_revision = ""
         # Seconds to pause after each commit, set in a worker process so that the web
         # process's urgent writes find a gap between the worker's transactions.
@@ -300,18 +301,17 @@ class Store:
         """Run ``fn(raw)``, a synchronous transaction body of prepared statements (``bot.store.raw``),
         as one urgent write: for the acknowledgement path, ahead of this process's queued writers.
 
-        On SQLite the urgent writes that arrive together share one transaction and one commit
-        (a group commit): a write joins the batch until the batch gets the write lock, and each
-        body runs in a savepoint of its own, so one that raises changes nothing and raises to
-        its own caller only. A burst of requests then costs one commit, not one each. The batch
-        runs on the event loop, on a connection of its own (``UrgentSqlite``: while another
-        process holds the file's write lock the start is retried every ``URGENT_RETRY_S`` for
-        up to ``BUSY_TIMEOUT_MS``; SQLite's own busy handler sleeps 1, 2, 5, 10 … ms and loses
-        every race against a worker that writes back to back). On PostgreSQL each runs on a
-        pooled connection like any transaction, on the driver's cursor."""
+        The urgent writes that arrive together share one transaction (a group commit,
+        ``GroupCommit``): a burst of requests costs one commit, not one each, and a body that
+        raises changes nothing and raises to its own caller only. On SQLite a write joins the
+        batch until the batch gets the write lock, each body runs in a savepoint of its own, and
+        the batch runs on the event loop on a connection of its own (``UrgentSqlite``: while
+        another process holds the file's write lock the start is retried every ``URGENT_RETRY_S``
+        for up to ``BUSY_TIMEOUT_MS``; SQLite's own busy handler sleeps 1, 2, 5, 10 … ms and loses
+        every race against a worker that writes back to back). On PostgreSQL the batch runs on a
+        pooled connection, on the driver's cursor (``batch_in_one``)."""
         if self._urgent is None:
-            async with self._writer.begin() as conn:
-                return await conn.run_sync(lambda sync: fn(raw_in(sync)))
+            return await self._pg_group.run(fn)
         result = await self._urgent.run(fn)
         if self.yield_after_commit:
             await asyncio.sleep(self.yield_after_commit)

@@ -20,14 +20,16 @@ of requests) share one transaction and one commit, each in a savepoint of its ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.metrics import ACK_STORE_WAIT
 
@@ -117,6 +119,75 @@ def raw_in(conn: sa.Connection) -> Raw:
     return Raw(conn.connection.dbapi_connection.cursor(), conn.dialect)  # type: ignore[union-attr]
 
 
+Outcome = tuple[bool, Any]  # (True, the body's result) or (False, the exception it raised)
+Batch = Callable[[Sequence[Callable[[Raw], Any]]], Awaitable[list[Outcome]]]
+
+
+class GroupCommit:
+    """Transaction bodies that arrive together, run as one batch (a group commit).
+
+    The first body of a batch starts its flush; the others join until the flush holds
+    ``hold`` (this process's write lock, on SQLite), and ``batch`` runs them all and gives
+    each its outcome: each body is committed unless it raised, and one that raised changes
+    nothing and raises to its own caller only. A burst of acknowledgements then costs one
+    transaction, not one each.
+    """
+
+    def __init__(self, batch: Batch, *, hold: Callable[[], AbstractAsyncContextManager[None]] = nullcontext) -> None:
+        self._batch, self._hold = batch, hold
+        self._pending: list[tuple[Callable[[Raw], Any], asyncio.Future[Any]]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    async def run(self, fn: Callable[[Raw], T]) -> T:
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, done))
+        if len(self._pending) == 1:
+            task = asyncio.create_task(self._flush())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+        return await done
+
+    async def _flush(self) -> None:
+        async with self._hold():
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await self._batch([fn for fn, _ in batch])
+            except BaseException as exc:  # nothing of the batch was committed
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+        for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
+            if not done.done():
+                done.set_result(value) if ok else done.set_exception(value)
+
+
+async def batch_in_one(
+    begin: Callable[[], AbstractAsyncContextManager[AsyncConnection]], fns: Sequence[Callable[[Raw], Any]]
+) -> list[Outcome]:
+    """A ``GroupCommit`` batch on a pooled connection (PostgreSQL): all the bodies in one transaction;
+    if one raises, each again in a transaction of its own. A savepoint per body would cost two more
+    round trips each, and a body only touches the database, so running it again is harmless."""
+    if len(fns) > 1:
+        with contextlib.suppress(Exception):
+            async with begin() as conn:
+                return await conn.run_sync(lambda sync: [(True, fn(raw_in(sync))) for fn in fns])
+    outcomes: list[Outcome] = []
+    for fn in fns:
+        try:
+            async with begin() as conn:
+                outcomes.append((True, await conn.run_sync(_on_driver(fn))))
+        except Exception as exc:
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def _on_driver(fn: Callable[[Raw], T]) -> Callable[[sa.Connection], T]:
+    return lambda sync: fn(raw_in(sync))
+
+
 class UrgentSqlite:
     """One SQLite connection for the acknowledgement path's write, used on the event loop."""
 
@@ -130,11 +201,9 @@ class UrgentSqlite:
         hold: Callable[[], AbstractAsyncContextManager[None]] = nullcontext,
     ) -> None:
         self.path, self.dialect, self.cache_pragma, self.timeout_ms = path, dialect, cache_pragma, timeout_ms
-        self._hold = hold  # this process's write lock, taken for each batch
         self._conn: sqlite3.Connection | None = None
-        # Writes waiting for the next group commit, and the flushes that will commit them.
-        self._pending: list[tuple[Callable[[Raw], Any], asyncio.Future[Any]]] = []
-        self._flushing: set[asyncio.Task[None]] = set()
+        # This process's write lock is taken for each batch.
+        self.group = GroupCommit(self.run_many, hold=hold)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -151,37 +220,10 @@ class UrgentSqlite:
         return self._conn
 
     async def run(self, fn: Callable[[Raw], T]) -> T:
-        """``fn`` in a ``BEGIN IMMEDIATE`` transaction with the writes that arrive with it (a
-        group commit): it is committed unless it raises, and if it raises nothing it did stays.
+        """``fn`` in a ``BEGIN IMMEDIATE`` transaction with the writes that arrive with it."""
+        return await self.group.run(fn)
 
-        The first write of a batch starts its flush; the others join until the flush holds the
-        write lock (``hold``). A burst of acknowledgements then costs one commit, not one each.
-        """
-        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, done))
-        if len(self._pending) == 1:
-            task = asyncio.create_task(self._flush())
-            self._flushing.add(task)
-            task.add_done_callback(self._flushing.discard)
-        return await done
-
-    async def _flush(self) -> None:
-        async with self._hold():
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await self.run_many([fn for fn, _ in batch])
-            except BaseException as exc:  # nothing of the batch was committed
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-        for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
-            if not done.done():
-                done.set_result(value) if ok else done.set_exception(value)
-
-    async def run_many(self, fns: Sequence[Callable[[Raw], Any]]) -> list[tuple[bool, Any]]:
+    async def run_many(self, fns: Sequence[Callable[[Raw], Any]]) -> list[Outcome]:
         """Each of ``fns`` in turn in one ``BEGIN IMMEDIATE`` transaction, one commit for all.
 
         Each body runs in a savepoint of its own: one that raises ``Exception`` is rolled back
@@ -206,7 +248,7 @@ class UrgentSqlite:
             ACK_STORE_WAIT.observe(time.monotonic() - started)
         cursor = conn.cursor()
         raw = Raw(cursor, self.dialect)
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[Outcome] = []
         try:
             for fn in fns:
                 conn.execute("SAVEPOINT urgent")

@@ -95,6 +95,32 @@ async def test_urgent_writes_that_arrive_together_share_one_commit_and_each_fail
         assert statements.count("COMMIT") == 2
 
 
+async def test_writes_that_arrive_together_each_commit_or_fail_alone_on_either_engine(db_url: str) -> None:
+    """A burst with failing bodies in it: every other body is stored, the failing ones leave nothing."""
+    async with await Store.open(db_url) as store:
+
+        def insert(target: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
+            def body(conn: Raw) -> str:
+                conn.execute(_GUARD, {"target": target, "at": 1.0})
+                if then_fail:
+                    raise RuntimeError(f"after inserting {target}")
+                return target
+
+            return body
+
+        for burst in range(2):  # the second burst repeats every key: each body now fails on its own
+            bodies = [insert("p0"), insert("p1", then_fail=True), insert("p2"), insert("p0"), insert("p3")]
+            results = await asyncio.gather(*(store.write_now(b) for b in bodies), return_exceptions=True)
+            assert isinstance(results[1], RuntimeError) and isinstance(results[3], Exception)
+            if burst == 0:
+                assert [results[0], results[2], results[4]] == ["p0", "p2", "p3"]
+            else:
+                assert all(isinstance(r, Exception) for r in results)
+        async with store.read() as conn:
+            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            assert list(rows) == ["p0", "p2", "p3"]
+
+
 def _hold_write_lock(path: Path, held: threading.Event, release: threading.Event) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
