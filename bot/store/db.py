@@ -33,7 +33,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from bot.errors import StoreError
 from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
-from bot.store.raw import GroupCommit, Raw, UrgentSqlite, batch_in_one
+from bot.store.raw import Raw, UrgentPostgres, UrgentSqlite, raw_in
 
 log = structlog.get_logger(__name__)
 
@@ -185,7 +185,9 @@ class Store:
                 timeout_ms=BUSY_TIMEOUT_MS,
                 hold=lambda: lock.hold(urgent=True),
             )
-        self._pg_group = GroupCommit(lambda fns: batch_in_one(self._writer.begin, fns))
+        self._urgent_pg = (
+            UrgentPostgres(self._writer.connect, engine.dialect.dbapi) if self.dialect == "postgresql" else None
+        )
         self.schema_revision = ""
         # Seconds to pause after each commit, set in a worker process so that the web
         # process's urgent writes find a gap between the worker's transactions.
@@ -309,9 +311,12 @@ class Store:
         another process holds the file's write lock the start is retried every ``URGENT_RETRY_S``
         for up to ``BUSY_TIMEOUT_MS``; SQLite's own busy handler sleeps 1, 2, 5, 10 … ms and loses
         every race against a worker that writes back to back). On PostgreSQL the batch runs on a
-        pooled connection, on the driver's cursor (``batch_in_one``)."""
-        if self._urgent is None:
-            return await self._pg_group.run(fn)
+        connection kept for it, on the driver's cursor (``UrgentPostgres``)."""
+        if self._urgent_pg is not None:
+            return await self._urgent_pg.run(fn)
+        if self._urgent is None:  # an in-memory SQLite database: one connection, no batching
+            async with self._writer.begin() as conn:
+                return await conn.run_sync(lambda sync: fn(raw_in(sync)))
         result = await self._urgent.run(fn)
         if self.yield_after_commit:
             await asyncio.sleep(self.yield_after_commit)
@@ -327,6 +332,8 @@ class Store:
 
     async def close(self) -> None:
         """Close every connection; further use raises."""
+        if self._urgent_pg is not None:
+            await self._urgent_pg.close()
         await self.engine.dispose()
         if self._urgent is not None:
             self._urgent.close()

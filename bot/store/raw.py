@@ -164,24 +164,84 @@ class GroupCommit:
                 done.set_result(value) if ok else done.set_exception(value)
 
 
-async def batch_in_one(
-    begin: Callable[[], AbstractAsyncContextManager[AsyncConnection]], fns: Sequence[Callable[[Raw], Any]]
-) -> list[Outcome]:
-    """A ``GroupCommit`` batch on a pooled connection (PostgreSQL): all the bodies in one transaction;
-    if one raises, each again in a transaction of its own. A savepoint per body would cost two more
-    round trips each, and a body only touches the database, so running it again is harmless."""
-    if len(fns) > 1:
-        with contextlib.suppress(Exception):
-            async with begin() as conn:
-                return await conn.run_sync(lambda sync: [(True, fn(raw_in(sync))) for fn in fns])
-    outcomes: list[Outcome] = []
-    for fn in fns:
-        try:
-            async with begin() as conn:
-                outcomes.append((True, await conn.run_sync(_on_driver(fn))))
-        except Exception as exc:
-            outcomes.append((False, exc))
-    return outcomes
+class UrgentPostgres:
+    """One connection kept for the acknowledgement path's write on PostgreSQL, one batch at a time.
+
+    A connection checked out of the pool for each write would cost the pool's ping (with asyncpg
+    three round trips: BEGIN, a statement, ROLLBACK) and its reset on the way back, more than the
+    write's own handful of statements. This one is kept; when it turns out to be gone (the
+    database restarted) it is dropped and the bodies without an outcome run again on a new one.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], dbapi: Any) -> None:
+        self._connect = connect
+        # The bodies run on the driver's cursor, so their errors are the driver's own (PEP 249) classes.
+        self._connection_errors: tuple[type[BaseException], ...] = (
+            dbapi.InterfaceError,
+            dbapi.OperationalError,
+            dbapi.InternalError,
+        )
+        self._conn: AsyncConnection | None = None
+        self._one_batch = asyncio.Lock()
+        self.group = GroupCommit(self.run_many, hold=lambda: self._one_batch)
+
+    async def run(self, fn: Callable[[Raw], T]) -> T:
+        return await self.group.run(fn)
+
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether the error is the connection's (gone, or in a state the driver cannot use), not a body's."""
+        if isinstance(exc, sa.exc.DBAPIError):
+            return exc.connection_invalidated or isinstance(exc.orig, self._connection_errors)
+        return isinstance(exc, self._connection_errors)
+
+    async def run_many(self, fns: Sequence[Callable[[Raw], Any]]) -> list[Outcome]:
+        """All the bodies in one transaction; if one raises, each again in a transaction of its own
+        (a savepoint per body would cost two more round trips each, and a body only touches the
+        database, so running it again is harmless)."""
+        outcomes: dict[int, Outcome] = {}
+        for attempt in (1, 2):
+            try:
+                if self._conn is None or self._conn.closed or self._conn.invalidated:
+                    self._conn = await self._connect()
+                await self._run_on(self._conn, fns, outcomes)
+                return [outcomes[n] for n in range(len(fns))]
+            except Exception as exc:
+                if not self._lost(exc) or attempt == 2:
+                    raise
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.invalidate()  # not back into the pool
+        raise AssertionError("unreachable")
+
+    async def _run_on(
+        self, conn: AsyncConnection, fns: Sequence[Callable[[Raw], Any]], outcomes: dict[int, Outcome]
+    ) -> None:
+        if len(fns) > 1 and not outcomes:
+            try:
+                async with conn.begin():
+                    results = await conn.run_sync(lambda sync: [fn(raw_in(sync)) for fn in fns])
+                outcomes.update((n, (True, r)) for n, r in enumerate(results))
+                return
+            except Exception as exc:  # a body's: each body again, alone, gets its own outcome below
+                if self._lost(exc):
+                    raise
+        for n, fn in enumerate(fns):
+            if n in outcomes:
+                continue
+            try:
+                async with conn.begin():
+                    outcomes[n] = (True, await conn.run_sync(_on_driver(fn)))
+            except Exception as exc:
+                if self._lost(exc):
+                    raise
+                outcomes[n] = (False, exc)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 def _on_driver(fn: Callable[[Raw], T]) -> Callable[[sa.Connection], T]:

@@ -121,6 +121,25 @@ async def test_writes_that_arrive_together_each_commit_or_fail_alone_on_either_e
             assert list(rows) == ["p0", "p2", "p3"]
 
 
+async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_error(postgres_url: str) -> None:
+    """The connection kept for the ack path's write dies (a database restart): the next write reconnects."""
+    async with await Store.open(postgres_url) as store:
+        await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "before", "at": 1.0}))
+        async with store.read() as conn:
+            killed = await conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            assert any(row[0] for row in killed)
+        await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "after", "at": 2.0}))
+        assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "after", "at": 2.0}
+        async with store.read() as conn:
+            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            assert list(rows) == ["after", "before"]
+
+
 def _hold_write_lock(path: Path, held: threading.Event, release: threading.Event) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
