@@ -4,7 +4,9 @@ The listeners (``bot.slack.listeners``) are glue in front of the one door
 (``bot.core.door.Core``); ``bot.slack.errors`` answers whatever they raise. The
 listener is awaited inline (``process_before_response``): it does only the short
 durable write, so Slack gets its answer without Bolt's polling step, and anything
-slower runs in the background after the response has gone.
+slower runs in the background after the response has gone. ``/triage`` and the card's
+job buttons also have a route past Bolt's dispatch (``bot.slack.hot``, used by ``bot.web``
+and the Socket Mode handler), to the same listener bodies.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         background=background,
         errors=errors,
         default_space=settings.kibana_space,
+        client=services.slack,
     )
     # Tests and the shell wait on background tasks through this; ``bot.web`` finds the hot routes.
     state: dict[str, Any] = {"background": background, "hot": hot}

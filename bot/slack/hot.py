@@ -1,12 +1,14 @@
-"""The hot requests: ``/triage`` and the card's job buttons, answered without Bolt's dispatch.
+"""The hot requests: ``/triage`` and the card's buttons, answered without Bolt's dispatch.
 
-These are the requests that come in bursts (a channel working through a wave of alerts), and
-each is stored as a job before its acknowledgement. Bolt's dispatch runs its middleware
+These are the requests that come in bursts (a channel working through a wave of alerts): a
+command or a job button is stored as a job before its acknowledgement, a form button (Assign…,
+Resolve…) is authorised and acknowledged, and its modal opened after. Bolt's dispatch runs its middleware
 chain and then tries every registered listener in turn until one matches, which for these
 requests costs more CPU than building and storing the job. ``HotRoutes.answer`` recognises
 them from the parsed body as Bolt's matchers would (the command name; the first action's
 ``action_id`` of a ``block_actions`` payload) and runs the same listener body Bolt runs for
-them (``triage`` and ``job_button``, which ``bot.slack.listeners`` registers on Bolt too),
+them (``triage``, ``job_button`` and ``form_button``, which ``bot.slack.listeners`` registers
+on Bolt too),
 with Bolt's own ``AsyncAck`` building the response and the same error answers
 (``bot.slack.errors.ErrorAnswers``). For every other request it returns None and the request
 goes to Bolt. Bolt's middleware does nothing these requests need: the signature is checked
@@ -23,11 +25,15 @@ from typing import Any
 import structlog
 from slack_bolt.async_app import AsyncAck
 from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.answers import Reply
 from bot.core.door import Core
+from bot.core.service import Step
 from bot.metrics import SLACK_ACK_LATENCY
 from bot.models import JobParams, Verb
+from bot.slack import blocks
 from bot.slack import context as ctx
 from bot.slack.commands import parse_command
 from bot.slack.errors import ErrorAnswers
@@ -48,6 +54,16 @@ JOB_BUTTONS: dict[str, tuple[Verb, bool]] = {
     ActionId.REOPEN.value: (Verb.REOPEN, False),
     ActionId.ACK.value: (Verb.ACK, False),
     ActionId.DETACH.value: (Verb.DETACH, False),
+}
+
+
+# The card buttons that open a form (a modal; nothing is stored until it is submitted).
+FORM_BUTTONS: dict[str, Verb] = {
+    ActionId.ASSIGN_OPEN.value: Verb.ASSIGN,
+    ActionId.ATTACH_OPEN.value: Verb.ATTACH,
+    ActionId.RESOLVE_OPEN.value: Verb.RESOLVE,
+    ActionId.MUTE_OPEN.value: Verb.RESOLVE,  # Datadog's resolve modal is the mute modal
+    ActionId.TAG_OPEN.value: Verb.TAG,
 }
 
 
@@ -85,10 +101,17 @@ class HotRoutes:
     """The ``/triage`` and job-button listener bodies, and the route to them that skips Bolt."""
 
     def __init__(
-        self, *, core: Core, reporter: Reporter, background: Background, errors: ErrorAnswers, default_space: str
+        self,
+        *,
+        core: Core,
+        reporter: Reporter,
+        background: Background,
+        errors: ErrorAnswers,
+        default_space: str,
+        client: AsyncWebClient,
     ) -> None:
         self.core, self.reporter, self.background = core, reporter, background
-        self.errors, self.default_space = errors, default_space
+        self.errors, self.default_space, self.client = errors, default_space, client
 
     def follow_up(self, reply: Reply, response_url: str | None) -> None:
         """After the ack: the answer that had to wait for the network, sent where the request came from."""
@@ -118,6 +141,31 @@ class HotRoutes:
         await self.core.handle(ctx.button_request(body, verb, params=params))
         await Acker(ack, "button")()
 
+    async def form_button(self, ack: AsyncAck, body: dict[str, Any], verb: Verb) -> None:
+        """A card button that opens a form: authorised through the door, acknowledged, then the modal opened."""
+        request = ctx.button_request(body, verb, step=Step.FORM)
+        await self.core.handle(request)
+        meta = ctx.form_meta(request)
+        if verb is Verb.ASSIGN:
+            view = blocks.assign_modal(meta)
+        elif verb is Verb.ATTACH:
+            view = blocks.attach_modal(meta)
+        elif verb is Verb.TAG:
+            view = blocks.tag_modal(meta)
+        else:
+            view = blocks.resolve_modal(meta, platform=request.targets[0].platform)
+        await Acker(ack, "button")()
+        self.background.spawn(self._open_view(body, view))
+
+    async def _open_view(self, body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            await self.reporter.ephemeral(
+                body.get("response_url"), {"text": f"Slack could not open the form ({error}); try again."}
+            )
+
     def route(self, body: dict[str, Any]) -> Callable[[AsyncAck], Awaitable[None]] | None:
         """The listener body for a hot request, as Bolt's matchers would pick it; None for any other."""
         if body.get("command") == COMMAND:
@@ -126,11 +174,13 @@ class HotRoutes:
             return None
         actions = body.get("actions")
         first = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
-        button = JOB_BUTTONS.get(str(first.get("action_id")))
-        if button is None:
-            return None
-        verb, me = button
-        return lambda ack: self.job_button(ack, body, verb, me=me)
+        action_id = str(first.get("action_id"))
+        if (button := JOB_BUTTONS.get(action_id)) is not None:
+            verb, me = button
+            return lambda ack: self.job_button(ack, body, verb, me=me)
+        if (form := FORM_BUTTONS.get(action_id)) is not None:
+            return lambda ack: self.form_button(ack, body, form)
+        return None
 
     async def answer(self, body: dict[str, Any]) -> BoltResponse | None:
         """The response to a hot request (its listener run, or its error answered); None for any other."""

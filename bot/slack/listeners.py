@@ -14,8 +14,6 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import rules
 from bot.core.access import GroupDirectory
@@ -27,7 +25,7 @@ from bot.models import JobParams, Verb
 from bot.slack import blocks
 from bot.slack import context as ctx
 from bot.slack.errors import FormError
-from bot.slack.hot import COMMAND, JOB_BUTTONS, Acker, Background, HotRoutes
+from bot.slack.hot import COMMAND, FORM_BUTTONS, JOB_BUTTONS, Acker, Background, HotRoutes
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from bot.slack.render import render
 from bot.slack.reporter import Reporter
@@ -53,7 +51,7 @@ def register(
 ) -> None:
     """Register every listener of the bot on ``app``."""
 
-    # ---- /triage and the card's job buttons (the hot requests: bot.web also routes them past Bolt)
+    # ---- /triage and the card's buttons (the hot requests: bot.web also routes them past Bolt)
 
     @app.command(COMMAND)
     async def on_triage(ack: AsyncAck, command: dict[str, Any]) -> None:
@@ -71,37 +69,13 @@ def register(
     async def on_open_link(ack: AsyncAck) -> None:
         await ack()
 
-    def form_button(action_id: ActionId, verb: Verb) -> None:
+    def form_button(action_id: str, verb: Verb) -> None:
         @app.action(action_id)
-        async def on_open(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-            request = ctx.button_request(body, verb, step=Step.FORM)
-            await core.handle(request)
-            meta = ctx.form_meta(request)
-            if verb is Verb.ASSIGN:
-                view = blocks.assign_modal(meta)
-            elif verb is Verb.ATTACH:
-                view = blocks.attach_modal(meta)
-            elif verb is Verb.TAG:
-                view = blocks.tag_modal(meta)
-            else:
-                view = blocks.resolve_modal(meta, platform=request.targets[0].platform)
-            await Acker(ack, "button")()
-            background.spawn(open_view(client, body, view))
+        async def on_form_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await hot.form_button(ack, body, verb)
 
-    async def open_view(client: AsyncWebClient, body: dict[str, Any], view: dict[str, Any]) -> None:
-        try:
-            await client.views_open(trigger_id=body["trigger_id"], view=view)
-        except SlackApiError as exc:
-            error = exc.response.get("error")
-            await reporter.ephemeral(
-                body.get("response_url"), {"text": f"Slack could not open the form ({error}); try again."}
-            )
-
-    form_button(ActionId.ASSIGN_OPEN, Verb.ASSIGN)
-    form_button(ActionId.ATTACH_OPEN, Verb.ATTACH)
-    form_button(ActionId.RESOLVE_OPEN, Verb.RESOLVE)
-    form_button(ActionId.MUTE_OPEN, Verb.RESOLVE)  # Datadog's resolve modal is the mute modal
-    form_button(ActionId.TAG_OPEN, Verb.TAG)
+    for action_id, verb in FORM_BUTTONS.items():
+        form_button(action_id, verb)
 
     # Modal inputs send block_actions only when dispatch_action is set; ack them if they do.
     for input_id in (ActionId.ASSIGN_USER, ActionId.RESOLVE_REASON, ActionId.MUTE_REASON, ActionId.MUTE_UNTIL):

@@ -1,4 +1,4 @@
-"""The hot requests (``/triage`` and the card's job buttons) answered without Bolt's dispatch."""
+"""The hot requests (``/triage`` and the card's buttons) answered without Bolt's dispatch."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from slack_bolt.response import BoltResponse
 
 from bot.app import hot_routes
 from bot.sandbox import payloads
-from bot.slack.hot import JOB_BUTTONS
+from bot.slack.hot import FORM_BUTTONS, JOB_BUTTONS
 from bot.slack.ids import ActionId, CallbackId
 from tests.scenario.harness import CHANNEL, PAYLOADS, TEAM, BotHarness
 
-HOT_LISTENERS = {"on_triage", "on_button"}
+HOT_LISTENERS = {"bot.slack.listeners.on_triage", "bot.slack.listeners.on_button", "bot.slack.listeners.on_form_button"}
 
 
 async def bolts_choice(bot: BotHarness, body: dict[str, Any]) -> str | None:
@@ -23,7 +23,8 @@ async def bolts_choice(bot: BotHarness, body: dict[str, Any]) -> str | None:
     request = AsyncBoltRequest(body=body, mode="socket_mode")
     for listener in bot.bolt._async_listeners:
         if await listener.async_matches(req=request, resp=BoltResponse(status=200)):
-            return str(listener.ack_function.__name__)
+            function = listener.ack_function
+            return f"{function.__module__}.{function.__name__}"
     return None
 
 
@@ -73,7 +74,7 @@ def bodies() -> list[tuple[str, dict[str, Any]]]:
 
 
 async def test_the_hot_routes_take_exactly_the_requests_bolt_gives_their_listeners(bot: BotHarness) -> None:
-    """What skips Bolt's dispatch is what Bolt's own matchers hand to ``on_triage`` or a job button."""
+    """What skips Bolt's dispatch is what Bolt's own matchers hand to ``on_triage`` or a card button."""
     hot = hot_routes(bot.bolt)
     assert hot is not None
     taken = []
@@ -83,9 +84,10 @@ async def test_the_hot_routes_take_exactly_the_requests_bolt_gives_their_listene
         if choice in HOT_LISTENERS:
             taken.append(name)
     assert "command /triage" in taken and "command /other" not in taken
-    assert sorted(n.removeprefix("click ") for n in taken if n.startswith("click ")) == sorted(JOB_BUTTONS)
-    # The modal buttons (they open a form; nothing is stored) stay with Bolt.
-    assert "click assign_open" not in taken
+    clicks = sorted(n.removeprefix("click ") for n in taken if n.startswith("click "))
+    assert clicks == sorted([*JOB_BUTTONS, *FORM_BUTTONS])
+    # Buttons on messages the bot posts for other purposes (handoff, undo, digests, links) stay with Bolt.
+    assert "click handoff_confirm" not in taken and "click open_link" not in taken
 
 
 async def test_a_hot_request_that_fails_is_answered_like_any_listener_error(bot: BotHarness) -> None:
