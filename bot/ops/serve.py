@@ -65,6 +65,7 @@ class WorkerProcess:
         self._wake_fd: int | None = None
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
+        self._poke_due = False
 
     @property
     def alive(self) -> bool:
@@ -114,7 +115,15 @@ class WorkerProcess:
             await self._spawn()
 
     def poke(self, _job_id: str) -> None:
-        """Wake the child: a job is stored (never blocks; a full pipe already means "look")."""
+        """Wake the child: a job is stored. The byte is written once the loop's current turn is
+        done, once for all the jobs stored in it (a burst of acks costs one write and one wake-up),
+        and never blocks (a full pipe already means "look")."""
+        if not self._poke_due:
+            self._poke_due = True
+            asyncio.get_running_loop().call_soon(self._write_poke)
+
+    def _write_poke(self) -> None:
+        self._poke_due = False
         if self._wake_fd is None:
             return
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
