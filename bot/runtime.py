@@ -33,7 +33,7 @@ from bot.platforms.base import PlatformClient
 from bot.platforms.http import Limiter
 from bot.platforms.oncall import ScheduleSource
 from bot.settings import Settings
-from bot.slack.digest import IntakeCards
+from bot.slack.intake_cards import IntakeCards
 from bot.slack.replies import post_notice
 from bot.slack.reporter import Reporter
 from bot.slack.truth import TrueCards

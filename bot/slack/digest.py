@@ -1,4 +1,4 @@
-"""Storm digests on the Slack side: the poster's renderer and the digest's listeners.
+"""Storm digests on the Slack side: the digest's listeners (the poster's renderer is ``bot.slack.intake_cards``).
 
 A digest's buttons carry only its id; the listeners read the rows from the store and
 make ordinary requests through the one door (``Core.handle``): "Assign all to me" is
@@ -20,8 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.core.door import Core
 from bot.core.service import ActionRequest, Source, Step
 from bot.errors import UsageError
-from bot.models import ItemState, JobParams, Platform, Verb
-from bot.slack import blocks
+from bot.models import JobParams, Platform, Verb
 from bot.slack import context as ctx
 from bot.slack.blocks import digest as dblocks
 from bot.slack.errors import FormError
@@ -34,23 +33,6 @@ from bot.store.intake import DigestRow, IntakeStore
 STALE_DIGEST = "This digest can no longer be acted on; its alerts are still in `/triage show`."
 
 Blocks = list[dict[str, Any]]
-
-
-class IntakeCards:
-    """What the poster posts: alert cards (as the reporter draws them), digests, change notes."""
-
-    def __init__(self, reporter: Reporter) -> None:
-        self.reporter = reporter
-
-    async def card(self, state: ItemState) -> tuple[str, Blocks]:
-        return blocks.alert_card_text(state), await self.reporter.card(state)
-
-    def digest(self, digest_id: str, rows: Sequence[DigestRow]) -> tuple[str, Blocks]:
-        return dblocks.digest_text(rows), dblocks.digest_blocks(digest_id, rows)
-
-    def change(self, state: ItemState, note: str) -> tuple[str, Blocks]:
-        text = dblocks.change_note_text(state.target.key, blocks.esc(note))
-        return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
 
 
 def _team(body: dict[str, Any]) -> str:

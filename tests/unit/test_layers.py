@@ -143,3 +143,13 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES and module_name(p) not in LONG_MODULES
     }
     assert long == {}
+
+
+def test_the_worker_process_does_not_load_bolt() -> None:
+    """The worker runs jobs and posts through slack_sdk; Bolt (and its memory) is the web process's."""
+    import subprocess
+    import sys
+
+    code = "import sys, bot.runtime, bot.ops.serve; print(sorted(m for m in sys.modules if m.startswith('slack_bolt')))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout[:500]
