@@ -60,6 +60,9 @@ class Workers:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Called each time the last running job of the pool finishes (the worker process gives
+        # memory back to the system then).
+        self.on_idle: Callable[[], None] | None = None
         self.accepting = True
         service.dispatch = self.enqueue
 
@@ -76,6 +79,11 @@ class Workers:
     @property
     def running(self) -> bool:
         return bool(self._tasks) and all(not t.done() for t in self._tasks)
+
+    @property
+    def idle(self) -> bool:
+        """No job is running in this pool right now."""
+        return not self._busy
 
     async def start(self) -> None:
         """Re-queue unfinished jobs from the store, then start the pool (and its store poller)."""
@@ -158,6 +166,8 @@ class Workers:
                 queue.task_done()
                 if not self._busy:
                     self._idle.set()
+                    if self.on_idle is not None:
+                        self.on_idle()
 
     async def process(self, job_id: str) -> Job | None:
         """Run one job to a terminal state (unless it was already) and report it once."""

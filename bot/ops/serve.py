@@ -251,6 +251,33 @@ def _limit_malloc_arenas() -> None:
         return
 
 
+class HeapTrimmer:
+    """Give the C heap's free pages back to the system a moment after the job pool goes idle (glibc).
+
+    A large job (a 1,000-item handoff) leaves megabytes of freed blocks that glibc keeps for
+    reuse, so the worker's resident size stays at its peak; ``malloc_trim`` returns them. At most
+    once per ``delay`` seconds, and only if the pool is still idle then. No-op on other C libraries.
+    """
+
+    def __init__(self, idle: Callable[[], bool], *, delay: float = 1.0) -> None:
+        self.idle, self.delay = idle, delay
+        self._due = False
+        try:
+            self._trim: Callable[[int], int] | None = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            self._trim = None
+
+    def soon(self) -> None:
+        if self._trim is not None and not self._due:
+            self._due = True
+            asyncio.get_running_loop().call_later(self.delay, self._run)
+
+    def _run(self) -> None:
+        self._due = False
+        if self._trim is not None and self.idle():
+            self._trim(0)
+
+
 def _freeze_startup_heap() -> None:
     """Keep what startup built (modules, settings, clients, the Bolt app: it lives as long as the
     process) out of the garbage collector's full collections.
@@ -285,6 +312,7 @@ async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: i
     if wake_fd is not None:
         os.set_blocking(wake_fd, False)
         loop.add_reader(wake_fd, _watch_parent, wake_fd, services.workers.wake)
+    services.workers.on_idle = HeapTrimmer(lambda: services.workers.idle).soon
     await services.workers.start()
     await services.poster.start()  # the alert intake's per-channel posters run where the jobs run
     services.reconciler.start()  # live cards kept true, reminders sent, by one replica at a time
