@@ -163,6 +163,10 @@ class Tenants:
             "XPANSE_RATE_LIMIT": str(xpanse_rate),
             "TRIAGE_DB": str(db),
             "TRIAGE_SHUTDOWN_TIMEOUT": "5",
+            # The card reconciler's pass re-reads every live card from the tenants, which answer in
+            # this (the timing) process: its pass over section 1's ~2,000 cards came due 300 s after
+            # the start, in the middle of the Socket Mode rows, and timed the tenants, not the bot.
+            "TRIAGE_RECONCILE_INTERVAL": "3600",
             "LOG_FORMAT": "json",
         }
 

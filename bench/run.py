@@ -253,6 +253,8 @@ async def run(cfg: Config) -> dict[str, Any]:
                 "config": asdict(cfg),
                 "notes": [
                     "The sandbox tenants have no per-request OpenAPI validation (the test suite's fakes add it).",
+                    "The bots run with TRIAGE_RECONCILE_INTERVAL=3600: a card reconciler pass re-reads every "
+                    "live card from the tenants, which answer in the benchmark's own (timing) process.",
                     "Ack load: each bot request is real work (an assign command, an Assign-me click or an "
                     "Assign… click that opens a modal, on a posted card, unique per request), so the bot's "
                     "jobs run after each ack, in its worker process; the bare app (Bolt defaults) and the "
