@@ -4,7 +4,8 @@ A ``UserError`` (usage, not mapped, forbidden, already done …) is rendered for
 as the slash command's reply, as the modal's field error, or as an ephemeral message
 after a button or shortcut was acknowledged. Anything else is logged with a reference id
 that the actor sees too. Slack always gets a 200, so it never retries a request the bot
-has already answered.
+has already answered. The requests answered past Bolt (``bot.slack.hot``) get the same
+answers from the same ``ErrorAnswers``.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 """The hot requests: ``/triage`` and the card's buttons, answered without Bolt's dispatch.
 
 These are the requests that come in bursts (a channel working through a wave of alerts): a
-command or a job button is stored as a job before its acknowledgement, a form button (Assign…,
-Resolve…) is authorised and acknowledged, and its modal opened after. Bolt's dispatch runs its middleware
-chain and then tries every registered listener in turn until one matches, which for these
-requests costs more CPU than building and storing the job. ``HotRoutes.answer`` recognises
-them from the parsed body as Bolt's matchers would (the command name; the first action's
-``action_id`` of a ``block_actions`` payload) and runs the same listener body Bolt runs for
-them (``triage``, ``job_button`` and ``form_button``, which ``bot.slack.listeners`` registers
-on Bolt too),
-with Bolt's own ``AsyncAck`` building the response and the same error answers
-(``bot.slack.errors.ErrorAnswers``). For every other request it returns None and the request
-goes to Bolt. Bolt's middleware does nothing these requests need: the signature is checked
-before (``bot.web``), the bot's identity was fetched at start, and the rest concerns events.
+command or a job button is stored as a job before its acknowledgement, a form button
+(Assign…, Resolve…) is authorised and acknowledged and its modal opened after. Bolt's
+dispatch runs its middleware chain and then tries every registered listener in turn until
+one matches, which for these requests costs more CPU than building and storing the job.
+``HotRoutes.answer`` recognises them from the parsed body as Bolt's matchers would (the
+command name; the first action's ``action_id`` of a ``block_actions`` payload) and runs the
+same listener body Bolt runs for them (``triage``, ``job_button`` and ``form_button``, which
+``bot.slack.listeners`` registers on Bolt too), with Bolt's own ``AsyncAck`` building the
+response and the same error answers (``bot.slack.errors.ErrorAnswers``). For every other
+request it returns None and the request goes to Bolt. Bolt's middleware does nothing these
+requests need: the signature is checked before (``bot.web``), the bot's identity was fetched
+at start, and the rest concerns events.
 """
 
 from __future__ import annotations
