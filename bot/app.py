@@ -5,8 +5,8 @@ The listeners (``bot.slack.listeners``) are glue in front of the one door
 listener is awaited inline (``process_before_response``): it does only the short
 durable write, so Slack gets its answer without Bolt's polling step, and anything
 slower runs in the background after the response has gone. ``/triage`` and the card's
-job buttons also have a route past Bolt's dispatch (``bot.slack.hot``, used by ``bot.web``
-and the Socket Mode handler), to the same listener bodies.
+buttons also have a route past Bolt's dispatch (``bot.slack.hot``, used by ``bot.web`` and
+the Socket Mode handler), to the same listener bodies.
 """
 
 from __future__ import annotations

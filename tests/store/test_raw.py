@@ -64,6 +64,18 @@ async def test_the_write_is_one_transaction_and_rolls_back_on_error(db_url: str)
     assert rows == ["a", "b", "c"]
 
 
+def _insert(target: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
+    """A transaction body that inserts the guard row ``target`` (and then raises, with ``then_fail``)."""
+
+    def body(conn: Raw) -> str:
+        conn.execute(_GUARD, {"target": target, "at": 1.0})
+        if then_fail:
+            raise RuntimeError(f"after inserting {target}")
+        return target
+
+    return body
+
+
 async def test_urgent_writes_that_arrive_together_share_one_commit_and_each_fails_alone(tmp_path: Path) -> None:
     """SQLite's group commit: one transaction for a burst, each body in a savepoint of its own."""
     async with await Store.open(tmp_path / "t.db") as store:
@@ -72,16 +84,7 @@ async def test_urgent_writes_that_arrive_together_share_one_commit_and_each_fail
         assert store._urgent is not None
         store._urgent._connection().set_trace_callback(statements.append)
 
-        def insert(target: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
-            def body(conn: Raw) -> str:
-                conn.execute(_GUARD, {"target": target, "at": 1.0})
-                if then_fail:
-                    raise RuntimeError(f"after inserting {target}")
-                return target
-
-            return body
-
-        bodies = [insert("g0"), insert("g1"), insert("g2", then_fail=True), insert("g0"), insert("g3")]
+        bodies = [_insert("g0"), _insert("g1"), _insert("g2", then_fail=True), _insert("g0"), _insert("g3")]
         results = await asyncio.gather(*(store.write_now(b) for b in bodies), return_exceptions=True)
         assert results[:2] == ["g0", "g1"] and results[4] == "g3"
         assert isinstance(results[2], RuntimeError)
@@ -91,25 +94,15 @@ async def test_urgent_writes_that_arrive_together_share_one_commit_and_each_fail
             rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
             assert list(rows) == ["g0", "g1", "g3", "warm"]  # neither failed body left anything
         # A write on its own afterwards is a transaction of its own.
-        assert await store.write_now(insert("g4")) == "g4"
+        assert await store.write_now(_insert("g4")) == "g4"
         assert statements.count("COMMIT") == 2
 
 
 async def test_writes_that_arrive_together_each_commit_or_fail_alone_on_either_engine(db_url: str) -> None:
     """A burst with failing bodies in it: every other body is stored, the failing ones leave nothing."""
     async with await Store.open(db_url) as store:
-
-        def insert(target: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
-            def body(conn: Raw) -> str:
-                conn.execute(_GUARD, {"target": target, "at": 1.0})
-                if then_fail:
-                    raise RuntimeError(f"after inserting {target}")
-                return target
-
-            return body
-
         for burst in range(2):  # the second burst repeats every key: each body now fails on its own
-            bodies = [insert("p0"), insert("p1", then_fail=True), insert("p2"), insert("p0"), insert("p3")]
+            bodies = [_insert("p0"), _insert("p1", then_fail=True), _insert("p2"), _insert("p0"), _insert("p3")]
             results = await asyncio.gather(*(store.write_now(b) for b in bodies), return_exceptions=True)
             assert isinstance(results[1], RuntimeError) and isinstance(results[3], Exception)
             if burst == 0:
