@@ -185,9 +185,7 @@ class Store:
                 timeout_ms=BUSY_TIMEOUT_MS,
                 hold=lambda: lock.hold(urgent=True),
             )
-        self._urgent_pg = (
-            UrgentPostgres(self._writer.connect, engine.dialect.dbapi) if self.dialect == "postgresql" else None
-        )
+        self._urgent_pg = UrgentPostgres(self._writer.connect, engine.dialect) if self.dialect == "postgresql" else None
         self.schema_revision = ""
         # Seconds to pause after each commit, set in a worker process so that the web
         # process's urgent writes find a gap between the worker's transactions.

@@ -173,9 +173,10 @@ class UrgentPostgres:
     database restarted) it is dropped and the bodies without an outcome run again on a new one.
     """
 
-    def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], dbapi: Any) -> None:
-        self._connect = connect
+    def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], dialect: sa.Dialect) -> None:
+        self._connect, self._dialect = connect, dialect
         # The bodies run on the driver's cursor, so their errors are the driver's own (PEP 249) classes.
+        dbapi: Any = dialect.dbapi
         self._connection_errors: tuple[type[BaseException], ...] = (
             dbapi.InterfaceError,
             dbapi.OperationalError,
@@ -189,10 +190,19 @@ class UrgentPostgres:
         return await self.group.run(fn)
 
     def _lost(self, exc: BaseException) -> bool:
-        """Whether the error is the connection's (gone, or in a state the driver cannot use), not a body's."""
-        if isinstance(exc, sa.exc.DBAPIError):
-            return exc.connection_invalidated or isinstance(exc.orig, self._connection_errors)
-        return isinstance(exc, self._connection_errors)
+        """Whether the error is the connection's (gone, or in a state the driver cannot use), not a body's:
+        SQLAlchemy invalidated it, the driver's class says so, or the dialect finds the connection closed."""
+        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        if isinstance(orig, self._connection_errors):
+            return True
+        try:
+            sync = self._conn.sync_connection if self._conn is not None else None
+            driver = sync.connection.dbapi_connection if sync is not None else None
+        except sa.exc.SQLAlchemyError:  # already invalidated or closed
+            return True
+        return driver is not None and bool(self._dialect.is_disconnect(orig, driver, None))  # type: ignore[arg-type]
 
     async def run_many(self, fns: Sequence[Callable[[Raw], Any]]) -> list[Outcome]:
         """All the bodies in one transaction; if one raises, each again in a transaction of its own

@@ -114,8 +114,12 @@ async def test_writes_that_arrive_together_each_commit_or_fail_alone_on_either_e
             assert list(rows) == ["p0", "p2", "p3"]
 
 
-async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_error(postgres_url: str) -> None:
-    """The connection kept for the ack path's write dies (a database restart): the next write reconnects."""
+@pytest.mark.parametrize("pause", [0.0, 0.2], ids=["at-once", "after-the-driver-saw-it"])
+async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_error(
+    postgres_url: str, pause: float
+) -> None:
+    """The connection kept for the ack path's write dies (a database restart): the next write reconnects,
+    whether it starts before the driver has read the termination or after."""
     async with await Store.open(postgres_url) as store:
         await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "before", "at": 1.0}))
         async with store.read() as conn:
@@ -126,6 +130,7 @@ async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_erro
                 )
             )
             assert any(row[0] for row in killed)
+        await asyncio.sleep(pause)
         await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "after", "at": 2.0}))
         assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "after", "at": 2.0}
         async with store.read() as conn:
