@@ -250,6 +250,11 @@ class IdentityResolver:
         )
 
     async def _resolve_auto(self, team_id: str, user_id: str, platform: Platform) -> str:
+        # A caller whose read of the mapping began before another flight stored it starts a
+        # flight of its own after that one has ended: read again here, so it finds the mapping.
+        mapped = await self.mappings.get_one(team_id, user_id, platform)
+        if mapped is not None:
+            return mapped.value
         client = self.clients.get(platform)
         if client is None:
             raise NotConfiguredError(platform.label)
