@@ -7,11 +7,14 @@ items commit together. Across replicas the database decides: the interaction key
 second insert of one delivery does nothing), and a single-item change first locks
 its item's row in ``item_guards`` (a PostgreSQL row lock; SQLite's write lock is
 already held), so of two replicas accepting the same change at once the second
-waits, then sees the first's job and answers "already being handled".
+waits, then sees the first's job and answers "already being handled". On PostgreSQL
+the whole write is one call of a stored function (``bot.store.functions``), since there
+each statement is a round trip while Slack waits.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,28 +23,17 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from bot.models import IDEMPOTENT_VERBS, ItemStatus, Job, JobParams, JobState, Target, Verb
-from bot.store.db import dialect_insert
-from bot.store.ledger import LATEST_CHANGE, recent_from_row
-from bot.store.raw import Prepared, Raw
-from bot.store.tables import item_guards, job_items, jobs
+from bot.store.db import Store
+from bot.store.functions import ACCEPT, ACCEPT_ARGS
+from bot.store.ledger import RecentChange, recent_from_row
+from bot.store.raw import Call, Prepared, Raw
+from bot.store.statements import BY_KEY, IN_FLIGHT, LATEST_CHANGE, dialect_insert, guard_statement
+from bot.store.tables import job_items, jobs
 
 # A second identical request inside this window is answered "already …" instead of run.
 DUPLICATE_WINDOW_S = 60.0
 
 
-# Statements of the acknowledgement path, built once (``:name`` parameters bound per request).
-IN_FLIGHT = (
-    sa.select(jobs, job_items.c.seq.label("item_seq"))
-    .select_from(job_items.join(jobs, jobs.c.id == job_items.c.job_id))
-    .where(
-        job_items.c.target == sa.bindparam("target"),
-        job_items.c.state.in_((ItemStatus.PENDING.value, ItemStatus.RUNNING.value)),
-        jobs.c.verb == sa.bindparam("verb"),
-        jobs.c.state.in_((JobState.QUEUED.value, JobState.RUNNING.value)),
-    )
-    .order_by(jobs.c.created_at)
-    .limit(1)
-)
 _JOB_COLUMNS = (
     "id",
     "verb",
@@ -59,7 +51,7 @@ _JOB_COLUMNS = (
     "updated_at",
 )
 _ITEM_COLUMNS = ("job_id", "seq", "platform", "target", "space", "item_id", "state", "updated_at")
-_BY_KEY = Prepared.of(sa.select(jobs.c.id).where(jobs.c.interaction_key == sa.bindparam("key")))
+_BY_KEY = Prepared.of(BY_KEY)
 _IN_FLIGHT = Prepared.of(IN_FLIGHT)
 _LATEST_CHANGE = Prepared.of(LATEST_CHANGE)
 _INSERT_ITEMS = Prepared.of(sa.insert(job_items), keys=_ITEM_COLUMNS)
@@ -69,12 +61,21 @@ _INSERT_JOB = Prepared(
 )
 
 
-def _guard(dialect: str) -> Any:
-    guard = dialect_insert(dialect, item_guards)
-    return guard.on_conflict_do_update(index_elements=["target"], set_={"at": guard.excluded.at})
-
-
-_LOCK_GUARD = Prepared(_guard, keys=("target", "at"))
+_LOCK_GUARD = Prepared(guard_statement)
+# PostgreSQL: the whole write as one call of ``triage_accept`` (``bot.store.functions``).
+_PG_TYPES: dict[str, Any] = {
+    "text": sa.Text(),
+    "double precision": sa.Float(),
+    "text[]": sa.ARRAY(sa.Text()),
+    "boolean": sa.Boolean(),
+}
+_ACCEPT = Prepared.of(
+    sa.select(
+        getattr(sa.func, ACCEPT)(*(sa.bindparam(name, type_=_PG_TYPES[kind]) for name, kind in ACCEPT_ARGS)).label(
+            "accepted"
+        )
+    )
+)
 
 
 class DuplicateDelivery(BaseModel):
@@ -131,20 +132,13 @@ def item_rows(job_id: str, targets: Iterable[Target], *, start: int, now: float)
     ]
 
 
-def accept(conn: Raw, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
-    """Store ``sub`` as job ``job_id`` unless it repeats one (the caller holds the transaction).
+def _checked(sub: Submission) -> Target | None:
+    """The item a request is checked for the same change on: single-item requests of idempotent verbs."""
+    return sub.targets[0] if sub.verb in IDEMPOTENT_VERBS and len(sub.targets) == 1 else None
 
-    ``from_card``: a card button, also refused when someone else made the same change
-    (to someone else) moments ago, so the second click is told who got there first.
-    """
-    key = sub.interaction_key
-    if key and conn.first(_BY_KEY, {"key": key}) is not None:
-        return DuplicateDelivery(interaction_key=key)
-    same = _same_change(conn, sub)
-    if same is not None:
-        return SameChange(message=same)
-    now = time.time()
-    values = {
+
+def _job_values(job_id: str, sub: Submission, now: float) -> dict[str, Any]:
+    return {
         "id": job_id,
         "verb": sub.verb.value,
         "state": sub.state.value,
@@ -155,48 +149,118 @@ def accept(conn: Raw, job_id: str, sub: Submission) -> Job | DuplicateDelivery |
         "thread_ts": sub.thread_ts,
         "response_url": sub.response_url,
         "source": sub.source,
-        "interaction_key": key,
+        "interaction_key": sub.interaction_key,
         "params": sub.params.model_dump_json(),
         "created_at": now,
         "updated_at": now,
     }
-    row = conn.first(_INSERT_JOB, values)
-    if row is None:
+
+
+def _wanted(sub: Submission) -> str | None:
+    return sub.params.assignee if sub.verb is Verb.ASSIGN else None
+
+
+async def store_job(store: Store, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
+    """Store ``sub`` as job ``job_id`` unless it repeats one, as one urgent write (``Store.write_now``).
+
+    On PostgreSQL the write is one call of the stored function (``accept_call``), on SQLite
+    the same statements and decisions run here in one transaction body (``accept``).
+    """
+    if store.dialect == "postgresql":
+        return await store.call_now(accept_call(job_id, sub))
+    return await store.write_now(lambda conn: accept(conn, job_id, sub))
+
+
+def accept_call(job_id: str, sub: Submission) -> Call[Job | DuplicateDelivery | SameChange]:
+    """``accept`` as one call of ``triage_accept`` on PostgreSQL, and how its answer is read."""
+    now = time.time()
+    target = _checked(sub)
+    params = {
+        **_job_values(job_id, sub, now),
+        "platforms": [t.platform.value for t in sub.targets],
+        "targets": [t.key for t in sub.targets],
+        "spaces": [t.space for t in sub.targets],
+        "item_ids": [t.id for t in sub.targets],
+        "item_state": ItemStatus.PENDING.value,
+        "check": target is not None,
+        "assign": sub.verb is Verb.ASSIGN,
+        "from_card": sub.from_card,
+        "wanted": _wanted(sub),
+        "since": now - DUPLICATE_WINDOW_S,
+    }
+
+    def answer(value: Any) -> Job | DuplicateDelivery | SameChange:
+        found = json.loads(value) if isinstance(value, str) else value  # the driver may decode json itself
+        outcome, row = found["outcome"], found.get("row")
+        if outcome == "stored":
+            return job_from_row(row)
+        if outcome == "duplicate" or target is None:
+            return DuplicateDelivery(interaction_key=sub.interaction_key)
+        if outcome == "in_flight":
+            return SameChange(message=_in_flight(target, job_from_row(row)))
+        latest = recent_from_row(row, within=None)
+        assert latest is not None
+        return SameChange(message=_just_made(target, sub.verb, latest))
+
+    return Call(_ACCEPT, params, answer)
+
+
+def accept(conn: Raw, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
+    """Store ``sub`` as job ``job_id`` unless it repeats one (the caller holds the transaction).
+
+    Only single-item requests of idempotent verbs are checked for the same change (in
+    flight, or just made); a repeated delivery of any request is caught by the unique
+    interaction key, when its job is inserted. ``from_card``: a card button, also
+    refused when someone else made the same change (to someone else) moments ago, so
+    the second click is told who got there first.
+    """
+    key = sub.interaction_key
+    target = _checked(sub)
+    if target is not None:
+        if key and conn.first(_BY_KEY, {"key": key}) is not None:
+            return DuplicateDelivery(interaction_key=key)
+        same = _same_change(conn, sub, target)
+        if same is not None:
+            return SameChange(message=same)
+    now = time.time()
+    row = conn.first(_INSERT_JOB, _job_values(job_id, sub, now))
+    if row is None:  # the key is another job's
         return DuplicateDelivery(interaction_key=key)
     if sub.targets:
         conn.execute_many(_INSERT_ITEMS, item_rows(job_id, sub.targets, start=0, now=now))
     return job_from_row(row)
 
 
-def _same_change(conn: Raw, sub: Submission) -> str | None:
+def _same_change(conn: Raw, sub: Submission, target: Target) -> str | None:
     """Why this exact change must not be stored again (in flight, or just made), or None.
 
-    Only single-item requests of idempotent verbs are checked; the rest rely on the
-    unique interaction key.
+    The item's guard row is locked first, for the rest of the transaction: concurrent
+    accepts of this item (on any replica) wait there, and then see this one's job.
     """
-    verb, targets = sub.verb, sub.targets
-    if verb not in IDEMPOTENT_VERBS or len(targets) != 1:
-        return None
-    target = targets[0]
-    # Lock the item's guard row for the rest of this transaction: concurrent accepts of this
-    # item (on any replica) wait here, and then see this one's job.
+    verb, wanted = sub.verb, _wanted(sub)
     conn.execute(_LOCK_GUARD, {"target": target.key, "at": time.time()})
-    wanted = sub.params.assignee if verb is Verb.ASSIGN else None
     row = conn.first(_IN_FLIGHT, {"target": target.key, "verb": verb.value})
     if row is not None:
         job = job_from_row(row)
         if job.params.assignee == wanted or verb is not Verb.ASSIGN or sub.from_card:
-            ago = time.time() - job.created_at
-            return (
-                f"{target.key} is already being handled: <@{job.actor_id}> asked to "
-                f"{job.verb.phrase(job.params.assignee)} {ago:.0f} s ago"
-            )
-    latest_row = conn.first(_LATEST_CHANGE, {"target": target.key})
-    latest = recent_from_row(latest_row, within=DUPLICATE_WINDOW_S)
+            return _in_flight(target, job)
+    latest = recent_from_row(conn.first(_LATEST_CHANGE, {"target": target.key}), within=DUPLICATE_WINDOW_S)
     if latest is None or latest.entry.verb != verb.value:
         return None
     if wanted is not None and latest.assignee != wanted and not sub.from_card:
         return None
+    return _just_made(target, verb, latest)
+
+
+def _in_flight(target: Target, job: Job) -> str:
+    ago = time.time() - job.created_at
+    return (
+        f"{target.key} is already being handled: <@{job.actor_id}> asked to "
+        f"{job.verb.phrase(job.params.assignee)} {ago:.0f} s ago"
+    )
+
+
+def _just_made(target: Target, verb: Verb, latest: RecentChange) -> str:
     ago = time.time() - latest.entry.at
     to = f" to <@{latest.assignee}>" if verb is Verb.ASSIGN and latest.assignee else ""
     return f"{target.key} was already {verb.past}{to} by <@{latest.entry.actor_id}> {ago:.0f} s ago"

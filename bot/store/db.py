@@ -33,7 +33,9 @@ from sqlalchemy.ext.compiler import compiles
 
 from bot.errors import StoreError
 from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
-from bot.store.raw import Raw, UrgentPostgres, UrgentSqlite, raw_in
+from bot.store.raw import Call, Raw, UrgentSqlite, raw_in
+from bot.store.statements import dialect_insert
+from bot.store.urgent_pg import UrgentPostgres
 
 log = structlog.get_logger(__name__)
 
@@ -320,6 +322,13 @@ class Store:
             await asyncio.sleep(self.yield_after_commit)
         return result
 
+    async def call_now(self, call: Call[T]) -> T:
+        """PostgreSQL: ``call`` (a whole write as one statement) as one urgent write; the calls that
+        arrive together go to the server in one round trip and commit together (``UrgentPostgres``)."""
+        if self._urgent_pg is None:
+            raise TypeError(f"{self.dialect}: stored calls are for PostgreSQL")
+        return await self._urgent_pg.call(call)
+
     async def ping(self, timeout: float = 2.0) -> bool:
         """True when the database answers a trivial query within ``timeout`` s (readiness)."""
         try:
@@ -356,17 +365,6 @@ def insert(conn: AsyncConnection | sa.Connection, table: sa.Table) -> Any:
     """An ``INSERT`` for ``table`` in the connection's dialect, which has ``on_conflict_do_nothing``
     and ``on_conflict_do_update`` (the same on SQLite and PostgreSQL)."""
     return dialect_insert(conn.dialect.name, table)
-
-
-def dialect_insert(dialect: str, table: sa.Table) -> Any:
-    """``insert`` for the dialect named ``dialect`` (``sqlite`` or ``postgresql``)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
 
 
 def database_now() -> sa.ColumnElement[float]:

@@ -35,15 +35,15 @@ from bot.models import (
 )
 from bot.store.accept import (
     DUPLICATE_WINDOW_S,
-    IN_FLIGHT,
     DuplicateDelivery,
     SameChange,
     Submission,
-    accept,
     item_rows,
     job_from_row,
+    store_job,
 )
 from bot.store.ledger import Ledger, append_results
+from bot.store.statements import IN_FLIGHT
 from bot.store.tables import job_items, jobs
 
 ACTIVE = (JobState.QUEUED.value, JobState.RUNNING.value)
@@ -100,7 +100,7 @@ class JobStore(Ledger):
         )
         job_id = uuid.uuid4().hex[:12]
         # Slack is waiting for this one: ahead of this process's queued writers.
-        return await self.store.write_now(lambda conn: accept(conn, job_id, sub))
+        return await store_job(self.store, job_id, sub)
 
     @staticmethod
     async def _insert_items(

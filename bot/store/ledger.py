@@ -17,25 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.models import ItemResult, JobParams, Platform, Target
 from bot.store.db import Store
-from bot.store.tables import jobs, ledger
-
-ASSIGNMENT_VERBS = ("assign", "unassign", "handoff", "resolve")
-SUCCESS = ("done", "warning")
-
-
-# The newest successful assign/unassign/handoff/resolve of one target (``target``), with its
-# job's params. Built once: statements on the acknowledgement path are not rebuilt per request.
-LATEST_CHANGE = (
-    sa.select(ledger, jobs.c.params.label("job_params"))
-    .select_from(ledger.outerjoin(jobs, jobs.c.id == ledger.c.job_id))
-    .where(
-        ledger.c.target == sa.bindparam("target"),
-        ledger.c.outcome.in_(SUCCESS),
-        ledger.c.verb.in_(ASSIGNMENT_VERBS),
-    )
-    .order_by(ledger.c.at.desc(), ledger.c.id.desc())
-    .limit(1)
-)
+from bot.store.statements import ASSIGNMENT_VERBS, LATEST_CHANGE, SUCCESS
+from bot.store.tables import ledger
 
 
 class LedgerEntry(BaseModel):

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from bot.errors import StoreError
+from bot.store.functions import create_functions
 from bot.store.legacy import LEGACY_MIGRATIONS
 from bot.store.tables import metadata
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # Every revision, oldest first (a test checks this against the scripts themselves).
-REVISIONS: tuple[str, ...] = ("0001", "0002")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 LEGACY_VERSION = len(LEGACY_MIGRATIONS)  # the last pre-Alembic SQLite schema = revision 0001
 ALEMBIC_USER_VERSION = LEGACY_VERSION + 1
@@ -106,6 +107,7 @@ def upgrade(conn: Connection, where: str) -> list[str]:
     if version.empty and version.revision is None:
         # A new database: the tables as the revisions leave them, then the stamp.
         metadata.create_all(conn)
+        create_functions(conn)
         _stamp(conn, HEAD)
         return [f"new database at {HEAD}"]
     applied: list[str] = []

@@ -15,21 +15,20 @@ does not sync in WAL mode with ``synchronous = NORMAL``). That connection never
 checkpoints the WAL (``wal_autocheckpoint = 0``): the other connections do, when
 they commit, off the acknowledgement path. The writes that arrive together (a burst
 of requests) share one transaction and one commit, each in a savepoint of its own.
+PostgreSQL's form of the write is ``bot.store.urgent_pg``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.metrics import ACK_STORE_WAIT
 
@@ -119,6 +118,15 @@ def raw_in(conn: sa.Connection) -> Raw:
     return Raw(conn.connection.dbapi_connection.cursor(), conn.dialect)  # type: ignore[union-attr]
 
 
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """A whole write as one statement (a stored function's call) and what its first column becomes."""
+
+    statement: Prepared
+    params: Mapping[str, Any]
+    answer: Callable[[Any], T]
+
+
 Outcome = tuple[bool, Any]  # (True, the body's result) or (False, the exception it raised)
 Batch = Callable[[Sequence[Callable[[Raw], Any]]], Awaitable[list[Outcome]]]
 
@@ -162,100 +170,6 @@ class GroupCommit:
         for (_, done), (ok, value) in zip(batch, outcomes, strict=True):
             if not done.done():
                 done.set_result(value) if ok else done.set_exception(value)
-
-
-class UrgentPostgres:
-    """One connection kept for the acknowledgement path's write on PostgreSQL, one batch at a time.
-
-    A connection checked out of the pool for each write would cost the pool's ping (with asyncpg
-    three round trips: BEGIN, a statement, ROLLBACK) and its reset on the way back, more than the
-    write's own handful of statements. This one is kept; when it turns out to be gone (the
-    database restarted) it is dropped and the bodies without an outcome run again on a new one.
-    """
-
-    def __init__(self, connect: Callable[[], Awaitable[AsyncConnection]], dialect: sa.Dialect) -> None:
-        self._connect, self._dialect = connect, dialect
-        # The bodies run on the driver's cursor, so their errors are the driver's own (PEP 249) classes.
-        dbapi: Any = dialect.dbapi
-        self._connection_errors: tuple[type[BaseException], ...] = (
-            dbapi.InterfaceError,
-            dbapi.OperationalError,
-            dbapi.InternalError,
-        )
-        self._conn: AsyncConnection | None = None
-        self._one_batch = asyncio.Lock()
-        self.group = GroupCommit(self.run_many, hold=lambda: self._one_batch)
-
-    async def run(self, fn: Callable[[Raw], T]) -> T:
-        return await self.group.run(fn)
-
-    def _lost(self, exc: BaseException) -> bool:
-        """Whether the error is the connection's (gone, or in a state the driver cannot use), not a body's:
-        SQLAlchemy invalidated it, the driver's class says so, or the dialect finds the connection closed."""
-        if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-            return True
-        orig = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
-        if isinstance(orig, self._connection_errors):
-            return True
-        try:
-            sync = self._conn.sync_connection if self._conn is not None else None
-            driver = sync.connection.dbapi_connection if sync is not None else None
-        except sa.exc.SQLAlchemyError:  # already invalidated or closed
-            return True
-        return driver is not None and bool(self._dialect.is_disconnect(orig, driver, None))  # type: ignore[arg-type]
-
-    async def run_many(self, fns: Sequence[Callable[[Raw], Any]]) -> list[Outcome]:
-        """All the bodies in one transaction; if one raises, each again in a transaction of its own
-        (a savepoint per body would cost two more round trips each, and a body only touches the
-        database, so running it again is harmless)."""
-        outcomes: dict[int, Outcome] = {}
-        for attempt in (1, 2):
-            try:
-                if self._conn is None or self._conn.closed or self._conn.invalidated:
-                    self._conn = await self._connect()
-                await self._run_on(self._conn, fns, outcomes)
-                return [outcomes[n] for n in range(len(fns))]
-            except Exception as exc:
-                if not self._lost(exc) or attempt == 2:
-                    raise
-                conn, self._conn = self._conn, None
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.invalidate()  # not back into the pool
-        raise AssertionError("unreachable")
-
-    async def _run_on(
-        self, conn: AsyncConnection, fns: Sequence[Callable[[Raw], Any]], outcomes: dict[int, Outcome]
-    ) -> None:
-        if len(fns) > 1 and not outcomes:
-            try:
-                async with conn.begin():
-                    results = await conn.run_sync(lambda sync: [fn(raw_in(sync)) for fn in fns])
-                outcomes.update((n, (True, r)) for n, r in enumerate(results))
-                return
-            except Exception as exc:  # a body's: each body again, alone, gets its own outcome below
-                if self._lost(exc):
-                    raise
-        for n, fn in enumerate(fns):
-            if n in outcomes:
-                continue
-            try:
-                async with conn.begin():
-                    outcomes[n] = (True, await conn.run_sync(_on_driver(fn)))
-            except Exception as exc:
-                if self._lost(exc):
-                    raise
-                outcomes[n] = (False, exc)
-
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-
-def _on_driver(fn: Callable[[Raw], T]) -> Callable[[sa.Connection], T]:
-    return lambda sync: fn(raw_in(sync))
 
 
 class UrgentSqlite:

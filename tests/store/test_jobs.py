@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from bot.models import (
@@ -24,6 +26,7 @@ from bot.models import (
 )
 from bot.store.db import Store
 from bot.store.jobs import DuplicateDelivery, JobStore, SameChange
+from bot.store.raw import Prepared, Raw
 from tests.sql import run_sql, scalar
 
 X1 = Target(platform=Platform.XPANSE, id="1")
@@ -257,6 +260,73 @@ async def test_two_replicas_submitting_the_same_change_store_one_job(tmp_path: P
     finally:
         await first.close()
         await second.close()
+
+
+async def _watch_statements(jobs: JobStore, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the ack path sends from now on: SQLite, each statement (its first word); PostgreSQL, each
+    request to the server (the driver's query log: a pipelined batch is one entry, its first word "BATCH")."""
+    sent: list[str] = []
+    if jobs.store.dialect == "postgresql":
+        await new_job(jobs, targets=[X2], key="warm-up")  # opens the connection kept for the ack path
+        urgent = jobs.store._urgent_pg
+        assert urgent is not None and urgent._conn is not None
+        driver = (await urgent._conn.get_raw_connection()).driver_connection
+        assert driver is not None
+
+        def log(query: Any) -> None:
+            batch = query.args and isinstance(query.args[0], tuple)
+            sent.append(f"BATCH of {len(query.args)}" if batch else query.query.split()[0])
+
+        driver.add_query_logger(log)
+        return sent
+    original = Raw.execute
+
+    def spy(self: Raw, statement: Prepared, params: Mapping[str, Any]) -> None:
+        sent.append(statement.compiled(self.dialect).sql.split()[0])
+        original(self, statement, params)
+
+    def spy_many(self: Raw, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:  # one statement per row is the most it could cost
+            spy(self, statement, row)
+
+    monkeypatch.setattr(Raw, "execute", spy)
+    monkeypatch.setattr(Raw, "execute_many", spy_many)
+    return sent
+
+
+async def test_storing_a_job_sends_the_fewest_statements_on_either_engine(
+    jobs: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL each statement is a round trip while Slack waits: storing a job is one call of the stored
+    function, and the calls of a burst go to the server together. A repeated delivery is caught by its insert."""
+    sent = await _watch_statements(jobs, monkeypatch)
+    postgres = jobs.store.dialect == "postgresql"
+
+    await new_job(jobs, targets=[X1], key="one")  # single-item assign: checked for the same change
+    assert sent == (["SELECT"] if postgres else ["SELECT", "INSERT", "SELECT", "SELECT", "INSERT", "INSERT"])
+    sent.clear()
+    await new_job(jobs, targets=[X1, X2], key="two")  # two items: only the insert of the job and its items
+    assert sent == (["SELECT"] if postgres else ["INSERT", "INSERT", "INSERT"])
+    sent.clear()
+    again = await jobs.submit(
+        verb=Verb.ASSIGN,
+        team_id="T1",
+        actor_id="U0ALICE",
+        targets=[X1, X2],
+        params=JobParams(),
+        source="slash",
+        interaction_key="two",
+    )
+    assert isinstance(again, DuplicateDelivery) and sent == (["SELECT"] if postgres else ["INSERT"])
+    assert await scalar(jobs.store, "SELECT COUNT(*) FROM job_items") == (4 if postgres else 3)  # + the warm-up
+    sent.clear()
+    # A burst: five requests at once, for five different items.
+    burst = [Target(platform=Platform.DATADOG, id=f"burst-{n}") for n in range(5)]
+    await asyncio.gather(*(new_job(jobs, targets=[t], key=f"burst.{t.id}") for t in burst))
+    if postgres:
+        assert len(sent) <= 2 and sent[-1].startswith("BATCH of")  # the rest of the first together
+    keys = ", ".join(f"'{t.key}'" for t in burst)
+    assert await scalar(jobs.store, f"SELECT COUNT(*) FROM job_items WHERE target IN ({keys})") == 5
 
 
 async def test_a_change_just_made_is_answered_with_who_made_it(jobs: JobStore) -> None:

@@ -17,6 +17,7 @@ from bot.models import JobParams, Platform, Target, Verb
 from bot.ops import db_cli
 from bot.store.budgets import SharedBudget
 from bot.store.db import Store, database_url
+from bot.store.functions import ACCEPT, accept_body
 from bot.store.jobs import JobStore, SameChange
 from bot.store.tables import metadata
 from tests.sql import run_sql, scalar
@@ -54,9 +55,22 @@ async def test_the_migration_scripts_build_the_schema_the_code_queries(postgres_
                 return list(compare_metadata(MigrationContext.configure(sync), metadata))
 
             diff = await conn.run_sync(run)
+            source = await conn.run_sync(_function_source)
         assert diff == []
+        assert source == f" {accept_body()} "  # the revisions create the function this code calls
     finally:
         await eng.dispose()
+
+
+def _function_source(sync: sa.Connection) -> str | None:
+    row = sync.execute(sa.text("SELECT prosrc FROM pg_proc WHERE proname = :name"), {"name": ACCEPT})
+    return row.scalar()
+
+
+async def test_a_new_database_gets_the_stored_function_this_code_calls(postgres_url: str) -> None:
+    """The new-database shortcut (tables from the metadata) creates the function too, from the same statements."""
+    async with await Store.open(postgres_url) as store, store.read() as conn:
+        assert await conn.run_sync(_function_source) == f" {accept_body()} "
 
 
 async def test_a_newer_database_is_refused_untouched(postgres_url: str) -> None:

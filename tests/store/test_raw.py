@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.dialects.sqlite import pysqlite
 
-from bot.store.accept import IN_FLIGHT
 from bot.store.db import Store
-from bot.store.raw import Prepared, Raw, UrgentSqlite
+from bot.store.raw import Call, Prepared, Raw, UrgentSqlite
+from bot.store.statements import IN_FLIGHT
 from bot.store.tables import item_guards
 
 _GUARD = Prepared.of(sa.insert(item_guards), keys=("target", "at"))
@@ -114,12 +114,56 @@ async def test_writes_that_arrive_together_each_commit_or_fail_alone_on_either_e
             assert list(rows) == ["p0", "p2", "p3"]
 
 
+_GUARD_RETURNING = Prepared.of(
+    sa.insert(item_guards)
+    .values(target=sa.bindparam("target"), at=sa.bindparam("at", type_=sa.Float()))
+    .returning(item_guards.c.target)
+)
+
+
+def _call(target: str) -> Call[str]:
+    """A whole write as one statement: insert the guard row ``target``, answered with its target."""
+    return Call(_GUARD_RETURNING, {"target": target, "at": 1.0}, lambda value: f"stored {value}")
+
+
+async def test_postgresql_calls_that_arrive_together_go_in_one_round_trip_and_each_fails_alone(
+    postgres_url: str,
+) -> None:
+    async with await Store.open(postgres_url) as store:
+        await store.call_now(_call("warm"))
+        urgent = store._urgent_pg
+        assert urgent is not None and urgent._conn is not None
+        driver = (await urgent._conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        requests: list[int] = []  # per request to the server: how many calls it carried
+        driver.add_query_logger(
+            lambda q: requests.append(len(q.args) if q.args and isinstance(q.args[0], tuple) else 1)
+        )
+
+        ok = await asyncio.gather(*(store.call_now(_call(f"c{n}")) for n in range(4)))
+        assert ok == ["stored c0", "stored c1", "stored c2", "stored c3"] and requests == [4]
+        requests.clear()
+        # The second c1 and the repeated warm fail: the batch is undone, then each call runs alone.
+        names = ["c4", "c1", "c5", "warm", "c6"]
+        results = await asyncio.gather(*(store.call_now(_call(n)) for n in names), return_exceptions=True)
+        assert [results[0], results[2], results[4]] == ["stored c4", "stored c5", "stored c6"]
+        assert all(isinstance(results[n], Exception) and "unique" in str(results[n]) for n in (1, 3))
+        assert requests == [5, 1, 1, 1, 1, 1]
+        async with store.read() as conn:
+            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            assert list(rows) == ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "warm"]
+    with pytest.raises(TypeError, match="PostgreSQL"):
+        async with await Store.open(":memory:") as sqlite_store:
+            await sqlite_store.call_now(_call("x"))
+
+
+@pytest.mark.parametrize("first", ["body", "call"])
 @pytest.mark.parametrize("pause", [0.0, 0.2], ids=["at-once", "after-the-driver-saw-it"])
 async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_error(
-    postgres_url: str, pause: float
+    postgres_url: str, pause: float, first: str
 ) -> None:
     """The connection kept for the ack path's write dies (a database restart): the next write reconnects,
-    whether it starts before the driver has read the termination or after."""
+    a transaction body or a stored call, whether it starts before the driver has read the termination or after."""
     async with await Store.open(postgres_url) as store:
         await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "before", "at": 1.0}))
         async with store.read() as conn:
@@ -131,11 +175,19 @@ async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_erro
             )
             assert any(row[0] for row in killed)
         await asyncio.sleep(pause)
-        await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "after", "at": 2.0}))
+
+        async def body() -> None:
+            await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "after", "at": 2.0}))
+
+        async def call() -> None:
+            assert await store.call_now(_call("call")) == "stored call"
+
+        for write in (body, call) if first == "body" else (call, body):
+            await write()
         assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "after", "at": 2.0}
         async with store.read() as conn:
             rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
-            assert list(rows) == ["after", "before"]
+            assert list(rows) == ["after", "before", "call"]
 
 
 def _hold_write_lock(path: Path, held: threading.Event, release: threading.Event) -> None:
