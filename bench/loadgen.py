@@ -11,6 +11,17 @@ Each body is signed just before it is sent (Slack's v0 scheme, ``bot.sandbox.pay
 closed-loop senders share one keep-alive connection pool per URL, and the
 latency of a request runs from just before the POST to the last byte of the
 answer. An empty line or EOF ends the process.
+
+It is also the Socket Mode end of the link for the apps under test, so that the
+envelopes are timed away from the sandbox tenants (which serve the bot's own calls):
+
+    → {"op": "socket_links"}
+    ← {"url": "ws://127.0.0.1:<port>/link/"}    (an app whose apps.connections.open names
+                                                  <url><name> connects to link <name>)
+    → {"op": "socket", "link": "bot", "envelopes": [...], "concurrency": 10}
+    ← {"latencies_ms": [...], "wall_s": 0.4}
+
+An envelope's latency runs from just before it is sent on the WebSocket to its ack arriving.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+from aiohttp import WSMsgType, web
 
 from bot.sandbox.payloads import signature_headers
 
@@ -83,6 +95,70 @@ class Sender:
         }
 
 
+class SocketLinks:
+    """The Socket Mode links the apps connect to, one per name, timing each envelope's ack."""
+
+    def __init__(self) -> None:
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self.links: dict[str, web.WebSocketResponse] = {}
+        self.connected: dict[str, asyncio.Event] = {}
+        self.waiting: dict[str, asyncio.Future[float]] = {}
+
+    async def start(self) -> str:
+        if self.runner is None:
+            app = web.Application()
+            app.router.add_get("/link/{name}", self._link)
+            self.runner = web.AppRunner(app, access_log=None)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"ws://127.0.0.1:{self.port}/link/"
+
+    def _event(self, name: str) -> asyncio.Event:
+        return self.connected.setdefault(name, asyncio.Event())
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        name = request.match_info["name"]
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A111"}})
+        self.links[name] = ws
+        self._event(name).set()
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                waiter = self.waiting.pop(json.loads(msg.data).get("envelope_id"), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(time.perf_counter())
+        return ws
+
+    async def fire(self, *, link: str, envelopes: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+        await asyncio.wait_for(self._event(link).wait(), 30)
+        ws = self.links[link]
+        sem = asyncio.Semaphore(max(1, concurrency))
+        loop = asyncio.get_running_loop()
+
+        async def one(envelope: dict[str, Any]) -> float:
+            async with sem:
+                waiter: asyncio.Future[float] = loop.create_future()
+                self.waiting[envelope["envelope_id"]] = waiter
+                sent = time.perf_counter()
+                await ws.send_json(envelope)
+                acked = await asyncio.wait_for(waiter, 10)
+                return (acked - sent) * 1000
+
+        started = time.perf_counter()
+        latencies = await asyncio.gather(*(one(e) for e in envelopes))
+        return {"latencies_ms": list(latencies), "wall_s": time.perf_counter() - started}
+
+    async def close(self) -> None:
+        for ws in self.links.values():
+            await ws.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
 def _ack_kind(text: str) -> str:
     """A short label of the ack body, so the caller can check what the server answered."""
     if not text:
@@ -98,6 +174,7 @@ def _ack_kind(text: str) -> str:
 
 async def main() -> None:
     sender = Sender()
+    links = SocketLinks()
     loop = asyncio.get_running_loop()
     try:
         while True:
@@ -105,12 +182,22 @@ async def main() -> None:
             if not line.strip():
                 break
             job = json.loads(line)
-            result = await sender.batch(
-                url=job["url"], secret=job["secret"], bodies=job["bodies"], concurrency=int(job["concurrency"])
-            )
+            op = job.get("op", "http")
+            result: dict[str, Any]
+            if op == "socket_links":
+                result = {"url": await links.start()}
+            elif op == "socket":
+                result = await links.fire(
+                    link=job["link"], envelopes=job["envelopes"], concurrency=int(job["concurrency"])
+                )
+            else:
+                result = await sender.batch(
+                    url=job["url"], secret=job["secret"], bodies=job["bodies"], concurrency=int(job["concurrency"])
+                )
             sys.stdout.write(json.dumps(result) + "\n")
             sys.stdout.flush()
     finally:
+        await links.close()
         await sender.close()
 
 

@@ -192,8 +192,19 @@ class LoadGenerator:
         return cls(proc)
 
     async def fire(self, url: str, bodies: list[str], concurrency: int) -> dict[str, Any]:
+        return await self._ask({"url": url, "secret": SIGNING_SECRET, "bodies": bodies, "concurrency": concurrency})
+
+    async def socket_links(self) -> str:
+        """The ``ws://`` URL prefix of the generator's Socket Mode links (append the link's name)."""
+        return str((await self._ask({"op": "socket_links"}))["url"])
+
+    async def fire_envelopes(self, link: str, envelopes: list[dict[str, Any]], concurrency: int) -> list[float]:
+        """Send ``envelopes`` on link ``link`` with ``concurrency`` in flight; each one's ms to its ack."""
+        result = await self._ask({"op": "socket", "link": link, "envelopes": envelopes, "concurrency": concurrency})
+        return [float(x) for x in result["latencies_ms"]]
+
+    async def _ask(self, job: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        job = {"url": url, "secret": SIGNING_SECRET, "bodies": bodies, "concurrency": concurrency}
         self.proc.stdin.write((json.dumps(job) + "\n").encode())
         await self.proc.stdin.drain()
         line = await asyncio.wait_for(self.proc.stdout.readline(), 300)

@@ -17,7 +17,7 @@ What runs where (all on 127.0.0.1, ephemeral ports):
   defaults whose listeners only ack, served through the same slack_bolt aiohttp adapter
   path; and the floor: the same app with ``process_before_response=True`` (``--floor``);
 * the load generator: ``python -m bench.loadgen``, so the client never shares an
-  event loop with a server;
+  event loop with a server (it is also the Socket Mode end of the apps' links);
 * sections 6-8 (``bench.replicas``): replicas of the bot on one throwaway PostgreSQL server.
 
 The sandbox tenants have no per-request OpenAPI validation (the tests' tenants add it),
@@ -235,7 +235,7 @@ async def run(cfg: Config) -> dict[str, Any]:
             modal = await modal_open(tenants, bot, requests, count=cfg.ack_requests // 3, level=10)
             after_acks = family_memory_mb(bot.pid)
             print("1b. Socket Mode acks ...", flush=True)
-            socket_acks = await socket_ack_latency(cfg, tenants, workdir)
+            socket_acks = await socket_ack_latency(cfg, tenants, workdir, gen)
             print("2. Platform calls per operation ...", flush=True)
             # Counting calls does not depend on the rate limit; a fast one keeps this section short.
             counter = await start_bot(tenants, workdir, "bot-calls", xpanse_rate=1000.0)
@@ -261,8 +261,9 @@ async def run(cfg: Config) -> dict[str, Any]:
                     "floor (process_before_response=True) get the same bodies. Each round starts once every "
                     "server is idle.",
                     "Socket Mode: the bot (SLACK_APP_TOKEN set) and the bare app (Bolt defaults) each connect "
-                    "to their own sandbox Socket Mode link; each envelope is timed from being sent on the "
-                    "WebSocket to the app's ack arriving; same commands and clicks as over HTTP.",
+                    "to their own Socket Mode link, served by the load generator's process (away from the "
+                    "tenants, which answer the bot's worker); each envelope is timed there from being sent on "
+                    "the WebSocket to the app's ack arriving; same commands and clicks as over HTTP.",
                     "Modal: Assign… clicks 10 at a time, timed from sending each to the Slack sandbox "
                     "receiving its views.open (the trigger's 3 s).",
                     "Platform calls are counted in a second bot process with XPANSE_RATE_LIMIT=1000 "
