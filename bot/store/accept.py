@@ -14,7 +14,6 @@ each statement is a round trip while Slack waits.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -189,8 +188,7 @@ def accept_call(job_id: str, sub: Submission) -> Call[Job | DuplicateDelivery | 
         "since": now - DUPLICATE_WINDOW_S,
     }
 
-    def answer(value: Any) -> Job | DuplicateDelivery | SameChange:
-        found = json.loads(value) if isinstance(value, str) else value  # the driver may decode json itself
+    def answer(found: Any) -> Job | DuplicateDelivery | SameChange:  # the json object, decoded by the driver
         outcome, row = found["outcome"], found.get("row")
         if outcome == "stored":
             return job_from_row(row)

@@ -82,14 +82,25 @@ class UrgentPostgres:
     async def run_calls(self, calls: Sequence[Call[Any]]) -> list[Outcome]:
         """The calls pipelined in one implicit transaction on the driver (one round trip, one commit);
         if one raises, each again on its own. Each call is a whole write, so running it again is harmless."""
+
+        async def on(conn: AsyncConnection, outcomes: dict[int, Outcome]) -> None:
+            driver = (await conn.get_raw_connection()).driver_connection
+            await self._calls_on(driver, calls, outcomes)
+
+        return await self._reconnecting(on, len(calls))
+
+    async def _reconnecting(
+        self, run: Callable[[AsyncConnection, dict[int, Outcome]], Awaitable[None]], count: int
+    ) -> list[Outcome]:
+        """``run`` on the kept connection, filling in the outcomes of ``count`` writes; if the connection
+        turns out to be lost, once more on a new one, for the writes still without an outcome."""
         outcomes: dict[int, Outcome] = {}
         for attempt in (1, 2):
             try:
                 if self._conn is None or self._conn.closed or self._conn.invalidated:
                     self._conn = await self._connect()
-                driver = (await self._conn.get_raw_connection()).driver_connection
-                await self._calls_on(driver, calls, outcomes)
-                return [outcomes[n] for n in range(len(calls))]
+                await run(self._conn, outcomes)
+                return [outcomes[n] for n in range(count)]
             except Exception as exc:
                 if not self._lost(exc) or attempt == 2:
                     raise
@@ -132,18 +143,7 @@ class UrgentPostgres:
         """All the bodies in one transaction; if one raises, each again in a transaction of its own
         (a savepoint per body would cost two more round trips each, and a body only touches the
         database, so running it again is harmless)."""
-        outcomes: dict[int, Outcome] = {}
-        for attempt in (1, 2):
-            try:
-                if self._conn is None or self._conn.closed or self._conn.invalidated:
-                    self._conn = await self._connect()
-                await self._run_on(self._conn, fns, outcomes)
-                return [outcomes[n] for n in range(len(fns))]
-            except Exception as exc:
-                if not self._lost(exc) or attempt == 2:
-                    raise
-                await self._drop()
-        raise AssertionError("unreachable")
+        return await self._reconnecting(lambda conn, outcomes: self._run_on(conn, fns, outcomes), len(fns))
 
     async def _run_on(
         self, conn: AsyncConnection, fns: Sequence[Callable[[Raw], Any]], outcomes: dict[int, Outcome]
