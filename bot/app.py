@@ -7,14 +7,25 @@ durable write, so Slack gets its answer without Bolt's polling step, and anythin
 slower runs in the background after the response has gone. ``/triage`` and the card's
 buttons also have a route past Bolt's dispatch (``bot.slack.hot``, used by ``bot.web`` and
 the Socket Mode handler), to the same listener bodies.
+
+Bolt's listeners call Slack (``views.open`` for a modal, within the trigger's 3 seconds)
+through Bolt's own ``AsyncWebClient``, with the SDK's retry handlers and one pool of
+connections for the process; everything else goes through ``Services.slack``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.middleware.authorization.async_single_team_authorization import AsyncSingleTeamAuthorization
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.runtime import Services
 from bot.settings import Settings
@@ -24,11 +35,28 @@ from bot.slack.hot import Background, HotRoutes
 from bot.slack.listeners import register
 
 
+def bolt_web_client(services: Services) -> AsyncWebClient:
+    """The listeners' client: the services' token and URL, a pooled session closed with them."""
+    session = aiohttp.ClientSession()
+    services.closers.append(session.close)
+    return AsyncWebClient(
+        token=services.slack.token,
+        base_url=services.slack.base_url,
+        session=session,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
 def build_app(settings: Settings, services: Services) -> AsyncApp:
     """A new ``AsyncApp`` with every listener and the error handler registered."""
     secret = settings.slack_signing_secret
+    client = bolt_web_client(services)
     app = AsyncApp(
-        client=services.slack,
+        client=client,
         signing_secret=secret.get_secret_value() if secret else None,
         # Over HTTP, ``bot.web`` checks every request's signature before Bolt sees it (and
         # refuses a bad one with 401 before anything is parsed), so Bolt checking it again
@@ -45,7 +73,7 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
         background=background,
         errors=errors,
         default_space=settings.kibana_space,
-        client=services.slack,
+        client=client,
     )
     # Tests and the shell wait on background tasks through this; ``bot.web`` finds the hot routes.
     state: dict[str, Any] = {"background": background, "hot": hot}

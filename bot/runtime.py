@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-import aiohttp
 import structlog
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import Access, GroupDirectory
 from bot.core.door import Core
@@ -38,6 +31,7 @@ from bot.slack.replies import post_notice
 from bot.slack.reporter import Reporter
 from bot.slack.truth import TrueCards
 from bot.slack.undo_offers import UndoSweeper
+from bot.slack_web import SlackWeb
 from bot.store.budgets import SharedBudget
 from bot.store.cards import CardStore
 from bot.store.claims import JobClaims, new_owner
@@ -54,23 +48,11 @@ log = structlog.get_logger(__name__)
 WORKER_COMMIT_PAUSE_S = 0.0005
 
 
-def slack_web_client(settings: Settings, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
-    """The Web API client: honours SLACK_API_URL and retries 429s, 5xx and connection errors.
-
-    With ``session``, every call goes through that session's pooled connections; without
-    one the SDK opens (and closes) a session, so a new connection, per call.
-    """
+def slack_web_client(settings: Settings) -> SlackWeb:
+    """The Web API client: honours SLACK_API_URL, keeps its connections alive, retries 429s,
+    5xx and connection errors (``bot.slack_web``)."""
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    return AsyncWebClient(
-        token=token,
-        base_url=settings.slack.api_url,
-        session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=5),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
+    return SlackWeb(token, settings.slack.api_url)
 
 
 @dataclass
@@ -82,7 +64,7 @@ class Services:
     mappings: MappingStore
     jobs: JobStore
     clients: dict[Platform, PlatformClient]
-    slack: AsyncWebClient
+    slack: SlackWeb
     identity: IdentityResolver
     policy: Policy
     access: Access
@@ -98,8 +80,8 @@ class Services:
     reconciler: Reconciler
     undo_sweeper: UndoSweeper
     started_at: float = field(default_factory=time.monotonic)
-    # The Slack Web API clients' connection pool, when this process made it (closed last).
-    slack_session: aiohttp.ClientSession | None = None
+    # Closed last: the Slack client when this process made it, and what the app added (Bolt's pool).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.access.groups.stop()
@@ -111,14 +93,14 @@ class Services:
         for client in self.clients.values():
             await client.aclose()
         await self.store.close()
-        if self.slack_session is not None:
-            await self.slack_session.close()
+        for close in reversed(self.closers):
+            await close()
 
 
 async def build_services(
     settings: Settings,
     *,
-    slack: AsyncWebClient | None = None,
+    slack: SlackWeb | None = None,
     clients: Mapping[Platform, PlatformClient] | None = None,
     policy: Policy | None = None,
     schedule_sources: Mapping[str, ScheduleSource] | None = None,
@@ -145,19 +127,19 @@ async def build_services(
     if settings.xpanse is not None:
         limiters[Platform.XPANSE] = SharedBudget(store, "xpanse", rate=settings.xpanse.rate_limit)
     platform_clients = dict(clients) if clients is not None else build_clients(settings, limiters=limiters)
-    slack_session = None
+    closers: list[Callable[[], Awaitable[None]]] = []
     if slack is None:
         # One pool of keep-alive connections for every Web API call of this process.
-        slack_session = aiohttp.ClientSession()
-        slack = slack_web_client(settings, slack_session)
+        slack = slack_web_client(settings)
+        closers.append(slack.aclose)
     identity = IdentityResolver(mappings=mappings, clients=platform_clients, slack=slack)
     groups = GroupDirectory(slack, policy)
     if role != "worker":
         try:
             await groups.load()  # before serving, so no request waits on Slack to be authorised
         except BaseException:
-            if slack_session is not None:
-                await slack_session.close()
+            for close in closers:
+                await close()
             await store.close()
             raise
         groups.start()
@@ -247,5 +229,5 @@ async def build_services(
         poster=poster,
         reconciler=reconciler,
         undo_sweeper=UndoSweeper(reporter, jobs),
-        slack_session=slack_session,
+        closers=closers,
     )

@@ -15,15 +15,13 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.policy import HANDOFF_OTHERS, MAP_OTHERS, Policy
 from bot.core.service import ActionRequest, Source, Step
 from bot.errors import ForbiddenError, UserError
 from bot.models import Verb
+from bot.slack_web import SlackApiError, SlackRequestError, SlackWeb
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +50,7 @@ class GroupDirectory:
     ``GroupsUnknownError`` instead of guessing.
     """
 
-    def __init__(self, slack: AsyncWebClient, policy: Policy, *, ttl: float = GROUPS_TTL_S) -> None:
+    def __init__(self, slack: SlackWeb, policy: Policy, *, ttl: float = GROUPS_TTL_S) -> None:
         self.slack = slack
         self.ttl = ttl
         self.groups = sorted(policy.admins.groups | {g for r in policy.verbs.values() for g in r.groups})
@@ -68,7 +66,7 @@ class GroupDirectory:
             except SlackApiError as exc:
                 log.warning("usergroup_lookup_failed", group=group, error=str(exc.response.get("error")))
                 self._members[group] = frozenset()
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            except (SlackRequestError, TimeoutError, OSError) as exc:
                 log.warning("usergroup_unreachable", group=group, error=type(exc).__name__)
 
     def start(self) -> None:

@@ -25,8 +25,6 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import rules
 from bot.core.verification import IdentityStatus, Verification, verify_identity
@@ -39,6 +37,7 @@ from bot.errors import (
 )
 from bot.models import Platform, Verb
 from bot.platforms.base import PlatformClient
+from bot.slack_web import SlackApiError, SlackWeb
 from bot.store.mappings import Identity, MappingStore, Source, UserIdentities, validate_identity
 
 # Re-exported: callers read whoami's and verify's results from here.
@@ -146,7 +145,7 @@ class IdentityResolver:
         *,
         mappings: MappingStore,
         clients: Mapping[Platform, PlatformClient],
-        slack: AsyncWebClient,
+        slack: SlackWeb,
         profile_ttl: float = 300,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import (
     INTAKE_ALERTS,
@@ -38,6 +36,7 @@ from bot.metrics import (
     INTAKE_RATE_LIMITED,
 )
 from bot.models import ItemState
+from bot.slack_web import SlackApiError, SlackWeb
 from bot.store.cards import CardStore
 from bot.store.intake import (
     CARDED,
@@ -84,7 +83,7 @@ class Poster:
     def __init__(
         self,
         intake: IntakeStore,
-        slack: AsyncWebClient,
+        slack: SlackWeb,
         render: IntakeRenderer,
         *,
         digest_after: int = 10,
@@ -95,12 +94,10 @@ class Poster:
     ) -> None:
         self.intake = intake
         self.cards = cards  # the live-card registry the reconciler keeps true
-        # Its own client without the 429 retry handler: a 429 is honoured for the channel
-        # here, and a call retried blindly could post a card twice.
+        # The same connections without retrying a 429 or a 5xx: a 429 is honoured for the channel
+        # here, and a post retried blindly could show a card twice.
         # Its timeout stays well inside the lease, so a hung call cannot outlive our claim.
-        self.slack = AsyncWebClient(
-            token=slack.token, base_url=slack.base_url, timeout=max(1, int(lease_s / 2)), session=slack.session
-        )
+        self.slack = slack.with_options(timeout=max(1.0, lease_s / 2), rate_limit_retries=0, server_error_retries=0)
         self.render = render
         self.digest_after = digest_after
         self.interval = interval

@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
 
 from bot.core import answers as a
 from bot.core.door import Core
@@ -36,6 +34,7 @@ from bot.errors import PlatformAuthError, PlatformError, UserError
 from bot.metrics import ONCALL_CHANGES, ONCALL_HANDOFFS, ONCALL_POLLS
 from bot.models import HandoffPhase, HandoffPlan, Job, JobParams, JobState, Platform, Verb
 from bot.platforms.oncall import Responder, Roster, ScheduleSource, rfc3339
+from bot.slack_web import SlackApiError, SlackRequestError
 from bot.store.jobs import JobStore
 from bot.store.oncall import APPLIED, CANCELLED, ENDED, UNMATCHED, OnCallHandoff, OnCallStore
 
@@ -168,7 +167,7 @@ class OnCallWatcher:
         try:
             team = await self.team()
             matches = {e: await self._match(team, e, people.get(e), schedule) for e in {*removed, *added, *current}}
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except (SlackApiError, SlackRequestError, TimeoutError) as exc:
             # Not knowing who is who is no data either: keep the baseline and try again next poll.
             self.status[name] = f"failing — Slack could not be asked who is on call ({type(exc).__name__})"
             log.warning("oncall_match_failed", schedule=name, error=type(exc).__name__)
@@ -384,7 +383,7 @@ class OnCallWatcher:
     async def _who(self, responder: Responder, schedule: Schedule) -> str:
         try:
             user = await self._match(await self.team(), responder.email, responder, schedule)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError):
+        except (SlackApiError, SlackRequestError, TimeoutError):
             user = None
         return f"<@{user}>" if user else f"{responder.email} (not matched to a Slack user)"
 

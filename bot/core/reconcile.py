@@ -27,16 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.oncall import OnCallWatcher
 from bot.errors import PlatformError
 from bot.metrics import CARDS_CHECKED, CARDS_UPDATED, REMINDERS_SENT
 from bot.models import ItemState, Target
 from bot.rules import vocabulary
+from bot.slack_web import SlackApiError, SlackRequestError, SlackWeb
 from bot.store.cards import CardStore, LiveCard, changes, snapshot
 
 log = structlog.get_logger(__name__)
@@ -79,7 +77,7 @@ class Reconciler:
         self,
         cards: CardStore,
         fetch: Fetch,
-        slack: AsyncWebClient,
+        slack: SlackWeb,
         render: TruthRenderer,
         *,
         window_s: float,
@@ -184,7 +182,7 @@ class Reconciler:
             if error in GONE:
                 await self.cards.forget(card.channel, card.ts)
             return False
-        except aiohttp.ClientError as exc:
+        except SlackRequestError as exc:
             log.warning("reconcile_update_failed", channel=card.channel, ts=card.ts, error=type(exc).__name__)
             return False
         await self.cards.record(
@@ -231,7 +229,7 @@ class Reconciler:
             await self.slack.chat_postMessage(
                 channel=card.channel, thread_ts=card.thread_ts or card.ts, text=text, blocks=blocks
             )
-        except (SlackApiError, aiohttp.ClientError) as exc:
+        except (SlackApiError, SlackRequestError) as exc:
             log.warning("reminder_failed", channel=card.channel, target=card.target.key, error=type(exc).__name__)
             await self.cards.unclaim_reminder(card.target)  # not sent: the next pass tries again
             return False
@@ -255,7 +253,7 @@ def oncall_lookup(watcher: OnCallWatcher) -> OnCall:
                 roster = await source.roster(schedule.id, at=now)
                 team = await watcher.team()
                 found = [await watcher._match(team, r.email, r, schedule) for r in roster.current]
-            except (PlatformError, SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            except (PlatformError, SlackApiError, SlackRequestError, TimeoutError) as exc:
                 log.warning("reminder_oncall_unknown", schedule=schedule.name, error=type(exc).__name__)
                 return schedule.name, []
             return schedule.name, [u for u in found if u]

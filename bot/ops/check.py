@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from slack_sdk.errors import SlackApiError
-
 from bot import permissions
 from bot.core.oncall_config import load_oncall
 from bot.errors import PlatformAuthError, PlatformError, StoreError
@@ -25,6 +23,7 @@ from bot.platforms import build_clients, build_sources
 from bot.platforms.base import PlatformClient
 from bot.runtime import slack_web_client
 from bot.settings import Settings
+from bot.slack_web import SlackApiError
 from bot.store.db import SchemaBehind, Store, redacted
 from bot.store.migrate import HEAD
 
@@ -73,7 +72,8 @@ async def _check_slack(settings: Settings) -> tuple[str, bool]:
     if settings.slack_bot_token is None:
         return "Slack: not configured (SLACK_BOT_TOKEN is not set)", True
     try:
-        auth = await slack_web_client(settings).auth_test()
+        async with slack_web_client(settings) as slack:
+            auth = await slack.auth_test()
     except SlackApiError as exc:
         return f"Slack: failing — {exc.response.get('error')}", False
     except Exception as exc:  # a connection failure is a failing check, not a crash

@@ -21,12 +21,11 @@ from typing import Any, Literal
 import structlog
 import yaml
 from pydantic import BaseModel, Field
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import UsageError
 from bot.models import Platform
 from bot.ops.mappings_verify import Drift, SlackUserCheck, VerifyReport, verify_mappings
+from bot.slack_web import SlackApiError, SlackWeb
 from bot.store.db import Store
 from bot.store.mappings import MappingStore, Source, validate_identity
 
@@ -157,7 +156,7 @@ def _cell(value: Any) -> str | None:
     return str(value).strip()
 
 
-async def _user_for_email(slack: AsyncWebClient, email: str, cache: dict[str, str | RowError]) -> str | RowError:
+async def _user_for_email(slack: SlackWeb, email: str, cache: dict[str, str | RowError]) -> str | RowError:
     key = email.lower()
     if key not in cache:
         try:
@@ -179,7 +178,7 @@ async def _check_row(
     *,
     mappings: MappingStore,
     team_id: str,
-    slack: AsyncWebClient,
+    slack: SlackWeb,
     email_cache: dict[str, str | RowError],
 ) -> ImportRow | RowError:
     """One row validated: the Slack user found and every value well-formed and free."""
@@ -237,7 +236,7 @@ async def import_mappings(
     path: str | Path,
     *,
     team_id: str,
-    slack: AsyncWebClient,
+    slack: SlackWeb,
     apply_good_rows: bool = False,
     set_by: str | None = None,
 ) -> ImportReport:

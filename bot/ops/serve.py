@@ -24,13 +24,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
-from aiohttp import web
 
 from bot.errors import ConfigError
 from bot.runtime import Services, build_services
 from bot.settings import Settings
+
+if TYPE_CHECKING:  # aiohttp is loaded only by a process that serves HTTP
+    from aiohttp import web
 
 log = structlog.get_logger("bot")
 
@@ -160,6 +163,8 @@ async def serve(settings: Settings, *, host: str, port: int | None, role: str, w
 
 
 async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
+    from aiohttp import web
+
     from bot.app import build_app, hot_routes, prime_authorization
     from bot.web import build_web_app
 
@@ -190,7 +195,7 @@ async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
         from bot.slack.socket_mode import HotSocketModeHandler
 
         socket_handler = HotSocketModeHandler(
-            bolt, hot_routes(bolt), app_token=settings.slack_app_token.get_secret_value(), web_client=services.slack
+            bolt, hot_routes(bolt), app_token=settings.slack_app_token.get_secret_value(), web_client=bolt.client
         )
         await socket_handler.connect_async()  # type: ignore[no-untyped-call]
 
@@ -333,6 +338,7 @@ async def _worker(settings: Settings, *, host: str, port: int | None, wake_fd: i
 
 async def _health(services: Services, *, host: str, port: int) -> web.AppRunner:
     """``/healthz`` and ``/readyz`` (store, worker pool, alert posters) for a standalone worker."""
+    from aiohttp import web
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

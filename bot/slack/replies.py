@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.core.answers import HandoffDecided
 from bot.core.oncall import Notice
 from bot.slack.render import decision_note
+from bot.slack_web import SlackApiError, SlackRequestError, SlackWeb
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +21,7 @@ log = structlog.get_logger(__name__)
 class Replies:
     """Mixed into the reporter: the replies a listener leaves to run after its ack."""
 
-    slack: AsyncWebClient
+    slack: SlackWeb
 
     async def ephemeral(self, response_url: str | None, message: dict[str, Any]) -> None:
         """Tell only the actor, through the request's response_url; a failure is logged, not raised
@@ -33,9 +30,14 @@ class Replies:
             log.warning("ephemeral_undeliverable")
             return
         try:
-            await AsyncWebhookClient(response_url).send(**message, response_type="ephemeral", replace_original=False)
-        except Exception as exc:
-            log.warning("respond_failed", error=type(exc).__name__)
+            status = await self.slack.respond(
+                response_url, {**message, "response_type": "ephemeral", "replace_original": False}
+            )
+        except SlackRequestError as exc:
+            log.warning("respond_failed", error=str(exc))
+            return
+        if status >= 400:
+            log.warning("respond_refused", status=status)
 
     async def handoff_decided(self, answer: HandoffDecided, *, body: dict[str, Any], response_url: str | None) -> None:
         """Replace a handoff preview's buttons with who confirmed or cancelled it."""
@@ -55,9 +57,9 @@ class Replies:
             log.warning("handoff_preview_update_failed", error=exc.response.get("error"))
 
 
-async def post_notice(slack: AsyncWebClient, notice: Notice) -> None:
+async def post_notice(slack: SlackWeb, notice: Notice) -> None:
     """Post an on-call watcher notice; a Slack failure is logged, never raised into the watcher."""
     try:
         await slack.chat_postMessage(channel=notice.channel, thread_ts=notice.thread_ts, text=notice.text[:3900])
-    except (SlackApiError, aiohttp.ClientError) as exc:
+    except (SlackApiError, SlackRequestError) as exc:
         log.warning("oncall_notice_failed", channel=notice.channel, error=type(exc).__name__)

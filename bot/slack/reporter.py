@@ -13,11 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot import rules
 from bot.core.identity import IdentityResolver
@@ -42,6 +38,7 @@ from bot.slack.replies import Replies
 from bot.slack.surfaces import SurfaceWriter
 from bot.slack.threads import send_result
 from bot.slack.undo_offers import UndoOffers
+from bot.slack_web import SlackApiError, SlackRequestError, SlackWeb
 from bot.store.cards import CardStore
 from bot.store.jobs import JobStore
 
@@ -63,7 +60,7 @@ def _items_word(n: int) -> str:
 class Reporter(Replies, SurfaceWriter, UndoOffers):
     """Renders job outcomes into Slack."""
 
-    def __init__(self, *, slack: AsyncWebClient, runner: JobRunner, identity: IdentityResolver, jobs: JobStore,
+    def __init__(self, *, slack: SlackWeb, runner: JobRunner, identity: IdentityResolver, jobs: JobStore,
                  cards: CardStore | None = None) -> None:  # fmt: skip
         self.slack = slack
         self.runner = runner
@@ -123,7 +120,7 @@ class Reporter(Replies, SurfaceWriter, UndoOffers):
         except SlackApiError as exc:
             log.warning("report_failed", job_id=job.id, error=exc.response.get("error"))
             return False
-        except aiohttp.ClientError as exc:
+        except SlackRequestError as exc:
             log.warning("report_failed", job_id=job.id, error=type(exc).__name__)
             return False
         return True
@@ -134,13 +131,17 @@ class Reporter(Replies, SurfaceWriter, UndoOffers):
         if not job.response_url:
             log.warning("report_undeliverable", job_id=job.id)
             return
-        webhook = AsyncWebhookClient(job.response_url)
-        await webhook.send(
-            text=text,
-            blocks=blocks_,
-            response_type="ephemeral" if ephemeral else "in_channel",
-            replace_original=False,
+        status = await self.slack.respond(
+            job.response_url,
+            {
+                "text": text,
+                "blocks": blocks_,
+                "response_type": "ephemeral" if ephemeral else "in_channel",
+                "replace_original": False,
+            },
         )
+        if status >= 400:  # an expired URL: what was stored stands, and retrying cannot help
+            log.warning("respond_refused", job_id=job.id, status=status)
 
     async def _post(
         self,

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.answers import Cards, HomeItems
 from bot.models import ItemState, Target
 from bot.slack import blocks
+from bot.slack_web import SlackApiError, SlackRequestError, SlackWeb
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +23,7 @@ log = structlog.get_logger(__name__)
 class SurfaceWriter:
     """``views.publish`` for the Home tab and ``chat.unfurl`` for pasted links."""
 
-    slack: AsyncWebClient
+    slack: SlackWeb
 
     async def mentions(self, state: ItemState) -> list[str]:  # pragma: no cover - the Reporter's
         raise NotImplementedError
@@ -43,7 +41,7 @@ class SurfaceWriter:
             view = blocks.home_view(home.user, home.held, home.handoffs)
         try:
             await self.slack.views_publish(user_id=user_id, view=view)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except (SlackApiError, SlackRequestError, TimeoutError) as exc:
             log.warning("home_publish_failed", error=type(exc).__name__)
 
     async def unfurl(
@@ -61,5 +59,5 @@ class SurfaceWriter:
             return
         try:
             await self.slack.chat_unfurl(channel=channel, ts=ts, unfurls=unfurls)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except (SlackApiError, SlackRequestError, TimeoutError) as exc:
             log.warning("unfurl_failed", error=type(exc).__name__, unfurl_id=unfurl_id)

@@ -14,13 +14,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.models import BatchResult, Verb
 from bot.slack.blocks.pages import needs_csv, result_csv, result_pages, result_pages_text
+from bot.slack_web import SlackApiError, SlackRequestError, SlackWeb
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +27,7 @@ Post = Callable[[str, list[dict[str, Any]], str | None], Awaitable[str | None]]
 
 
 async def upload_csv(
-    slack: AsyncWebClient, *, channel: str, thread_ts: str, verb: Verb, result: BatchResult, job_id: str
+    slack: SlackWeb, *, channel: str, thread_ts: str, verb: Verb, result: BatchResult, job_id: str
 ) -> bool:
     """Share every item's outcome as a CSV in the thread; False (logged) when Slack would not take it."""
     try:
@@ -44,14 +42,14 @@ async def upload_csv(
     except SlackApiError as exc:
         log.warning("result_csv_failed", job_id=job_id, error=exc.response.get("error"))
         return False
-    except (SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:
+    except (SlackRequestError, TimeoutError) as exc:
         log.warning("result_csv_failed", job_id=job_id, error=type(exc).__name__)
         return False
     return True
 
 
 async def send_result(
-    slack: AsyncWebClient,
+    slack: SlackWeb,
     post: Post,
     *,
     channel: str | None,

@@ -17,10 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import structlog
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.undo import UNDOABLE, undoable_items
 from bot.models import Job, JobItem, UndoOffer, Verb
@@ -28,6 +25,7 @@ from bot.slack.blocks._kit import _button, _context
 from bot.slack.ids import ActionId
 from bot.slack.metadata import UndoRef
 from bot.slack.threads import Post
+from bot.slack_web import SlackApiError, SlackRequestError, SlackWeb
 from bot.store.jobs import JobStore
 
 log = structlog.get_logger(__name__)
@@ -35,7 +33,7 @@ log = structlog.get_logger(__name__)
 SWEEP_INTERVAL_S = 5.0
 WINDOW_OVER = ":leftwards_arrow_with_hook: The time to undo this change is over."
 MESSAGE_BLOCKS_MAX = 50
-_SLACK_ERRORS = (SlackApiError, aiohttp.ClientError, TimeoutError)
+_SLACK_ERRORS = (SlackApiError, SlackRequestError, TimeoutError)
 
 
 def undo_blocks(job: Job, seconds: int) -> list[dict[str, Any]]:
@@ -51,7 +49,7 @@ def undo_blocks(job: Job, seconds: int) -> list[dict[str, Any]]:
 class UndoOffers:
     """Puts the Undo button on a result, then takes it off (needs the reporter's ``slack`` and ``jobs``)."""
 
-    slack: AsyncWebClient
+    slack: SlackWeb
     jobs: JobStore
     undo_seconds: int = 0
 

@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.sandbox import payloads
 from bot.sandbox.server import Recorded
 from bot.sandbox.slack import SCOPES, SlackCall, SlackSandbox, SlackUser
+from bot.slack_web import SlackWeb
 
 __all__ = ["APP_TOKEN", "TOKEN", "FakeUser", "SlackCall", "SlackFake"]
 
@@ -66,9 +67,9 @@ class SlackFake(SlackSandbox):
         self.socket_acks: list[Json] = []
         self.socket_connections = 0
 
-    def client(self, **kwargs: Any) -> AsyncWebClient:
-        """An ``AsyncWebClient`` with the right token pointed at this fake."""
-        return AsyncWebClient(token=self.token, base_url=self.api_url, **kwargs)
+    def client(self, **kwargs: Any) -> SlackWeb:
+        """The bot's Slack client (``SlackWeb``) with the right token, pointed at this fake."""
+        return SlackWeb(self.token, self.api_url, **kwargs)
 
     # ---- faults ------------------------------------------------------------------------
 
@@ -79,6 +80,10 @@ class SlackFake(SlackSandbox):
     def fail(self, method: str, error: str = "channel_not_found", *, times: int | None = 1) -> None:  # type: ignore[override]
         """Answer the next ``times`` calls of ``method`` (None: all) with ``ok: false, error``."""
         self._faults.append(_Fault(method=method, times=times, error=error))
+
+    def server_error(self, method: str, times: int | None = 1, status: int = 503) -> None:
+        """Answer the next ``times`` calls of ``method`` (None: all) with a 5xx."""
+        self._faults.append(_Fault(method=method, times=times, status=status, error="service_unavailable"))
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -189,6 +194,13 @@ async def slack_fake() -> AsyncIterator[SlackFake]:
 
 
 @pytest_asyncio.fixture
-async def slack_client(slack_fake: SlackFake) -> AsyncWebClient:
-    """An ``AsyncWebClient`` pointed at ``slack_fake``."""
-    return slack_fake.client()
+async def slack_client(slack_fake: SlackFake) -> AsyncIterator[SlackWeb]:
+    """The bot's Slack client pointed at ``slack_fake``."""
+    async with slack_fake.client() as client:
+        yield client
+
+
+@pytest_asyncio.fixture
+async def sdk_client(slack_fake: SlackFake) -> AsyncWebClient:
+    """Slack's own SDK client pointed at ``slack_fake`` (the fake must answer it like Slack)."""
+    return AsyncWebClient(token=slack_fake.token, base_url=slack_fake.api_url)

@@ -94,7 +94,7 @@ async def test_socket_mode_envelope_is_acked_without_any_request_to_slack_or_a_p
     app = build_app(settings, services)
     await prime_authorization(app)  # as serve does before it serves
     # No workers: whatever reaches a fake after this point came from the ack path itself.
-    handler = HotSocketModeHandler(app, hot_routes(app), app_token=slack_fake.app_token, web_client=services.slack)
+    handler = HotSocketModeHandler(app, hot_routes(app), app_token=slack_fake.app_token, web_client=app.client)
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
         before = (len(slack_fake.calls), len(slack_fake.responses), len(datadog_fake.requests))

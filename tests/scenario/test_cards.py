@@ -261,7 +261,8 @@ async def test_card_in_a_thread_replies_in_that_thread(
 ) -> None:
     """A button on a card that itself sits in a thread replies in that same thread, not a new one."""
     datadog_fake.add_finding(FINDING)
-    root = await slack_fake.client().chat_postMessage(channel=CHANNEL, text=f"look at dd:{FINDING}")
+    async with slack_fake.client() as client:
+        root = await client.chat_postMessage(channel=CHANNEL, text=f"look at dd:{FINDING}")
     await bot.shortcut(slack_fake.message(CHANNEL, root["ts"]) or {})
     await bot.settle()
     (card,) = bot.cards()

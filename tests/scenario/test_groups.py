@@ -6,15 +6,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.access import Access, GroupDirectory, GroupsUnknownError
 from bot.core.policy import Policy
 from bot.core.service import ActionRequest, Source
 from bot.models import Platform, Target, Verb
+from bot.slack_web import SlackRequestError, SlackWeb
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake
 from tests.fakes.slack import SlackFake
@@ -82,17 +81,17 @@ async def test_membership_events_apply_at_once(grouped: BotHarness, kibana_fake:
     assert "S0SOC" in (await grouped.command("assign kibana:g2 to me", user=BOB)).text
 
 
-class Unreachable(AsyncWebClient):
+class Unreachable(SlackWeb):
     """A Slack that cannot be reached: every user-group listing fails to connect."""
 
     async def usergroups_users_list(self, **kwargs: Any) -> Any:
-        raise aiohttp.ClientConnectionError("connection refused")
+        raise SlackRequestError("could not reach Slack for usergroups.users.list: ConnectError")
 
 
 async def test_unknown_membership_refuses_at_once_and_says_to_try_again() -> None:
     """When the groups could not be read, a request that depends on them is refused, not held."""
     policy = Policy.model_validate({"verbs": {"assign": {"groups": ["S0SOC"]}}})
-    groups = GroupDirectory(Unreachable(token="xoxb-x"), policy)
+    groups = GroupDirectory(Unreachable("xoxb-x", "http://127.0.0.1:9/api/"), policy)
     await groups.load()
     access = Access(policy, groups)
     request = ActionRequest(

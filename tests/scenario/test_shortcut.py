@@ -16,7 +16,8 @@ FINDING = "ZGVmLTAwcC1pZXJ-aS0wZjhjNjMyZDNmMzRlZTgzNw=="
 
 async def human_message(slack: SlackFake, text: str, *, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A message someone posted in the channel (stored by the fake, so cards can thread under it)."""
-    resp = await slack.client().chat_postMessage(channel=CHANNEL, text=text, blocks=blocks)
+    async with slack.client() as client:
+        resp = await client.chat_postMessage(channel=CHANNEL, text=text, blocks=blocks)
     message = slack.message(CHANNEL, resp["ts"])
     assert message is not None
     # A person's message, not the bot's: drop the bot markers the fake stamped on it.

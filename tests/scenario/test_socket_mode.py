@@ -42,7 +42,7 @@ async def test_slash_command_over_socket_mode(tmp_path: Path, slack_fake: SlackF
         app,
         hot_routes(app),
         app_token=settings.slack_app_token.get_secret_value(),  # type: ignore[union-attr]
-        web_client=services.slack,
+        web_client=app.client,
     )
 
     async def connected() -> bool:

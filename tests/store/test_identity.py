@@ -20,11 +20,15 @@ from bot.platforms.base import PlatformClient
 from bot.platforms.datadog import DatadogClient
 from bot.platforms.kibana import KibanaClient
 from bot.platforms.xpanse import XpanseClient
+from bot.slack_web import SlackApiError as BotSlackApiError
+from bot.slack_web import SlackWeb
 from bot.store.db import Store
 from bot.store.mappings import MappingStore, Source
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.kibana import ElasticsearchFake, KibanaFake, make_kibana_config
 from tests.fakes.slack import SlackFake
+
+# The tests of the fake itself talk to it through Slack's own SDK client.
 from tests.fakes.xpanse import XpanseFake
 
 T = "T111"
@@ -57,7 +61,7 @@ def clients(
 def make_resolver(
     mappings: MappingStore,
     clients: Mapping[Platform, PlatformClient],
-    slack: AsyncWebClient,
+    slack: SlackWeb,
 ) -> IdentityResolver:
     return IdentityResolver(mappings=mappings, clients=clients, slack=slack)
 
@@ -73,7 +77,7 @@ async def test_explicit_mapping_wins_without_any_call(
     mappings: MappingStore,
     clients: dict[Platform, PlatformClient],
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """A stored mapping is returned for every platform with no Slack and no platform call."""
     slack_fake.add_user("U1", email=ALICE)
@@ -100,7 +104,7 @@ async def test_auto_resolves_datadog_from_email_and_stores_it(
     clients: dict[Platform, PlatformClient],
     datadog_fake: DatadogFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """The Slack email finds the Datadog user; it is stored as 'auto' and reused with no call."""
     slack_fake.add_user("U1", email="Alice@Example.com", real_name="Alice Liddell")
@@ -123,7 +127,7 @@ async def test_auto_resolves_kibana_profile_via_elasticsearch(
     clients: dict[Platform, PlatformClient],
     elasticsearch_fake: ElasticsearchFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """The email finds the Kibana profile uid through ES profile suggest; stored as 'auto'."""
     slack_fake.add_user("U1", email=ALICE)
@@ -143,7 +147,7 @@ async def test_auto_resolves_xpanse_email_confirmed_in_tenant(
     clients: dict[Platform, PlatformClient],
     xpanse_fake: XpanseFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """Xpanse uses the email itself, confirmed against the tenant's users, stored as 'auto'."""
     slack_fake.add_user("U1", email=ALICE)
@@ -160,7 +164,7 @@ async def test_xpanse_email_used_unconfirmed_when_key_cannot_list_users(
     clients: dict[Platform, PlatformClient],
     xpanse_fake: XpanseFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """A 403 on rbac/get_users falls back to the Slack email, stored without verification."""
     slack_fake.add_user("U1", email=ALICE)
@@ -184,7 +188,7 @@ async def test_no_email_on_slack_profile_says_how_to_map(
     mappings: MappingStore,
     clients: dict[Platform, PlatformClient],
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """A Slack profile without email gives NotMappedError naming the user, scope and command."""
     slack_fake.add_user("U1", email=None)
@@ -220,7 +224,7 @@ async def test_no_match_on_platform_says_why_and_how_to_map(
     clients: dict[Platform, PlatformClient],
     datadog_fake: DatadogFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """No platform user with the email gives a per-platform sentence and the map command."""
     slack_fake.add_user("U1", email=ALICE)
@@ -237,7 +241,7 @@ async def test_kibana_without_elasticsearch_is_not_mapped(
     mappings: MappingStore,
     kibana_fake: KibanaFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """Without ES the Kibana look-up finds nothing and the message offers the map command."""
     slack_fake.add_user("U1", email=ALICE)
@@ -254,7 +258,7 @@ async def test_platform_not_configured(
     mappings: MappingStore,
     datadog_client: DatadogClient,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """A platform absent from clients raises NotConfiguredError before any Slack call."""
     slack_fake.add_user("U1", email=ALICE)
@@ -267,7 +271,7 @@ async def test_platform_not_configured(
 async def test_unknown_slack_user_is_not_mapped(
     mappings: MappingStore,
     clients: dict[Platform, PlatformClient],
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """users.info user_not_found gives NotMappedError, not a Slack exception."""
     resolver = make_resolver(mappings, clients, slack_client)
@@ -280,7 +284,7 @@ async def test_match_already_mapped_to_someone_else_is_refused(
     clients: dict[Platform, PlatformClient],
     datadog_fake: DatadogFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """An email match that is another Slack user's mapping is not taken over."""
     slack_fake.add_user("U1", email=ALICE)
@@ -301,7 +305,7 @@ async def test_burst_of_resolutions_makes_one_users_info_call(
     datadog_client: DatadogClient,
     datadog_fake: DatadogFake,
     slack_fake: SlackFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """50 concurrent resolutions (and names) for one user share one users.info and one look-up."""
     slack_fake.add_user("U1", email=ALICE, real_name="Alice Liddell")
@@ -318,7 +322,7 @@ async def test_burst_of_resolutions_makes_one_users_info_call(
 
 
 async def test_profile_cache_expires_after_ttl(
-    mappings: MappingStore, slack_fake: SlackFake, slack_client: AsyncWebClient
+    mappings: MappingStore, slack_fake: SlackFake, slack_client: SlackWeb
 ) -> None:
     """Profiles are served from cache within profile_ttl and fetched again after it."""
     now = [1000.0]
@@ -338,7 +342,7 @@ async def test_profile_cache_expires_after_ttl(
 
 
 async def test_display_name_falls_back_to_mention(
-    mappings: MappingStore, slack_fake: SlackFake, slack_client: AsyncWebClient
+    mappings: MappingStore, slack_fake: SlackFake, slack_client: SlackWeb
 ) -> None:
     """Unknown users and Slack failures render as a mention; email is None without one."""
     resolver = make_resolver(mappings, {}, slack_client)
@@ -350,7 +354,7 @@ async def test_display_name_falls_back_to_mention(
     slack_fake.fail("users.info", "missing_scope")
     assert await resolver.display_name(T, "U3") == "<@U3>"
     slack_fake.fail("users.info", "missing_scope")
-    with pytest.raises(SlackApiError):
+    with pytest.raises(BotSlackApiError):
         await resolver.email(T, "U5")
 
 
@@ -384,7 +388,7 @@ async def test_single_flight_shares_failures_and_survives_a_cancelled_caller() -
 
 
 async def test_slack_user_for_renders_assignees(
-    mappings: MappingStore, slack_fake: SlackFake, slack_client: AsyncWebClient
+    mappings: MappingStore, slack_fake: SlackFake, slack_client: SlackWeb
 ) -> None:
     """A platform identity maps back to the Slack user who owns it, with no network call."""
     resolver = make_resolver(mappings, {}, slack_client)
@@ -394,9 +398,7 @@ async def test_slack_user_for_renders_assignees(
     assert slack_fake.calls == []
 
 
-async def test_map_sets_source_by_actor_and_validates_first(
-    mappings: MappingStore, slack_client: AsyncWebClient
-) -> None:
+async def test_map_sets_source_by_actor_and_validates_first(mappings: MappingStore, slack_client: SlackWeb) -> None:
     """map is 'self' for oneself and 'admin' for others, and writes nothing if any value is bad."""
     resolver = make_resolver(mappings, {}, slack_client)
     mine = await resolver.map(T, "U1", "U1", {Platform.XPANSE: "Alice@Example.com"})
@@ -419,7 +421,7 @@ async def test_whoami_reports_ok_drift_and_not_configured(
     xpanse_client: XpanseClient,
     datadog_fake: DatadogFake,
     xpanse_fake: XpanseFake,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
 ) -> None:
     """whoami verifies each identity: ok (and recorded), drift with the reason, not configured."""
     datadog_fake.add_user(DD, ALICE)
@@ -456,78 +458,78 @@ async def test_whoami_reports_ok_drift_and_not_configured(
 # ---- the Slack fake the resolver (and every Slack-side test) talks to --------------------
 
 
-async def test_slack_fake_checks_the_token_and_records_calls(
-    slack_fake: SlackFake, slack_client: AsyncWebClient
-) -> None:
+async def test_slack_fake_checks_the_token_and_records_calls(slack_fake: SlackFake, sdk_client: AsyncWebClient) -> None:
     """A wrong bearer token gets invalid_auth; every call is recorded with args and headers."""
-    assert (await slack_client.auth_test())["user_id"] == slack_fake.bot_user_id
+    assert (await sdk_client.auth_test())["user_id"] == slack_fake.bot_user_id
     bad = AsyncWebClient(token="xoxb-wrong", base_url=slack_fake.api_url)
     with pytest.raises(SlackApiError) as info:
         await bad.auth_test()
     assert info.value.response["error"] == "invalid_auth"
     slack_fake.add_user("U1", email=ALICE)
-    await slack_client.users_info(user="U1")
+    await sdk_client.users_info(user="U1")
     method, args, headers = slack_fake.calls_to("users.info")[0]
     assert (method, args) == ("users.info", {"user": "U1"})
     assert headers["authorization"] == "Bearer xoxb-test-token"
 
 
-async def test_slack_fake_messages_threads_and_updates(slack_fake: SlackFake, slack_client: AsyncWebClient) -> None:
+async def test_slack_fake_messages_threads_and_updates(slack_fake: SlackFake, sdk_client: AsyncWebClient) -> None:
     """postMessage stores messages with increasing ts and thread_ts; update edits or 404s."""
-    first = await slack_client.chat_postMessage(channel="C1", text="card", blocks=[{"type": "divider"}])
-    reply = await slack_client.chat_postMessage(channel="C1", text="done", thread_ts=first["ts"])
+    first = await sdk_client.chat_postMessage(channel="C1", text="card", blocks=[{"type": "divider"}])
+    reply = await sdk_client.chat_postMessage(channel="C1", text="done", thread_ts=first["ts"])
     assert float(reply["ts"]) > float(first["ts"])
     assert reply["message"]["thread_ts"] == first["ts"]
-    await slack_client.chat_update(channel="C1", ts=first["ts"], text="card v2")
+    await sdk_client.chat_update(channel="C1", ts=first["ts"], text="card v2")
     assert [m["text"] for m in slack_fake.messages_in("C1")] == ["card v2", "done"]
     with pytest.raises(SlackApiError) as info:
-        await slack_client.chat_update(channel="C1", ts="1.000000", text="x")
+        await sdk_client.chat_update(channel="C1", ts="1.000000", text="x")
     assert info.value.response["error"] == "message_not_found"
-    eph = await slack_client.chat_postEphemeral(channel="C1", user="U1", text="only you")
+    eph = await sdk_client.chat_postEphemeral(channel="C1", user="U1", text="only you")
     assert eph["message_ts"] and slack_fake.ephemerals[0]["user"] == "U1"
 
 
 async def test_slack_fake_views_dm_groups_lookup_and_socket_url(
-    slack_fake: SlackFake, slack_client: AsyncWebClient
+    slack_fake: SlackFake, sdk_client: AsyncWebClient
 ) -> None:
     """views.*, conversations.open, usergroups, lookupByEmail and apps.connections.open work."""
     view = {"type": "modal", "title": {"type": "plain_text", "text": "Assign"}, "blocks": []}
-    opened = await slack_client.views_open(trigger_id="123.456", view=view)
+    opened = await sdk_client.views_open(trigger_id="123.456", view=view)
     view_id = opened["view"]["id"]
-    updated = await slack_client.views_update(view_id=view_id, view={**view, "private_metadata": "m"})
+    updated = await sdk_client.views_update(view_id=view_id, view={**view, "private_metadata": "m"})
     assert updated["view"]["private_metadata"] == "m" and updated["view"]["id"] == view_id
-    assert (await slack_client.views_push(trigger_id="1", view=view))["view"]["id"] != view_id
-    assert (await slack_client.conversations_open(users="U1"))["channel"]["id"] == "D1"
+    assert (await sdk_client.views_push(trigger_id="1", view=view))["view"]["id"] != view_id
+    assert (await sdk_client.conversations_open(users="U1"))["channel"]["id"] == "D1"
     slack_fake.add_usergroup("S1", ["U1", "U2"])
-    assert (await slack_client.usergroups_users_list(usergroup="S1"))["users"] == ["U1", "U2"]
+    assert (await sdk_client.usergroups_users_list(usergroup="S1"))["users"] == ["U1", "U2"]
     slack_fake.add_user("U7", email="Bob@Example.com")
-    assert (await slack_client.users_lookupByEmail(email="bob@example.com"))["user"]["id"] == "U7"
+    assert (await sdk_client.users_lookupByEmail(email="bob@example.com"))["user"]["id"] == "U7"
     with pytest.raises(SlackApiError) as info:
-        await slack_client.users_lookupByEmail(email="nobody@example.com")
+        await sdk_client.users_lookupByEmail(email="nobody@example.com")
     assert info.value.response["error"] == "users_not_found"
     app = AsyncWebClient(token=slack_fake.app_token, base_url=slack_fake.api_url)
     opened_ws = await app.apps_connections_open(app_token=slack_fake.app_token)
     assert opened_ws["url"] == f"ws://127.0.0.1:{slack_fake.port}/link"
 
 
-async def test_slack_fake_faults_rate_limit_and_response_url(
-    slack_fake: SlackFake, slack_client: AsyncWebClient
-) -> None:
+async def test_slack_fake_faults_rate_limit_and_response_url(slack_fake: SlackFake, sdk_client: AsyncWebClient) -> None:
     """rate_limit answers 429 + Retry-After (retried by the SDK handler); fail answers an error."""
     slack_fake.rate_limit("chat.postMessage", retry_after=0)
-    retrying = slack_fake.client(retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)])
+    retrying = AsyncWebClient(
+        token=slack_fake.token,
+        base_url=slack_fake.api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
     assert (await retrying.chat_postMessage(channel="C1", text="x"))["ok"]
     assert len(slack_fake.calls_to("chat.postMessage")) == 2
     slack_fake.rate_limit("chat.postMessage", retry_after=7)
     with pytest.raises(SlackApiError) as info:
-        await slack_client.chat_postMessage(channel="C1", text="x")
+        await sdk_client.chat_postMessage(channel="C1", text="x")
     assert info.value.response.status_code == 429
     assert info.value.response.headers["retry-after"] == "7"
     slack_fake.fail("chat.postMessage", error="channel_not_found")
     with pytest.raises(SlackApiError) as info:
-        await slack_client.chat_postMessage(channel="C1", text="x")
+        await sdk_client.chat_postMessage(channel="C1", text="x")
     assert info.value.response["error"] == "channel_not_found"
-    assert (await slack_client.chat_postMessage(channel="C1", text="x"))["ok"]
+    assert (await sdk_client.chat_postMessage(channel="C1", text="x"))["ok"]
 
     async with aiohttp.ClientSession() as session:
         async with session.post(slack_fake.webhook_url("abc"), json={"text": "hi"}) as resp:
@@ -535,11 +537,11 @@ async def test_slack_fake_faults_rate_limit_and_response_url(
     assert await slack_fake.wait_for_responses(1) == [{"text": "hi"}]
 
 
-async def test_slack_fake_wait_for_is_bounded(slack_fake: SlackFake, slack_client: AsyncWebClient) -> None:
+async def test_slack_fake_wait_for_is_bounded(slack_fake: SlackFake, sdk_client: AsyncWebClient) -> None:
     """wait_for returns once the calls arrive and fails with what it saw after the timeout."""
     task = asyncio.ensure_future(slack_fake.wait_for("chat.postMessage", count=2, timeout=2))
-    await slack_client.chat_postMessage(channel="C1", text="a")
-    await slack_client.chat_postMessage(channel="C1", text="b")
+    await sdk_client.chat_postMessage(channel="C1", text="a")
+    await sdk_client.chat_postMessage(channel="C1", text="b")
     assert len(await task) == 2
     with pytest.raises(AssertionError, match=r"waited 0\.05s for 1 x views\.open"):
         await slack_fake.wait_for("views.open", timeout=0.05)

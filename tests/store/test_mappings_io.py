@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import UsageError
 from bot.models import Platform
@@ -16,6 +15,7 @@ from bot.platforms.base import PlatformClient
 from bot.platforms.datadog import DatadogClient
 from bot.platforms.kibana import KibanaClient
 from bot.platforms.xpanse import XpanseClient
+from bot.slack_web import SlackWeb
 from bot.store.db import Store
 from bot.store.mappings import MappingStore, Source, UserIdentities
 from tests.fakes.datadog import DatadogFake
@@ -50,7 +50,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 async def test_import_good_csv_applies_every_row(
-    tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: AsyncWebClient
+    tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: SlackWeb
 ) -> None:
     """Ids, mentions and emails resolve; rows apply as 'admin'; empty cells leave values alone."""
     slack_fake.add_user("U3", email="carol@example.com")
@@ -80,7 +80,7 @@ async def test_import_good_csv_applies_every_row(
 
 
 async def test_import_bad_csv_reports_each_row_and_applies_nothing(
-    tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: AsyncWebClient
+    tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: SlackWeb
 ) -> None:
     """Every bad row is reported with its line and reason, and no row is applied."""
     mappings = MappingStore(store)
@@ -119,9 +119,7 @@ async def test_import_bad_csv_reports_each_row_and_applies_nothing(
     assert lines[-1] == "nothing applied: fix the bad rows, or re-run with --apply-good-rows"
 
 
-async def test_import_mixed_csv_with_apply_good_rows(
-    tmp_path: Path, store: Store, slack_client: AsyncWebClient
-) -> None:
+async def test_import_mixed_csv_with_apply_good_rows(tmp_path: Path, store: Store, slack_client: SlackWeb) -> None:
     """apply_good_rows writes the good rows and still reports the bad ones."""
     path = write(
         tmp_path,
@@ -143,7 +141,7 @@ async def test_import_mixed_csv_with_apply_good_rows(
 
 
 async def test_import_yaml_good_and_bad_rows_with_line_numbers(
-    tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: AsyncWebClient
+    tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: SlackWeb
 ) -> None:
     """YAML rows are checked like CSV rows; errors carry the line where each item starts."""
     slack_fake.add_user("U5", email="eve@example.com")
@@ -187,7 +185,7 @@ async def test_import_yaml_good_and_bad_rows_with_line_numbers(
 async def test_import_refuses_unusable_files(
     tmp_path: Path,
     store: Store,
-    slack_client: AsyncWebClient,
+    slack_client: SlackWeb,
     name: str,
     text: str,
     message: str,
@@ -198,7 +196,7 @@ async def test_import_refuses_unusable_files(
         await import_mappings(store, path, team_id=T, slack=slack_client)
 
 
-async def test_import_missing_file_is_a_usage_error(tmp_path: Path, store: Store, slack_client: AsyncWebClient) -> None:
+async def test_import_missing_file_is_a_usage_error(tmp_path: Path, store: Store, slack_client: SlackWeb) -> None:
     """A path that does not exist gives a UsageError naming it."""
     with pytest.raises(UsageError, match="cannot read"):
         await import_mappings(store, tmp_path / "nope.csv", team_id=T, slack=slack_client)
@@ -209,7 +207,7 @@ async def test_import_missing_file_is_a_usage_error(tmp_path: Path, store: Store
 
 @pytest.mark.parametrize("fmt", ["csv", "yaml"])
 async def test_export_round_trips_through_import(
-    fmt: str, tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: AsyncWebClient
+    fmt: str, tmp_path: Path, store: Store, slack_fake: SlackFake, slack_client: SlackWeb
 ) -> None:
     """What export writes, import reads back into an empty store as the same values."""
     mappings = MappingStore(store)

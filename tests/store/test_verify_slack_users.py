@@ -11,6 +11,7 @@ from bot.core.identity import IdentityResolver, Unworkable
 from bot.models import Platform
 from bot.ops.mappings_io import verify_mappings
 from bot.platforms.datadog import DatadogClient
+from bot.slack_web import SlackWeb
 from bot.store.db import Store
 from bot.store.mappings import MappingStore
 from tests.fakes.datadog import DatadogFake
@@ -46,11 +47,15 @@ async def _seed(store: Store, slack_fake: SlackFake, datadog_fake: DatadogFake) 
 
 
 async def test_verify_reports_deactivated_bot_and_unknown_slack_users_as_drift(
-    store: Store, slack_fake: SlackFake, datadog_fake: DatadogFake, datadog_client: DatadogClient
+    store: Store,
+    slack_fake: SlackFake,
+    slack_client: SlackWeb,
+    datadog_fake: DatadogFake,
+    datadog_client: DatadogClient,
 ) -> None:
     """Each mapping of a deactivated, bot or unknown Slack user is a drift naming the person and why."""
     mappings = await _seed(store, slack_fake, datadog_fake)
-    resolver = IdentityResolver(mappings=mappings, clients={}, slack=slack_fake.client())
+    resolver = IdentityResolver(mappings=mappings, clients={}, slack=slack_client)
     report = await verify_mappings(mappings, {Platform.DATADOG: datadog_client}, slack_users=resolver.unworkable)
     lines = report.lines()
     assert lines[0] == "checked 4 identities: 1 ok, 3 drifted, 0 unverified"

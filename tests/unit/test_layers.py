@@ -1,7 +1,7 @@
 """The house rules, checked: no import loops, no module imports a layer above it, modules stay small.
 
 Layers, lowest first: the foundation (errors, models, settings, logging, metrics, permissions, rules,
-targets); the store, the platform clients and the sandbox tenants; the core; the Slack
+targets); the store, the platform clients, the Slack Web API client and the sandbox tenants; the core; the Slack
 layer; the composition root and the HTTP edge (runtime, app, web, ingest); the operator
 tools; the CLI. A module may import its own package and anything in a lower layer.
 """
@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
         "bot.rules",
         "bot.targets",
     },
-    {"bot.store", "bot.platforms", "bot.sandbox"},
+    {"bot.store", "bot.platforms", "bot.slack_web", "bot.sandbox"},
     {"bot.core"},
     {"bot.slack"},
     {"bot.runtime", "bot.app", "bot.web", "bot.ingest"},
@@ -145,11 +145,17 @@ def test_modules_stay_small() -> None:
     assert long == {}
 
 
-def test_the_worker_process_does_not_load_bolt() -> None:
-    """The worker runs jobs and posts through slack_sdk; Bolt (and its memory) is the web process's."""
+def test_the_worker_process_loads_neither_bolt_nor_aiohttp() -> None:
+    """The worker runs jobs and posts through ``bot.slack_web`` (httpx): Bolt, the Slack SDK and
+    aiohttp (and their memory) are the web process's."""
     import subprocess
     import sys
 
-    code = "import sys, bot.runtime, bot.ops.serve; print(sorted(m for m in sys.modules if m.startswith('slack_bolt')))"
+    heavy = ("slack_bolt", "slack_sdk", "aiohttp")
+    code = (
+        "import sys, bot.__main__, bot.runtime, bot.ops.serve\n"
+        "from bot.slack import reporter, intake_cards, truth, undo_offers\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]", out.stdout[:500]

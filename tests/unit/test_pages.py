@@ -7,10 +7,10 @@ import io
 import json
 
 import pytest
-from slack_sdk.errors import SlackApiError
 
 from bot.models import BatchResult, ItemResult, Outcome, Platform, Target, Verb
 from bot.slack.blocks.pages import needs_csv, result_csv, result_pages
+from bot.slack_web import SlackApiError, SlackWeb
 from tests.blockkit import assert_valid_message, text_length
 from tests.fakes.slack import SlackFake
 
@@ -66,18 +66,20 @@ def test_csv_has_every_item_and_defuses_formulas() -> None:
     assert all(r["detail"].startswith("'=cmd") for r in rows)
 
 
-async def test_files_upload_v2_against_the_sandbox_shares_the_file_in_the_thread(slack_fake: SlackFake) -> None:
-    """slack_sdk's files_upload_v2 takes the three steps and the thread gets the file; files.upload is retired."""
-    client = slack_fake.client()
+async def test_files_upload_v2_against_the_sandbox_shares_the_file_in_the_thread(
+    slack_fake: SlackFake, slack_client: SlackWeb
+) -> None:
+    """files_upload_v2 takes the three steps and the thread gets the file; files.upload is retired."""
+    client = slack_client
     posted = await client.chat_postMessage(channel="C1", text="parent")
     resp = await client.files_upload_v2(
         channel="C1", thread_ts=posted["ts"], content="a,b\n1,2\n", filename="x.csv", title="X"
     )
-    assert resp["file"]["title"] == "X"
+    assert resp["files"][0]["title"] == "X"
     (file,) = slack_fake.files.values()
     assert file["content"] == "a,b\n1,2\n" and file["shares"]["channel"] == "C1"
     share = slack_fake.messages_in("C1")[-1]
     assert share["thread_ts"] == posted["ts"] and share["files"][0]["id"] == file["id"]
     with pytest.raises(SlackApiError) as info:
-        await client.api_call("files.upload", params={"channels": "C1"})
+        await client.call("files.upload", form={"channels": "C1"})
     assert info.value.response["error"] == "method_deprecated"

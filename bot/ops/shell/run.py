@@ -18,6 +18,7 @@ from bot.ops.shell.session import Shell
 from bot.sandbox import CHANNEL, PEOPLE, SEED, TEAM, Sandbox
 from bot.sandbox.slack import SlackSandbox
 from bot.settings import Settings
+from bot.slack_web import SlackWeb
 
 
 def tour(user: str) -> str:
@@ -148,7 +149,8 @@ async def open_shell(
             team = str(auth.get("team_id") or TEAM)
         user = user or "U0SHELL"
     configure_logging(level="warning", fmt="console", secrets=secret_values(settings), stream=sys.stderr)
-    client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+    client = SlackWeb(slack.token, slack.api_url)
+    stack.push_async_callback(client.aclose)
     services = await build_services(settings, slack=client, policy=policy)
     stack.push_async_callback(services.close)
     await services.workers.start()
