@@ -36,7 +36,7 @@ from bot.metrics import (
     INTAKE_RATE_LIMITED,
 )
 from bot.models import ItemState
-from bot.slack_web import SlackApiError, SlackWeb
+from bot.slack_web import SlackApiError, SlackWeb, retry_after_seconds_of
 from bot.store.cards import CardStore
 from bot.store.intake import (
     CARDED,
@@ -71,10 +71,9 @@ class IntakeRenderer(Protocol):
 
 
 def _retry_after(exc: SlackApiError) -> float:
-    try:
-        return max(float(exc.response.headers.get("Retry-After", "1")), 0.0)
-    except (TypeError, ValueError):
-        return 1.0
+    """The wait a 429 asked for; a second when it did not say."""
+    wait = retry_after_seconds_of(exc.response)
+    return 1.0 if wait is None else wait
 
 
 class Poster:
