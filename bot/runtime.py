@@ -170,6 +170,7 @@ async def build_services(
         runners={Verb.HANDOFF.value: handoff.run},
         claims=JobClaims(store, owner=new_owner(), lease_s=settings.triage_worker_lease),
         poll_interval=settings.triage_worker_poll,
+        settle=settings.triage_worker_settle,
     )
     intake = IntakeStore(store)
     poster = Poster(

@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     triage_role: Literal["split", "all", "web", "worker"] = "split"
     triage_worker_poll: float = Field(default=0.05, gt=0, le=60)
     triage_worker_lease: float = Field(default=30.0, ge=1)
+    # An idle worker woken by a stored job first waits until none was stored for this long (at
+    # most ten times it), so a burst is acknowledged before its jobs start (0: start at once).
+    triage_worker_settle: float = Field(default=0.02, ge=0, le=1)
     # How much lower the split worker child runs than the web process (os.nice): acks go first.
     triage_worker_nice: int = Field(default=10, ge=0, le=19)
     # Seconds an Undo button stays on a result (0: no Undo).

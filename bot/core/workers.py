@@ -26,6 +26,9 @@ log = structlog.get_logger(__name__)
 
 Reporter = Callable[[Job], Awaitable[bool]]
 
+# An idle pool woken by a stored job waits at most this many settle windows before it claims.
+SETTLE_ROUNDS = 10
+
 
 class Workers:
     """A fixed pool of asyncio tasks draining ``service.queue``.
@@ -45,6 +48,7 @@ class Workers:
         runners: dict[str, Callable[[Job], Awaitable[Job | None]]] | None = None,
         claims: JobClaims | None = None,
         poll_interval: float = 0.05,
+        settle: float = 0.0,
     ) -> None:
         self.service = service
         self.runner = runner
@@ -54,6 +58,9 @@ class Workers:
         self.runners = runners or {}
         self.claims = claims
         self.poll_interval = poll_interval
+        # Woken while idle, wait until nothing new was stored for ``settle`` s (at most
+        # ``SETTLE_ROUNDS`` times that): a burst of acks is answered before its jobs start.
+        self.settle = settle
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[str] = set()  # in service.queue, not yet taken
         self._busy: set[str] = set()
@@ -110,10 +117,13 @@ class Workers:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             except TimeoutError:
                 pass
+            woken = self._wake.is_set()
             self._wake.clear()
             free = self.count - len(self._busy) - len(self._pending)
             if not self.accepting or free <= 0:
                 continue
+            if woken and not self._busy:
+                await self._settle()
             try:
                 found = await claims.claim_next(limit=free + len(self._pending))
             except asyncio.CancelledError:
@@ -124,6 +134,27 @@ class Workers:
             for job_id in found:
                 if job_id not in self._busy:
                     self.enqueue(job_id)
+
+    async def _settle(self) -> None:
+        """Wait until the web process has stored nothing new for ``settle`` s, or ``SETTLE_ROUNDS``
+        times that has passed.
+
+        A burst of requests (a channel working through a wave of alerts) is acknowledged while
+        the pool waits, so the jobs' own work (platform calls, thread replies, card updates, and
+        the store writes that contend for the same database) does not compete with the
+        acknowledgements for the machine. Only an idle pool waits: one that is already running
+        jobs takes the next as soon as a slot is free, so a steady stream keeps its throughput.
+        """
+        if self.settle <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settle * SETTLE_ROUNDS
+        while (left := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self.settle, left))
+            except TimeoutError:
+                return
+            self._wake.clear()
 
     async def _renew(self, claims: JobClaims) -> None:
         """Keep this pool's leases alive while it holds any (a third of the lease per renewal)."""
