@@ -58,9 +58,7 @@ class Workers:
         self.runners = runners or {}
         self.claims = claims
         self.poll_interval = poll_interval
-        # Woken while idle, wait until nothing new was stored for ``settle`` s (at most
-        # ``SETTLE_ROUNDS`` times that): a burst of acks is answered before its jobs start.
-        self.settle = settle
+        self.settle = settle  # see _settle
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[str] = set()  # in service.queue, not yet taken
         self._busy: set[str] = set()

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from bot.core.workers import SETTLE_ROUNDS, Workers
@@ -84,20 +85,18 @@ async def test_a_burst_that_never_stops_waits_at_most_the_settle_bound(store: St
         poller.cancel()
 
 
-async def test_a_pool_already_running_a_job_claims_the_next_without_waiting(store: Store) -> None:
-    workers, queue, claims = pool(store, settle=30)  # a window far longer than the test may take
-    workers._busy.add("a-running-job")
-    poller = asyncio.create_task(workers._poll(claims))
-    try:
-        job_id = await stored(store, 0)
-        workers.wake()
-        assert await asyncio.wait_for(queue.get(), 10) == job_id
-    finally:
-        poller.cancel()
-
-
-async def test_settle_zero_claims_at_once(store: Store) -> None:
-    workers, queue, claims = pool(store, settle=0)
+@pytest.mark.parametrize(
+    ("settle", "busy"),
+    [
+        (30.0, True),  # a pool already running a job: a window far longer than the test may take
+        (0.0, False),  # no settle window at all
+    ],
+    ids=["busy-pool-does-not-wait", "settle-zero"],
+)
+async def test_claims_at_once_when_running_a_job_or_without_a_window(store: Store, settle: float, busy: bool) -> None:
+    workers, queue, claims = pool(store, settle=settle)
+    if busy:
+        workers._busy.add("a-running-job")
     poller = asyncio.create_task(workers._poll(claims))
     try:
         job_id = await stored(store, 0)
