@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import stamina
 
+from bot.tls import client_context
+
 TIMEOUT_S = 30.0
 CONNECTION_RETRIES = 2
 SERVER_ERROR_RETRIES = 2
@@ -114,7 +116,9 @@ class SlackWeb:
         self.timeout = timeout
         self.retries = {"rate": rate_limit_retries, "server": server_error_retries, "connection": connection_retries}
         self._owned = http is None
-        self._http = http or httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=20))
+        self._http = http or httpx.AsyncClient(
+            limits=httpx.Limits(max_keepalive_connections=20), verify=client_context()
+        )
 
     def with_options(self, *, timeout: float, rate_limit_retries: int, server_error_retries: int) -> SlackWeb:
         """The same token and connection pool with another timeout and retry policy."""

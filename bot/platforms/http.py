@@ -41,6 +41,7 @@ from bot.metrics import PLATFORM_LATENCY, PLATFORM_RETRIES
 from bot.models import Platform
 from bot.permissions import Permission, refusal
 from bot.settings import HttpPolicy
+from bot.tls import client_context
 
 log = structlog.get_logger(__name__)
 
@@ -125,6 +126,7 @@ class PlatformHttp:
             auth=auth,
             timeout=httpx.Timeout(policy.timeout, connect=policy.connect_timeout),
             limits=httpx.Limits(max_connections=policy.concurrency * 2, max_keepalive_connections=policy.concurrency),
+            verify=client_context(),
         )
         self._sem = asyncio.Semaphore(policy.concurrency)
         # A leaky bucket with a burst of one: at most `rate_limit` requests per second, evenly spaced.

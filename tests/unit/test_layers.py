@@ -1,7 +1,7 @@
 """The house rules, checked: no import loops, no module imports a layer above it, modules stay small.
 
 Layers, lowest first: the foundation (errors, models, settings, logging, metrics, permissions, rules,
-targets); the store, the platform clients, the Slack Web API client and the sandbox tenants; the core; the Slack
+targets, tls); the store, the platform clients, the Slack Web API client and the sandbox tenants; the core; the Slack
 layer; the composition root and the HTTP edge (runtime, app, web, ingest); the operator
 tools; the CLI. A module may import its own package and anything in a lower layer.
 """
@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
         "bot.permissions",
         "bot.rules",
         "bot.targets",
+        "bot.tls",
     },
     {"bot.store", "bot.platforms", "bot.slack_web", "bot.sandbox"},
     {"bot.core"},
