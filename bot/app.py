@@ -56,6 +56,9 @@ def build_app(settings: Settings, services: Services) -> AsyncApp:
     secret = settings.slack_signing_secret
     client = bolt_web_client(services)
     app = AsyncApp(
+        # Named, so Bolt does not derive a name from ``inspect.stack()``, which reads the source
+        # of every calling frame (a tenth of a second of start-up).
+        name="slack-triage-bot",
         client=client,
         signing_secret=secret.get_secret_value() if secret else None,
         # Over HTTP, ``bot.web`` checks every request's signature before Bolt sees it (and
