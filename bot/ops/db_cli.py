@@ -18,7 +18,8 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.errors import StoreError
-from bot.store.db import Store, is_postgres, redacted
+from bot.store.db import Store, redacted
+from bot.store.engines import is_postgres
 from bot.store.tables import metadata
 
 log = structlog.get_logger(__name__)

@@ -1,8 +1,8 @@
 """The bot's database: SQLite (embedded, the default) or PostgreSQL (several replicas).
 
 ``TRIAGE_DB`` is a SQLite path or a ``postgresql://`` URL; both are reached through one
-SQLAlchemy async engine (aiosqlite, asyncpg) and the same Core queries on the tables of
-``bot.store.tables``. Stores read with ``read()`` and write inside ``transaction()``.
+SQLAlchemy async engine (aiosqlite, asyncpg; made by ``bot.store.engines``) and the same Core
+queries on the tables of ``bot.store.tables``. Stores read with ``read()`` and write inside ``transaction()``.
 
 What makes writes safe across processes and replicas is the database: unique keys,
 conditional updates, row locks. On SQLite a write transaction is ``BEGIN IMMEDIATE``,
@@ -25,13 +25,12 @@ from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.engine.url import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.ext.compiler import compiles
 
 from bot.errors import StoreError
+from bot.store.engines import BUSY_TIMEOUT_MS, CACHE, database_url, is_postgres, postgres_engine, sqlite_engine
 from bot.store.migrate import HEAD, read_version, refuse_newer, upgrade
 from bot.store.raw import Call, Raw, UrgentSqlite, raw_in
 from bot.store.statements import dialect_insert
@@ -39,25 +38,7 @@ from bot.store.urgent_pg import UrgentPostgres
 
 log = structlog.get_logger(__name__)
 
-BUSY_TIMEOUT_MS = 5000
-# Each SQLite connection's page cache, at most 1 MiB (the default is 2 MiB per connection).
-CACHE = "cache_size = -1024"
 T = TypeVar("T")
-POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
-
-
-def is_postgres(target: str) -> bool:
-    """True when ``TRIAGE_DB`` names a PostgreSQL database (a URL) rather than a SQLite file."""
-    return target.split("://", 1)[0] in POSTGRES_SCHEMES and "://" in target
-
-
-def database_url(target: str | Path) -> URL:
-    """The SQLAlchemy URL of ``TRIAGE_DB``: ``postgresql+asyncpg://…`` or ``sqlite+aiosqlite:///path``."""
-    text = str(target)
-    if is_postgres(text):
-        url = make_url(text)
-        return url.set(drivername="postgresql+asyncpg")
-    return URL.create("sqlite+aiosqlite", database=text)
 
 
 def redacted(target: str | Path) -> str:
@@ -129,42 +110,6 @@ async def _no_lock() -> AsyncIterator[None]:
     yield
 
 
-# Engines are made with ``hide_parameters``: an error's message never carries the values of
-# the statement (comment text, identities), only the statement itself.
-def _sqlite_engine(url: URL) -> AsyncEngine:
-    # Few connections: SQLite has one writer at a time anyway, and each connection keeps its
-    # own page cache (capped below) and driver thread.
-    engine = create_async_engine(url, pool_size=3, max_overflow=3, hide_parameters=True)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # The driver must not open transactions by itself: ``_begin`` does, with the right kind.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in (f"busy_timeout = {BUSY_TIMEOUT_MS}", "foreign_keys = ON", "synchronous = NORMAL", CACHE):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _begin(conn: sa.Connection) -> None:
-        # Writers take the write lock up front, so a check and its write cannot be split by
-        # another process; readers get a snapshot and take no lock.
-        options = conn.get_execution_options()
-        if options.get("triage_single", False):
-            return  # one statement, its own transaction (the driver is in autocommit mode)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("triage_write", False) else "BEGIN")
-
-    return engine
-
-
-def _postgres_engine(url: URL) -> AsyncEngine:
-    # Connections are checked before use so a database restart costs a retry, not an error. At most
-    # 10 per process: a replica is two processes, and PostgreSQL allows 100 connections by default.
-    return create_async_engine(
-        url, pool_size=5, max_overflow=5, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True
-    )
-
-
 class Store:
     """An open database at the current schema revision."""
 
@@ -174,6 +119,12 @@ class Store:
         self.where = where  # for messages and logs: the path, or the URL without its password
         self._writer = engine.execution_options(triage_write=True)
         self._single = engine.execution_options(triage_single=True)
+        # PostgreSQL: reads and single-statement writes without BEGIN and COMMIT (two round trips
+        # each); at READ COMMITTED each statement has its own snapshot either way, and one statement
+        # is a transaction of its own.
+        self._autocommit = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if self.dialect == "postgresql" else None
+        )
         self._write_lock = WriteLock() if self.dialect == "sqlite" else None
         self._scratch = scratch
         self._urgent: UrgentSqlite | None = None
@@ -207,7 +158,7 @@ class Store:
         scratch = None
         if is_postgres(text):
             try:
-                engine = _postgres_engine(database_url(text))
+                engine = postgres_engine(database_url(text))
             except (sa.exc.ArgumentError, ValueError) as exc:
                 raise StoreError(
                     "TRIAGE_DB is not a usable PostgreSQL URL: write it as "
@@ -219,7 +170,7 @@ class Store:
                 scratch = tempfile.TemporaryDirectory(prefix="triage-db-")
                 text = str(Path(scratch.name) / "memory.db")
             Path(text).parent.mkdir(parents=True, exist_ok=True)
-            engine = _sqlite_engine(database_url(text))
+            engine = sqlite_engine(database_url(text))
         store = cls(engine, where=redacted(target), scratch=scratch)
         try:
             await store._prepare(migrate_schema)
@@ -262,7 +213,7 @@ class Store:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for reads (a consistent snapshot on SQLite; each statement's own on PostgreSQL)."""
-        async with self.engine.connect() as conn:
+        async with (self._autocommit or self.engine).connect() as conn:
             yield conn
 
     @asynccontextmanager
@@ -285,7 +236,12 @@ class Store:
         On SQLite the statement runs without ``BEGIN``: SQLite takes the file's write lock for
         that statement alone, so another process (the web process storing a job before its
         ack) waits for one statement, not for a transaction spread over several turns of
-        this process's event loop."""
+        this process's event loop. On PostgreSQL it runs in autocommit mode, without the round
+        trips of ``BEGIN`` and ``COMMIT``."""
+        if self._autocommit is not None:
+            async with self._autocommit.connect() as conn:
+                result = await conn.execute(statement)
+                return Written(result.rowcount, list(result.all()) if result.returns_rows else [])
         if self._write_lock is None:
             async with self.transaction() as conn:
                 result = await conn.execute(statement)

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 import bot.store.migrate as migrate
 from bot.errors import StoreError
-from bot.store.db import Store, database_url, redacted
+from bot.store.db import Store, redacted
+from bot.store.engines import database_url
 from bot.store.legacy import LEGACY_MIGRATIONS
 from bot.store.migrate import split_statements
 from bot.store.tables import metadata

@@ -16,7 +16,8 @@ from bot.errors import StoreError
 from bot.models import JobParams, Platform, Target, Verb
 from bot.ops import db_cli
 from bot.store.budgets import SharedBudget
-from bot.store.db import Store, database_url
+from bot.store.db import Store
+from bot.store.engines import database_url
 from bot.store.functions import ACCEPT, accept_body
 from bot.store.jobs import JobStore, SameChange
 from bot.store.tables import metadata
