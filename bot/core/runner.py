@@ -68,9 +68,11 @@ class JobRunner:
             raise NotConfiguredError(platform.label)
         return client
 
-    async def run(self, job_id: str) -> Job | None:
-        """Execute a queued job's unfinished items and record each outcome; returns the job."""
-        job = await self.jobs.get(job_id)
+    async def run(self, job_id: str, *, read: Job | None = None) -> Job | None:
+        """Execute a queued job's unfinished items and record each outcome; returns the job.
+
+        ``read``: the job as the caller just read it from the store (saves reading it again)."""
+        job = read if read is not None and read.id == job_id else await self.jobs.get(job_id)
         if job is None or job.state not in (JobState.QUEUED, JobState.RUNNING):
             return job
         structlog.contextvars.bind_contextvars(job_id=job.id)
@@ -78,8 +80,8 @@ class JobRunner:
             if not await self.jobs.move(job.id, JobState.RUNNING):
                 return await self.jobs.get(job.id)  # someone else moved it meanwhile
             items = await self.jobs.items(job.id)
-            await self._settle_interrupted(job, items)
-            items = await self.jobs.items(job.id)
+            if await self._settle_interrupted(job, items):
+                items = await self.jobs.items(job.id)
             pending = [i for i in items if not i.state.terminal]
             refused = await self.refusal(job) if pending else None
             if refused is not None:
@@ -98,14 +100,16 @@ class JobRunner:
         """Why the job's assignee cannot take its items, or None (``bot.core.refusal``)."""
         return await refusal(self.check_assignee, job)
 
-    async def _settle_interrupted(self, job: Job, items: Sequence[JobItem]) -> None:
-        """Items left RUNNING by a crash: re-apply idempotent ones, never resend a comment."""
+    async def _settle_interrupted(self, job: Job, items: Sequence[JobItem]) -> bool:
+        """Items left RUNNING by a crash: re-apply idempotent ones, never resend a comment.
+
+        True when there were any (their states changed)."""
         running = [i for i in items if i.state is IS.RUNNING]
         if not running:
-            return
+            return False
         if job.verb in IDEMPOTENT_VERBS:
             await self.jobs.mark_items(job.id, [i.seq for i in running], IS.PENDING, "resumed after a restart")
-            return
+            return True
         uncertain = (
             "uncertain: the bot stopped while sending this; it may or may not have been applied. "
             "Check the item before trying again"
@@ -113,6 +117,7 @@ class JobRunner:
         await self.jobs.record_results(
             job, [(i.seq, ItemResult(target=i.target, outcome=Outcome.FAILED, detail=uncertain)) for i in running]
         )
+        return True
 
     async def _execute(self, job: Job, pending: Sequence[JobItem]) -> None:
         by_platform: dict[Platform, list[JobItem]] = defaultdict(list)

@@ -205,7 +205,7 @@ class Workers:
             return None
         if job.state in (JobState.QUEUED, JobState.RUNNING):
             runner = self.runners.get(job.verb)
-            job = await runner(job) if runner else await self.runner.run(job.id)
+            job = await runner(job) if runner else await self.runner.run(job.id, read=job)
             if job is not None:
                 # The one line per job at INFO is written here, where the job ran, and not on the
                 # acknowledgement path: a formatted, redacted line costs the web process ~0.1 ms.
@@ -222,10 +222,11 @@ class Workers:
             if self.claims is None or await self.claims.claim_report(job.id):
                 if await self.report(job):
                     await self.service.jobs.mark_reported(job.id, job.state)
-        await self.update_metrics()
         return job
 
     async def update_metrics(self) -> None:
+        """The queue gauges, read from the store when ``/metrics`` is scraped (not after each job:
+        that was a read per job, and a worker process exports no metrics)."""
         depth, oldest = await self.service.jobs.queue_stats()
         JOB_QUEUE_DEPTH.set(depth)
         JOB_OLDEST_AGE.set(time.time() - oldest if oldest else 0)
