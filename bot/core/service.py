@@ -9,6 +9,7 @@ records every outcome before the reporter tells Slack.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
 
@@ -26,6 +27,8 @@ from bot.platforms.base import PlatformClient
 from bot.store.jobs import DuplicateDelivery, JobStore, SameChange
 
 log = structlog.get_logger(__name__)
+# Asked before a DEBUG line on the acknowledgement path: structlog builds a bound logger per call.
+_stdlib_log = logging.getLogger(__name__)
 
 
 class Source(StrEnum):
@@ -204,5 +207,6 @@ class ActionService:
         if state is JobState.QUEUED:
             self.enqueue(job.id)
         # DEBUG: this runs before the ack, and the worker logs each job at INFO when it finishes.
-        log.debug("job_queued", job_id=job.id, verb=job.verb, items=len(request.targets), source=job.source)
+        if _stdlib_log.isEnabledFor(logging.DEBUG):
+            log.debug("job_queued", job_id=job.id, verb=job.verb, items=len(request.targets), source=job.source)
         return Submitted(job_id=job.id)

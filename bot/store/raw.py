@@ -210,9 +210,10 @@ class UrgentSqlite:
     async def run_many(self, fns: Sequence[Callable[[Raw], Any]]) -> list[Outcome]:
         """Each of ``fns`` in turn in one ``BEGIN IMMEDIATE`` transaction, one commit for all.
 
-        Each body runs in a savepoint of its own: one that raises ``Exception`` is rolled back
-        alone and its outcome is ``(False, exc)``; the others' are ``(True, result)``. Anything
-        else (a failed commit, a ``BaseException``) rolls back the whole transaction and raises.
+        Each body runs in a savepoint of its own (a body alone, in the transaction itself): one
+        that raises ``Exception`` is rolled back alone and its outcome is ``(False, exc)``; the
+        others' are ``(True, result)``. Anything else (a failed commit, a ``BaseException``) rolls
+        back the whole transaction and raises.
         """
         conn = self._connection()
         started = time.monotonic()
@@ -233,15 +234,20 @@ class UrgentSqlite:
         cursor = conn.cursor()
         raw = Raw(cursor, self.dialect)
         outcomes: list[Outcome] = []
+        alone = len(fns) == 1  # a body alone needs no savepoint: the transaction is its own
         try:
             for fn in fns:
-                conn.execute("SAVEPOINT urgent")
+                if not alone:
+                    conn.execute("SAVEPOINT urgent")
                 try:
                     outcomes.append((True, fn(raw)))
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO urgent")
+                    conn.execute("ROLLBACK" if alone else "ROLLBACK TO urgent")
                     outcomes.append((False, exc))
-                conn.execute("RELEASE urgent")
+                    if alone:
+                        return outcomes
+                if not alone:
+                    conn.execute("RELEASE urgent")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
