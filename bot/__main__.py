@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import gc
 import io
 import json
 import re
@@ -179,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         _configure_logging(settings)
         if args.command == "serve":
+            # No collections while startup builds what lives as long as the process: serve collects
+            # once and freezes it when it is ready (bot.ops.serve._freeze_startup_heap), then enables.
+            gc.disable()
             from bot.ops.serve import serve
 
             role = args.role or settings.triage_role
