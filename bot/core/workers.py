@@ -188,7 +188,8 @@ class Workers:
                 raise
             except Exception:
                 ref = uuid.uuid4().hex[:8]
-                # The claim stays until this pool stops, as the job stays until the next start.
+                # The claim stays with this pool, whose next poll takes the job up again (and
+                # resumes it as after a restart); without a poller, at the pool's next start.
                 log.exception("job_crashed", job_id=job_id, ref=ref)
             finally:
                 self._busy.discard(job_id)
