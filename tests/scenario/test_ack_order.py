@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 import structlog
@@ -66,4 +67,17 @@ async def test_a_job_is_logged_once_at_info_when_it_finishes_not_on_the_ack_path
         await bot.settle()
     (line,) = [e for e in logs if e["event"] == "job_finished"]
     assert (line["log_level"], line["verb"], line["state"], line["source"]) == ("info", "assign", "done", "slash")
+    # The ack path's own line is DEBUG, and is not even built while DEBUG is off.
+    assert [e for e in logs if e["event"] == "job_queued"] == []
+
+
+async def test_the_ack_paths_job_queued_line_is_written_at_debug(
+    bot: BotHarness, datadog_fake: DatadogFake, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With DEBUG on for the service, storing a job writes its one DEBUG line."""
+    datadog_fake.add_finding(FINDING, title="Key in repo")
+    caplog.set_level(logging.DEBUG, logger="bot.core.service")
+    with structlog.testing.capture_logs() as logs:
+        assert (await bot.command(f"assign dd:{FINDING} to me")).status_code == 200
+        await bot.settle()
     assert [e["log_level"] for e in logs if e["event"] == "job_queued"] == ["debug"]
