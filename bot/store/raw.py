@@ -21,6 +21,7 @@ PostgreSQL's form of the write is ``bot.store.urgent_pg``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import operator
 import sqlite3
 import time
@@ -46,18 +47,18 @@ class _Compiled:
     fixed: Mapping[str, Any]  # the statement's own values (IN lists, LIMIT), by parameter name
     processors: Mapping[str, Callable[[Any], Any]]
 
-    def __post_init__(self) -> None:
-        # The parameters in the driver's order, picked in C (six statements per stored job).
-        getter = operator.itemgetter(*self.order) if self.order else (lambda _params: ())
-        pick = getter if len(self.order) != 1 else (lambda params: (getter(params),))
-        object.__setattr__(self, "_pick", pick)
+    @functools.cached_property
+    def _pick(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+        """Two or more parameters in the driver's order, picked in C (six statements per stored job)."""
+        return operator.itemgetter(*self.order)
 
     def values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         merged = {**self.fixed, **params} if self.fixed else params
         if self.processors:
             return tuple([self.processors[n](merged[n]) if n in self.processors else merged[n] for n in self.order])
-        picked: tuple[Any, ...] = self._pick(merged)  # type: ignore[attr-defined]
-        return picked
+        if len(self.order) < 2:  # itemgetter of one name gives the value itself, not a tuple
+            return tuple([merged[n] for n in self.order])
+        return self._pick(merged)
 
 
 class Prepared:

@@ -34,6 +34,14 @@ async def _cut(url: str, pid: int) -> None:
         await other.close()
 
 
+async def _cut_the_pooled_connection(store: Store, url: str) -> int:
+    """Use one pooled connection, then terminate its backend; its pid."""
+    pid = await _backend(store)
+    await _cut(url, pid)
+    await asyncio.sleep(0.1)
+    return pid
+
+
 async def test_reads_and_single_writes_run_outside_a_transaction(postgres_url: str) -> None:
     """No BEGIN/COMMIT round trips: inside ``read()`` each statement is its own transaction, and a
     ``write_one`` is committed by itself (another session sees it at once)."""
@@ -62,14 +70,9 @@ async def test_an_idle_connection_the_server_cut_is_replaced_before_use(
     """A pooled connection unused for ``IDLE_CHECK_S`` is checked at checkout: a dead one costs a new
     connection, not an error."""
     monkeypatch.setattr(engines, "IDLE_CHECK_S", 0.05)
-    store = await Store.open(postgres_url)
-    try:
-        first = await _backend(store)
-        await _cut(postgres_url, first)
-        await asyncio.sleep(0.1)
+    async with await Store.open(postgres_url) as store:
+        first = await _cut_the_pooled_connection(store, postgres_url)
         assert await _backend(store) != first
-    finally:
-        await store.close()
 
 
 async def test_a_connection_in_steady_use_is_not_checked_and_the_pool_recovers(
@@ -78,13 +81,8 @@ async def test_a_connection_in_steady_use_is_not_checked_and_the_pool_recovers(
     """The trade made for speed: a connection reused within ``IDLE_CHECK_S`` is not checked, so a cut
     there fails that one statement; the pool discards the connection and the next statement works."""
     monkeypatch.setattr(engines, "IDLE_CHECK_S", 3600.0)
-    store = await Store.open(postgres_url)
-    try:
-        first = await _backend(store)
-        await _cut(postgres_url, first)
-        await asyncio.sleep(0.1)
+    async with await Store.open(postgres_url) as store:
+        first = await _cut_the_pooled_connection(store, postgres_url)
         with pytest.raises(sa.exc.DBAPIError):
             await _backend(store)
         assert await _backend(store) != first
-    finally:
-        await store.close()
