@@ -3,13 +3,14 @@
 ``accept`` runs inside ``Store.write_now`` as one synchronous transaction body of
 prepared statements on the driver's cursor (``bot.store.raw``): the redelivery check,
 the "same change in flight or just made" check and the insert of the job and its
-items commit together. Across replicas the database decides: the interaction key is unique (a
-second insert of one delivery does nothing), and a single-item change first locks
-its item's row in ``item_guards`` (a PostgreSQL row lock; SQLite's write lock is
-already held), so of two replicas accepting the same change at once the second
-waits, then sees the first's job and answers "already being handled". On PostgreSQL
-the whole write is one call of a stored function (``bot.store.functions``), since there
-each statement is a round trip while Slack waits.
+items commit together. Across replicas the database decides: the interaction key is
+unique (a second insert of one delivery does nothing), and a single-item change first
+locks its item's row in ``item_guards`` on PostgreSQL (on SQLite ``BEGIN IMMEDIATE``
+already holds the database's write lock, so no guard row is written), so of two
+replicas accepting the same change at once the second waits, then sees the first's
+job and answers "already being handled". On PostgreSQL the whole write is one call of
+a stored function (``bot.store.functions``), since there each statement is a round
+trip while Slack waits.
 """
 
 from __future__ import annotations
@@ -49,15 +50,14 @@ _JOB_COLUMNS = (
     "created_at",
     "updated_at",
 )
+_TYPED = frozenset({"params", "verb", "state"})  # stored as text, given to ``Job`` as the models
 _ITEM_COLUMNS = ("job_id", "seq", "platform", "target", "space", "item_id", "state", "updated_at")
 _BY_KEY = Prepared.of(BY_KEY)
 _IN_FLIGHT = Prepared.of(IN_FLIGHT)
 _LATEST_CHANGE = Prepared.of(LATEST_CHANGE)
 _INSERT_ITEMS = Prepared.of(sa.insert(job_items), keys=_ITEM_COLUMNS)
-# Insert the job unless its key exists, returning it; lock (upsert) the item's guard row.
-_INSERT_JOB = Prepared(
-    lambda dialect: dialect_insert(dialect, jobs).on_conflict_do_nothing().returning(*jobs.c), keys=_JOB_COLUMNS
-)
+# Insert the job unless its key exists (the row count says which); lock (upsert) the item's guard row.
+_INSERT_JOB = Prepared(lambda dialect: dialect_insert(dialect, jobs).on_conflict_do_nothing(), keys=_JOB_COLUMNS)
 
 
 _LOCK_GUARD = Prepared(guard_statement)
@@ -221,12 +221,23 @@ def accept(conn: Raw, job_id: str, sub: Submission) -> Job | DuplicateDelivery |
         if same is not None:
             return SameChange(message=same)
     now = time.time()
-    row = conn.first(_INSERT_JOB, _job_values(job_id, sub, now))
-    if row is None:  # the key is another job's
+    values = _job_values(job_id, sub, now)
+    if conn.count(_INSERT_JOB, values) == 0:  # the key is another job's
         return DuplicateDelivery(interaction_key=key)
     if sub.targets:
         conn.execute_many(_INSERT_ITEMS, item_rows(job_id, sub.targets, start=0, now=now))
-    return job_from_row(row)
+    return _stored_job(values, sub)
+
+
+def _stored_job(values: Mapping[str, Any], sub: Submission) -> Job:
+    """The job just inserted from ``values``, built from them instead of read back: every value
+    is one ``Submission`` has already validated (its ``params`` are that model itself)."""
+    return Job.model_construct(
+        **{name: values[name] for name in _JOB_COLUMNS if name not in _TYPED},
+        params=sub.params,
+        verb=sub.verb,
+        state=sub.state,
+    )
 
 
 def _same_change(conn: Raw, sub: Submission, target: Target) -> str | None:
@@ -236,7 +247,8 @@ def _same_change(conn: Raw, sub: Submission, target: Target) -> str | None:
     accepts of this item (on any replica) wait there, and then see this one's job.
     """
     verb, wanted = sub.verb, _wanted(sub)
-    conn.execute(_LOCK_GUARD, {"target": target.key, "at": time.time()})
+    if conn.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
+        conn.execute(_LOCK_GUARD, {"target": target.key, "at": time.time()})
     row = conn.first(_IN_FLIGHT, {"target": target.key, "verb": verb.value})
     if row is not None:
         job = job_from_row(row)

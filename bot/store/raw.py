@@ -106,6 +106,11 @@ class Raw:
         compiled = statement.compiled(self.dialect)
         self.cursor.execute(compiled.sql, compiled.values(params))
 
+    def count(self, statement: Prepared, params: Mapping[str, Any]) -> int:
+        """Execute ``statement``; the number of rows it wrote (0 for an insert that did nothing)."""
+        self.execute(statement, params)
+        return int(self.cursor.rowcount)
+
     def execute_many(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
         compiled = statement.compiled(self.dialect)
         self.cursor.executemany(compiled.sql, [compiled.values(row) for row in rows])

@@ -64,6 +64,29 @@ async def new_job(
     return job.id
 
 
+async def test_the_job_a_submit_returns_is_the_job_stored(jobs: JobStore) -> None:
+    """The job handed back is the row as stored, on either engine (SQLite builds it from the values it inserted)."""
+    for targets, key in (([X1], "k.one"), ([X1, X2], None)):
+        job = await jobs.submit(
+            verb=Verb.UNASSIGN if key is None else Verb.ASSIGN,
+            team_id="T1",
+            actor_id="U0ALICE",
+            targets=targets,
+            params=JobParams(assignee="U0BOB", actor_name="alice"),
+            source="button",
+            from_card=True,
+            channel_id="C1",
+            card_ts="1700000000.000100",
+            response_url="https://hooks.slack.com/actions/T1/1/x",
+            interaction_key=key,
+        )
+        assert isinstance(job, Job)
+        stored = await jobs.get(job.id)
+        assert stored is not None and job.model_dump() == stored.model_dump()
+        assert isinstance(job.params, JobParams) and job.verb in (Verb.ASSIGN, Verb.UNASSIGN)
+        assert job.state is JobState.QUEUED and len(job.id) == 12
+
+
 async def test_job_and_items_are_stored_pending_and_a_repeated_interaction_is_refused(jobs: JobStore) -> None:
     """A job is stored with every item pending; the same interaction key a second time creates nothing."""
     job_id = await new_job(jobs, key="trigger.1")
@@ -303,7 +326,8 @@ async def test_storing_a_job_sends_the_fewest_statements_on_either_engine(
     postgres = jobs.store.dialect == "postgresql"
 
     await new_job(jobs, targets=[X1], key="one")  # single-item assign: checked for the same change
-    assert sent == (["SELECT"] if postgres else ["SELECT", "INSERT", "SELECT", "SELECT", "INSERT", "INSERT"])
+    # SQLite: key, in flight, just made, the job, its item (BEGIN IMMEDIATE is the item's lock there).
+    assert sent == (["SELECT"] if postgres else ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT"])
     sent.clear()
     await new_job(jobs, targets=[X1, X2], key="two")  # two items: only the insert of the job and its items
     assert sent == (["SELECT"] if postgres else ["INSERT", "INSERT", "INSERT"])
