@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -50,7 +51,6 @@ _JOB_COLUMNS = (
     "created_at",
     "updated_at",
 )
-_TYPED = frozenset({"params", "verb", "state"})  # stored as text, given to ``Job`` as the models
 _ITEM_COLUMNS = ("job_id", "seq", "platform", "target", "space", "item_id", "state", "updated_at")
 _BY_KEY = Prepared.of(BY_KEY)
 _IN_FLIGHT = Prepared.of(IN_FLIGHT)
@@ -89,8 +89,9 @@ class SameChange(BaseModel):
     message: str
 
 
-class Submission(BaseModel):
-    """Everything a new job is stored with."""
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """Everything a new job is stored with (built from a request already validated at its edge)."""
 
     verb: Verb
     team_id: str
@@ -230,14 +231,9 @@ def accept(conn: Raw, job_id: str, sub: Submission) -> Job | DuplicateDelivery |
 
 
 def _stored_job(values: Mapping[str, Any], sub: Submission) -> Job:
-    """The job just inserted from ``values``, built from them instead of read back: every value
-    is one ``Submission`` has already validated (its ``params`` are that model itself)."""
-    return Job.model_construct(
-        **{name: values[name] for name in _JOB_COLUMNS if name not in _TYPED},
-        params=sub.params,
-        verb=sub.verb,
-        state=sub.state,
-    )
+    """The job just inserted from ``values``, built from them instead of read back (its ``params``
+    are the submission's model itself, not its JSON parsed again)."""
+    return Job.model_validate({**values, "params": sub.params})
 
 
 def _same_change(conn: Raw, sub: Submission, target: Target) -> str | None:

@@ -83,9 +83,7 @@ class JobStore(Ledger):
         ``from_card``: a card button, also refused when someone else made the same change
         (to someone else) moments ago, so the second click is told who got there first.
         """
-        # Constructed, not validated again: every argument is typed, and comes from a request
-        # that was validated at its edge (this runs while Slack waits).
-        sub = Submission.model_construct(
+        sub = Submission(
             verb=verb,
             team_id=team_id,
             actor_id=actor_id,
