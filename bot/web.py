@@ -12,8 +12,9 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -22,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from bot.app import hot_routes
 from bot.core.service import ActionRequest, Source
@@ -84,6 +86,21 @@ class _ParsedBoltRequest(AsyncBoltRequest):
         super().__init__(body=inbound.body, query=query, headers=headers, mode="socket_mode")  # type: ignore[arg-type]
         self.raw_body = inbound.text
         self.mode = "http"
+
+
+_CHARSET = re.compile(r";\s*charset=utf-8")
+
+
+async def _response(bolt_response: BoltResponse) -> web.Response:
+    """Bolt's answer as aiohttp's, as ``to_aiohttp_response`` makes it; built here when it carries
+    nothing but a content type (every acknowledgement), which skips the adapter's cookie handling."""
+    headers = bolt_response.headers
+    if headers.keys() - {"content-type"}:
+        return await to_aiohttp_response(bolt_response)
+    body = bolt_response.body
+    found = headers.get("content-type")
+    content_type = found[0] if found else "application/json" if body.startswith("{") else "text/plain"
+    return web.Response(status=bolt_response.status, body=body, content_type=_CHARSET.sub("", content_type))
 
 
 def _unusable(kind: Kind, reason: str, detail: str, *, status: int = 400) -> web.Response:
@@ -230,6 +247,7 @@ def build_web_app(
         signing = settings.slack_signing_secret
         secret = signing.get_secret_value().encode() if signing else None
         hot = hot_routes(bolt)
+        ack_latency = SLACK_ACK_LATENCY.labels("http")
 
         async def slack_events(request: web.Request) -> web.Response:
             """Verify, check the shape, then answer (a hot request) or hand to Bolt; nothing signed is a 500.
@@ -240,9 +258,13 @@ def build_web_app(
             a traceback and ``triage_slack_requests_rejected_total`` counted.
             """
             started = time.perf_counter()
-            structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12])
+            structlog.contextvars.bind_contextvars(request_id=secrets.token_hex(6))
             try:
-                body = await read_limited(request, SLACK_BODY_MAX)
+                length = request.content_length
+                if length is not None and length <= SLACK_BODY_MAX:  # aiohttp reads exactly that many bytes
+                    body: bytes | None = await request.read()
+                else:
+                    body = await read_limited(request, SLACK_BODY_MAX)
                 if body is None:
                     return web.json_response({"error": "body too large"}, status=413)
                 if not _signed(secret, body, request):
@@ -255,7 +277,7 @@ def build_web_app(
                 try:
                     # /triage and the job buttons skip Bolt's dispatch (bot.slack.hot); the rest is Bolt's.
                     if hot is not None and (hot_response := await hot.answer(inbound.body)) is not None:
-                        return await to_aiohttp_response(hot_response)
+                        return await _response(hot_response)
                     bolt_request = _ParsedBoltRequest(
                         inbound,
                         query=request.query_string,
@@ -270,9 +292,9 @@ def build_web_app(
                     return _unusable(kind, "bolt_error", f"{type(exc).__name__}: {exc}")
                 if bolt_response.status == 404:
                     return _unusable(kind, "unhandled", "no listener takes this request", status=404)
-                return await to_aiohttp_response(bolt_response)
+                return await _response(bolt_response)
             finally:
-                SLACK_ACK_LATENCY.labels("http").observe(time.perf_counter() - started)
+                ack_latency.observe(time.perf_counter() - started)
                 structlog.contextvars.unbind_contextvars("request_id")
 
         app.router.add_post("/slack/events", slack_events)
