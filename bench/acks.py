@@ -94,7 +94,7 @@ async def ack_latency(
     for level in cfg.ack_levels:
         for kind in kinds:
             warm = max(2 * level, 10)
-            bodies = await load.bodies(kind, warm + cfg.ack_requests)
+            bodies = await load.bodies(kind, warm + cfg.ack_count(level))
             warmup, measured = bodies[:warm], bodies[warm:]
             for server in servers:  # connections, Bolt's first auth.test, SQLite pages
                 await quiesce(pids)

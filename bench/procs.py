@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from bench.env import REPO, SIGNING_SECRET, Tenants
 from bot.sandbox import payloads
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -308,6 +310,6 @@ def describe(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def split(items: list[str], parts: int) -> list[list[str]]:
+def split(items: list[T], parts: int) -> list[list[T]]:
     size = math.ceil(len(items) / parts)
     return [items[i : i + size] for i in range(0, len(items), size)]
