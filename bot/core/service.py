@@ -156,8 +156,8 @@ class ActionService:
         normalised: list[Target] = []
         for t in targets:
             client = self.clients.get(t.platform)
-            if client is not None:
-                t = t.model_copy(update={"id": client.validate_id(t.id)})
+            if client is not None and (item_id := client.validate_id(t.id)) != t.id:
+                t = t.model_copy(update={"id": item_id})
             normalised.append(t)
         if request.verb is Verb.ATTACH:
             if any(t.platform is not Platform.DATADOG for t in normalised):
@@ -170,6 +170,8 @@ class ActionService:
         if request.verb is Verb.COMMENT and not (request.params.text or "").strip():
             raise UsageError("a comment needs some text", verb="comment")
         check_verb_params(request.verb, request.params, normalised)
+        if normalised == request.targets:  # already normal (as the edges' parsers give them)
+            return request
         return request.model_copy(update={"targets": normalised})
 
     async def submit(self, request: ActionRequest, *, state: JobState = JobState.QUEUED) -> Submitted:

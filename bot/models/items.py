@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
@@ -116,9 +117,9 @@ class Target(BaseModel):
     id: str = Field(min_length=1)
     space: str | None = None
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """The canonical text form, the one ``/triage`` accepts back."""
+        """The canonical text form, the one ``/triage`` accepts back (computed once per target)."""
         if self.platform is Platform.KIBANA and self.space:
             return f"kibana:{self.space}/{self.id}"
         prefix = "dd" if self.platform is Platform.DATADOG else self.platform.value
