@@ -61,6 +61,7 @@ class SlackSandbox(SlackFiles, SandboxServer):
         self.responses: list[Json] = []
         self.users: dict[str, SlackUser] = {}
         self.messages: dict[str, list[Json]] = {}
+        self._by_ts: dict[tuple[str, str], Json] = {}  # the same messages by (channel, ts)
         self.ephemerals: list[Json] = []
         self.views: dict[str, Json] = {}
         self.homes: dict[str, Json] = {}  # views.publish: each user's Home tab
@@ -148,7 +149,12 @@ class SlackSandbox(SlackFiles, SandboxServer):
 
     def message(self, channel: str, ts: str) -> Json | None:
         """The stored message ``ts`` in ``channel``."""
-        return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
+        return self._by_ts.get((channel, ts))
+
+    def keep(self, channel: str, message: Json) -> None:
+        """Store a new message (its ``ts`` is new)."""
+        self.messages.setdefault(channel, []).append(message)
+        self._by_ts[(channel, message["ts"])] = message
 
     # ---- hooks -------------------------------------------------------------------------------
 
@@ -272,7 +278,7 @@ class SlackSandbox(SlackFiles, SandboxServer):
             message["thread_ts"] = str(args["thread_ts"])
         if args.get("metadata"):
             message["metadata"] = args["metadata"]
-        self.messages.setdefault(channel, []).append(message)
+        self.keep(channel, message)
         self.events.append(
             SlackEvent("post", channel, ts, message.get("thread_ts"), message["text"], list(blocks or []))
         )

@@ -42,6 +42,9 @@ class SlackFiles:
     def next_ts(self) -> str:  # pragma: no cover - SlackSandbox's
         raise NotImplementedError
 
+    def keep(self, channel: str, message: Json) -> None:  # pragma: no cover - SlackSandbox's
+        raise NotImplementedError
+
     def file_methods(self) -> dict[str, Any]:
         return {
             "files.getUploadURLExternal": self._files_get_upload_url_external,
@@ -96,7 +99,7 @@ class SlackFiles:
             }
             if args.get("thread_ts"):
                 message["thread_ts"] = str(args["thread_ts"])
-            self.messages.setdefault(channel, []).append(message)
+            self.keep(channel, message)
             self.events.append(SlackEvent("post", channel, ts, message.get("thread_ts"), message["text"], []))
             for file in shared:
                 self.files[file["id"]]["shares"] = {"channel": channel, "ts": ts}
