@@ -331,7 +331,11 @@ class DatadogSandbox(SandboxServer):
             except (ValueError, KeyError, TypeError):
                 # Recorded: a bad page[cursor] is this body, with no title.
                 return _json({"errors": [{"status": "400", "detail": "Invalid filters"}]}, status=400)
-        docs = sorted((self.finding_json(f) for f in self.findings), key=lambda d: -d["attributes"]["timestamp"])
+        # A search by id (every read before a write) builds only those findings, and any recorded
+        # one (whose document names its own id), instead of every finding the tenant holds.
+        wanted = next((set(values) for path, values in terms if path == "finding_id"), None)
+        candidates = [f for f in self.findings if wanted is None or f in wanted or self.findings[f]["raw"]]
+        docs = sorted((self.finding_json(f) for f in candidates), key=lambda d: -d["attributes"]["timestamp"])
         matched = [
             d
             for d in docs
