@@ -28,7 +28,7 @@ from bot.store.db import Store
 from bot.store.functions import ACCEPT, ACCEPT_ARGS
 from bot.store.ledger import RecentChange, recent_from_row
 from bot.store.raw import Call, Prepared, Raw
-from bot.store.statements import BY_KEY, IN_FLIGHT, LATEST_CHANGE, dialect_insert, guard_statement
+from bot.store.statements import BY_KEY, IN_FLIGHT, LATEST_CHANGE, dialect_insert
 from bot.store.tables import job_items, jobs
 
 # A second identical request inside this window is answered "already …" instead of run.
@@ -56,11 +56,9 @@ _BY_KEY = Prepared.of(BY_KEY)
 _IN_FLIGHT = Prepared.of(IN_FLIGHT)
 _LATEST_CHANGE = Prepared.of(LATEST_CHANGE)
 _INSERT_ITEMS = Prepared.of(sa.insert(job_items), keys=_ITEM_COLUMNS)
-# Insert the job unless its key exists (the row count says which); lock (upsert) the item's guard row.
+# Insert the job unless its key exists (the row count says which).
 _INSERT_JOB = Prepared(lambda dialect: dialect_insert(dialect, jobs).on_conflict_do_nothing(), keys=_JOB_COLUMNS)
 
-
-_LOCK_GUARD = Prepared(guard_statement)
 # PostgreSQL: the whole write as one call of ``triage_accept`` (``bot.store.functions``).
 _PG_TYPES: dict[str, Any] = {
     "text": sa.Text(),
@@ -205,7 +203,8 @@ def accept_call(job_id: str, sub: Submission) -> Call[Job | DuplicateDelivery | 
 
 
 def accept(conn: Raw, job_id: str, sub: Submission) -> Job | DuplicateDelivery | SameChange:
-    """Store ``sub`` as job ``job_id`` unless it repeats one (the caller holds the transaction).
+    """Store ``sub`` as job ``job_id`` unless it repeats one, on SQLite (the caller holds the
+    ``BEGIN IMMEDIATE`` transaction; PostgreSQL runs the same decisions in ``triage_accept``).
 
     Only single-item requests of idempotent verbs are checked for the same change (in
     flight, or just made); a repeated delivery of any request is caught by the unique
@@ -239,12 +238,10 @@ def _stored_job(values: Mapping[str, Any], sub: Submission) -> Job:
 def _same_change(conn: Raw, sub: Submission, target: Target) -> str | None:
     """Why this exact change must not be stored again (in flight, or just made), or None.
 
-    The item's guard row is locked first, for the rest of the transaction: concurrent
-    accepts of this item (on any replica) wait there, and then see this one's job.
+    The transaction holds the database's write lock from its start: concurrent accepts of
+    this item (in any process) wait for it, and then see this one's job.
     """
     verb, wanted = sub.verb, _wanted(sub)
-    if conn.dialect.name != "sqlite":  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
-        conn.execute(_LOCK_GUARD, {"target": target.key, "at": time.time()})
     row = conn.first(_IN_FLIGHT, {"target": target.key, "verb": verb.value})
     if row is not None:
         job = job_from_row(row)
