@@ -183,10 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             # No collections while startup builds what lives as long as the process: serve collects
             # once and freezes it when it is ready (bot.ops.serve._freeze_startup_heap), then enables.
             gc.disable()
-            from bot.ops.serve import serve
+            try:
+                from bot.ops.serve import serve
 
-            role = args.role or settings.triage_role
-            return asyncio.run(serve(settings, host=args.host, port=args.port, role=role, wake_fd=args.wake_fd))
+                role = args.role or settings.triage_role
+                return asyncio.run(serve(settings, host=args.host, port=args.port, role=role, wake_fd=args.wake_fd))
+            finally:
+                gc.enable()  # serve enabled it once ready; on a refused start, here
         if args.command == "check":
             return asyncio.run(_check(settings))
         if args.command == "db":

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, TriageError
 from bot.runtime import Services, build_services
 from bot.settings import Settings
 
 if TYPE_CHECKING:  # aiohttp is loaded only by a process that serves HTTP
     from aiohttp import web
+    from slack_bolt.async_app import AsyncApp
 
 log = structlog.get_logger("bot")
 
@@ -162,16 +163,38 @@ async def serve(settings: Settings, *, host: str, port: int | None, role: str, w
     return await _web(settings, host=host, port=port if port is not None else settings.port, role=role)
 
 
+async def _authorize(bolt: AsyncApp, services: Services, api_url: str) -> None:
+    """Bolt's ``auth.test``, before serving; if Slack refuses the token or cannot be reached, the
+    services are closed and the reason is one line (``ConfigError``, ``TriageError``), not a trace."""
+    import aiohttp
+    from slack_sdk.errors import SlackApiError
+
+    from bot.app import prime_authorization
+
+    try:
+        await prime_authorization(bolt)
+    except SlackApiError as exc:
+        await services.close()
+        error = exc.response.get("error") if exc.response is not None else None
+        raise ConfigError([f"Slack refused SLACK_BOT_TOKEN at auth.test ({error or exc}); check the token"]) from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        await services.close()
+        raise TriageError(
+            f"cannot reach Slack at {api_url} for auth.test ({type(exc).__name__}: {exc}); "
+            "check the network or SLACK_API_URL"
+        ) from None
+
+
 async def _web(settings: Settings, *, host: str, port: int, role: str) -> int:
     from aiohttp import web
 
-    from bot.app import build_app, hot_routes, prime_authorization
+    from bot.app import build_app, hot_routes
     from bot.web import build_web_app
 
     started = time.monotonic()
     services = await build_services(settings, role=role)
     bolt = build_app(settings, services)
-    await prime_authorization(bolt)  # so no ack waits on auth.test
+    await _authorize(bolt, services, settings.slack_api_url)  # so no ack waits on auth.test
     child: WorkerProcess | None = None
     job_runners: Callable[[], dict[str, bool]] | None = None
     if role == "all":

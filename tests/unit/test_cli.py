@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -197,3 +199,25 @@ def test_db_upgrade_then_copy_to_another_file(env: Path, capsys: pytest.CaptureF
     assert main(["db", "copy", "--to", target]) == 0  # still empty: nothing was in the source
     assert main(["db", "copy", "--from", str(env / "missing.db"), "--to", target]) == 1
     assert "there is no database at" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_when_slack_cannot_be_reached_says_so_in_one_line(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve`` asks Slack who it is before serving; unreachable, it exits 1 with the reason, no traceback,
+    nothing left open, and the garbage collector (off while ``serve`` starts) on again."""
+    url = f"http://127.0.0.1:{_closed_port()}/api/"
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-token-that-must-not-print")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret-that-must-not-print")
+    monkeypatch.setenv("SLACK_API_URL", url)
+    assert main(["serve", "--port", "0", "--role", "web"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach Slack at {url} for auth.test" in err and "SLACK_API_URL" in err
+    assert "Traceback" not in err and "Unclosed" not in err and "must-not-print" not in err
+    assert gc.isenabled()
