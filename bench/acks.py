@@ -85,10 +85,15 @@ async def ack_latency(
     requests: Requests,
     *,
     kinds: Sequence[str] = ("command", "button", "modal"),
+    control: Server | None = None,
 ) -> list[dict[str, Any]]:
-    """Ack latency of the bot, the bare app (Bolt defaults) and the floor, per kind and level, in one run."""
+    """Ack latency of the bot, the bare app (Bolt defaults) and the floor, per kind and level, in one run.
+
+    ``control`` is a second copy of the bare app, measured in the same rotation: its ratio to the bare
+    app (an A/A comparison) is how far two identical apps differ in that row on this machine.
+    """
     load = AckLoad(tenants, requests)
-    servers = (bot, bare, floor)
+    servers: tuple[Server, ...] = (bot, bare, floor) + ((control,) if control is not None else ())
     pids = [os.getpid(), *(p for s in servers for p in s.pids)]
     rows: list[dict[str, Any]] = []
     for level in cfg.ack_levels:
@@ -104,7 +109,7 @@ async def ack_latency(
             acks: Counter[str] = Counter()
             for r, chunk in enumerate(split(measured, cfg.ack_rounds)):
                 # Rotate who goes first so drift on the shared machine hits all alike.
-                for server in servers[r % 3 :] + servers[: r % 3]:
+                for server in servers[r % len(servers) :] + servers[: r % len(servers)]:
                     await quiesce(pids)
                     result = await gen.fire(server.events, chunk, level)
                     latencies[server.name] += result["latencies_ms"]
@@ -112,28 +117,33 @@ async def ack_latency(
                     if server is bot:
                         acks.update(result["acks"])
             await quiesce(pids)
-            bot_s, bare_s, floor_s = (describe(latencies[s.name]) for s in servers)
-            rows.append(
-                {
-                    "kind": kind,
-                    "concurrency": level,
-                    "requests": len(latencies["bot"]),
-                    "bot": bot_s,
-                    "bare": bare_s,
-                    "floor": floor_s,
-                    "ratio_p50": round(bot_s["p50_ms"] / bare_s["p50_ms"], 2),
-                    "ratio_p99": round(bot_s["p99_ms"] / bare_s["p99_ms"], 2),
-                    "floor_ratio_p99": round(bot_s["p99_ms"] / floor_s["p99_ms"], 2),
-                    "statuses": {k: dict(v) for k, v in statuses.items()},
-                    "bot_acks": dict(acks),
-                }
-            )
-            print(
+            bot_s, bare_s, floor_s = (describe(latencies[s.name]) for s in (bot, bare, floor))
+            row: dict[str, Any] = {
+                "kind": kind,
+                "concurrency": level,
+                "requests": len(latencies["bot"]),
+                "bot": bot_s,
+                "bare": bare_s,
+                "floor": floor_s,
+                "ratio_p50": round(bot_s["p50_ms"] / bare_s["p50_ms"], 2),
+                "ratio_p99": round(bot_s["p99_ms"] / bare_s["p99_ms"], 2),
+                "floor_ratio_p99": round(bot_s["p99_ms"] / floor_s["p99_ms"], 2),
+                "statuses": {k: dict(v) for k, v in statuses.items()},
+                "bot_acks": dict(acks),
+            }
+            line = (
                 f"  ack {kind:7} x{level:<3} bot p50 {bot_s['p50_ms']:7.2f} p99 {bot_s['p99_ms']:7.2f} ms | "
                 f"bare p50 {bare_s['p50_ms']:7.2f} p99 {bare_s['p99_ms']:7.2f} | "
-                f"floor p50 {floor_s['p50_ms']:7.2f} p99 {floor_s['p99_ms']:7.2f}",
-                flush=True,
+                f"floor p50 {floor_s['p50_ms']:7.2f} p99 {floor_s['p99_ms']:7.2f}"
             )
+            if control is not None:
+                control_s = describe(latencies[control.name])
+                row["control"] = control_s
+                row["control_ratio_p50"] = round(control_s["p50_ms"] / bare_s["p50_ms"], 2)
+                row["control_ratio_p99"] = round(control_s["p99_ms"] / bare_s["p99_ms"], 2)
+                line += f" | A/A p99 ratio {row['control_ratio_p99']:.2f}"
+            rows.append(row)
+            print(line, flush=True)
     return rows
 
 

@@ -281,24 +281,31 @@ async def replica_handoff(cfg: Config, workdir: Path, server: PostgresServer) ->
 
 
 async def postgres_acks(
-    cfg: Config, workdir: Path, server: PostgresServer, bare: Server, floor: Server, gen: LoadGenerator
+    cfg: Config,
+    workdir: Path,
+    server: PostgresServer,
+    bare: Server,
+    floor: Server,
+    gen: LoadGenerator,
+    control: Server | None = None,
 ) -> list[dict[str, Any]]:
     async with part(server, "acks", workdir, xpanse_rate=cfg.xpanse_rate) as at:
         # Named "bot" as in section 1 (ack_latency reports the bot under that name).
         (bot,) = await at.replicas.add({"bot": "split"})
         kinds = cfg.postgres_ack_kinds
-        return await ack_latency(cfg, at.tenants, bot, bare, floor, gen, at.requests, kinds=kinds)
+        return await ack_latency(cfg, at.tenants, bot, bare, floor, gen, at.requests, kinds=kinds, control=control)
 
 
 # ---- the section ---------------------------------------------------------------------------------
 
 
 async def postgres_sections(
-    cfg: Config, workdir: Path, bare: Server, floor: Server, gen: LoadGenerator
+    cfg: Config, workdir: Path, bare: Server, floor: Server, gen: LoadGenerator, *, control: Server | None = None
 ) -> dict[str, Any]:
     """Sections 6-8 on one PostgreSQL server started here and stopped on the way out, even on failure.
 
-    ``bare`` and ``floor`` are the run's baseline apps (they only ack, so any tenants do).
+    ``bare``, ``floor`` and ``control`` (a second bare app) are the run's baseline apps (they only
+    ack, so any tenants do).
     """
     base = workdir / "postgres"
     took: dict[str, float] = {}
@@ -307,7 +314,7 @@ async def postgres_sections(
     async with postgres() as server:
         took["server_start"] = time.perf_counter() - began
         print(f"6. Ack latency with TRIAGE_DB on PostgreSQL {server.major} ...", flush=True)
-        acks = await postgres_acks(cfg, base, server, bare, floor, gen)
+        acks = await postgres_acks(cfg, base, server, bare, floor, gen, control)
         took["acks"] = time.perf_counter() - began - sum(took.values())
         print("7. Jobs per second with 1 and 3 worker replicas ...", flush=True)
         throughput = await worker_throughput(cfg, base, server, gen)
@@ -348,8 +355,10 @@ async def postgres_only(cfg: Config) -> dict[str, Any]:
             servers.append(bare)
             floor = await start_server("floor", ["-m", "bench.bare_app", "--floor"], env=env, workdir=workdir)
             servers.append(floor)
+            control = await start_server("control", ["-m", "bench.bare_app"], env=env, workdir=workdir)
+            servers.append(control)
             gen = await LoadGenerator.start()
-            pg = await postgres_sections(cfg, workdir, bare, floor, gen)
+            pg = await postgres_sections(cfg, workdir, bare, floor, gen, control=control)
     finally:
         if gen is not None:
             await gen.stop()
@@ -396,6 +405,11 @@ def postgres_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def aa_column(row: dict[str, Any]) -> str:
+    """The row's A/A p99 ratio (a second bare app against the bare app), when it was measured."""
+    return f" | A/A p99 {row['control_ratio_p99']:.2f}" if "control_ratio_p99" in row else ""
+
+
 def print_postgres(pg: dict[str, Any]) -> None:
     print(f"\n6. Ack latency (ms), TRIAGE_DB on PostgreSQL {pg['postgres']}  bot p50   bot p99 | bare p50  bare p99")
     for row in pg["ack_latency"]:
@@ -403,7 +417,7 @@ def print_postgres(pg: dict[str, Any]) -> None:
         print(
             f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
             f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} | ratios p50 {row['ratio_p50']:.2f} "
-            f"p99 {row['ratio_p99']:.2f}"
+            f"p99 {row['ratio_p99']:.2f}{aa_column(row)}"
         )
     tp = pg["throughput"]
     print(f"\n7. Jobs per second (single-item Datadog assigns, {tp['latency_s'] * 1000:.0f} ms per platform request)")

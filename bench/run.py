@@ -65,7 +65,7 @@ from bench.env import (
 )
 from bench.flows import handoff, platform_calls
 from bench.procs import LoadGenerator, Server, close_http, family_memory_mb, quiesce, start_bot, start_server
-from bench.replicas import postgres_only, postgres_sections, postgres_targets, print_postgres
+from bench.replicas import aa_column, postgres_only, postgres_sections, postgres_targets, print_postgres
 from bench.socket_mode import socket_ack_latency
 from bench.storm import alert_storm
 
@@ -124,6 +124,16 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out + postgres_targets(report)
 
 
+def aa_spread(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[float, float]]:
+    """Per concurrency level, the lowest and highest A/A p99 ratio (a second bare app over the bare
+    app) of the ack rows: how far two identical apps differ in one run on this machine."""
+    by_level: dict[str, list[float]] = {}
+    for row in rows:
+        if "control_ratio_p99" in row:
+            by_level.setdefault(str(row["concurrency"]), []).append(row["control_ratio_p99"])
+    return {level: (min(r), max(r)) for level, r in by_level.items()}
+
+
 def add_storm_targets(report: dict[str, Any], add: Any) -> None:
     storm = report.get("alert_storm")
     if storm:
@@ -147,14 +157,14 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"\nMachine: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}, commit {m['commit']}")
     print(
         "\n1. Ack latency (ms)            bot p50   bot p99 | bare p50  bare p99 | floor p50 floor p99"
-        " | p50 ratio p99 ratio"
+        " | p50 ratio p99 ratio | A/A p99 (a second bare app / the bare app)"
     )
     for row in report["ack_latency"]:
         b, r, f = row["bot"], row["bare"], row["floor"]
         print(
             f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
             f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} | {f['p50_ms']:8.2f}  {f['p99_ms']:8.2f}"
-            f" | {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}"
+            f" | {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}{aa_column(row)}"
         )
     print("   Socket Mode (envelope sent -> ack received)")
     for row in report["socket_ack_latency"]:
@@ -199,6 +209,12 @@ def print_table(report: dict[str, Any]) -> None:
     print("\nTargets:")
     for t in report["targets"]:
         print(f"   {'met   ' if t['met'] else 'MISSED'}  {t['target']}: {t['value']} (limit {t['limit']})")
+    spread = report.get("ack_aa_spread")
+    if spread:
+        print(
+            "A/A: a second copy of the bare app against the bare app, in the same ack rows, p99 ratio "
+            + ", ".join(f"x{level} {lo:.2f}-{hi:.2f}" for level, (lo, hi) in spread.items())
+        )
     for note in report["notes"]:
         print(f"Note: {note}")
 
@@ -225,12 +241,14 @@ async def run(cfg: Config) -> dict[str, Any]:
             servers.append(bare)
             floor = await start_server("floor", ["-m", "bench.bare_app", "--floor"], env=bare_env, workdir=workdir)
             servers.append(floor)
+            control = await start_server("control", ["-m", "bench.bare_app"], env=bare_env, workdir=workdir)
+            servers.append(control)
             gen = await LoadGenerator.start()
             requests = Requests(tenants.slack)
             await quiesce(bot.pids)
             idle = family_memory_mb(bot.pid)
             print("1. Ack latency ...", flush=True)
-            acks = await ack_latency(cfg, tenants, bot, bare, floor, gen, requests)
+            acks = await ack_latency(cfg, tenants, bot, bare, floor, gen, requests, control=control)
             await quiesce(bot.pids)
             modal = await modal_open(tenants, bot, requests, count=cfg.ack_requests // 3, level=10)
             after_acks = family_memory_mb(bot.pid)
@@ -247,7 +265,7 @@ async def run(cfg: Config) -> dict[str, Any]:
             after_handoff = family_memory_mb(bot.pid)
             print("4. Alert storm ...", flush=True)
             storm = await alert_storm(tenants, workdir, n=cfg.storm_alerts, timeout_s=cfg.job_timeout_s)
-            postgres = await postgres_sections(cfg, workdir, bare, floor, gen)
+            postgres = await postgres_sections(cfg, workdir, bare, floor, gen, control=control)
             report: dict[str, Any] = {
                 "machine": machine(),
                 "config": asdict(cfg),
@@ -266,6 +284,9 @@ async def run(cfg: Config) -> dict[str, Any]:
                     "tenants, which answer the bot's worker); each envelope is timed there from being sent on "
                     "the WebSocket to the app's ack arriving; same commands and clicks as over HTTP, half as "
                     "many, in rounds that alternate which app goes first.",
+                    "A/A: each ack row also measures a second copy of the bare app (control), with the same "
+                    "bodies in the same rotation; control p99 / bare p99 is how far two identical apps land "
+                    "apart in that row, the measurement's own spread on this machine. It is not a target.",
                     "Modal: Assign… clicks 10 at a time, timed from sending each to the Slack sandbox "
                     "receiving its views.open (the trigger's 3 s).",
                     "Platform calls are counted in a second bot process with XPANSE_RATE_LIMIT=1000 "
@@ -295,6 +316,7 @@ async def run(cfg: Config) -> dict[str, Any]:
                 "contract_violations": tenants.violations(),
             }
             report["targets"] = targets(report)
+            report["ack_aa_spread"] = aa_spread([*report["ack_latency"], *report["postgres"]["ack_latency"]])
             report["duration_s"] = round(time.perf_counter() - began, 1)
         finally:
             if gen is not None:

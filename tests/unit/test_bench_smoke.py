@@ -34,12 +34,18 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
     assert {row["kind"] for row in acks} == {"command", "button", "modal"}
     for row in acks:
         ok = {"200": row["requests"]}
-        assert row["statuses"] == {"bot": ok, "bare": ok, "floor": ok}
+        assert row["statuses"] == {"bot": ok, "bare": ok, "floor": ok, "control": ok}
         assert 0 < row["floor"]["p50_ms"] <= row["floor"]["p99_ms"]
+        assert 0 < row["control"]["p50_ms"] <= row["control"]["p99_ms"]  # the A/A copy of the bare app
+        assert row["control_ratio_p99"] == round(row["control"]["p99_ms"] / row["bare"]["p99_ms"], 2)
         assert 0 < row["bare"]["p50_ms"] <= row["bare"]["p99_ms"]
         assert 0 < row["bot"]["p50_ms"] <= row["bot"]["p99_ms"]
         if row["kind"] == "command":  # the bot accepted each command as a job, none as a duplicate
             assert row["bot_acks"] == {"On it: assign 1 item.": row["requests"]}
+
+    levels = {str(row["concurrency"]) for row in acks}
+    assert set(report["ack_aa_spread"]) == levels
+    assert all(0 < lo <= hi for lo, hi in report["ack_aa_spread"].values())
 
     storm = report["alert_storm"]  # section 5: every alert in Slack once, at Slack's pace
     assert storm["statuses"] == [202] and storm["lost"] == storm["duplicated"] == 0
@@ -69,6 +75,7 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
     assert [row["kind"] for row in pg["ack_latency"]] == ["command"]
     for row in pg["ack_latency"]:
         assert row["statuses"]["bot"] == {"200": row["requests"]}
+        assert row["statuses"]["control"] == {"200": row["requests"]}
         assert row["bot_acks"] == {"On it: assign 1 item.": row["requests"]}
     throughput = pg["throughput"]
     assert [row["workers"] for row in throughput["rows"]] == [1, 2]
