@@ -173,8 +173,9 @@ def accept_call(job_id: str, sub: Submission) -> Call[Job | DuplicateDelivery | 
     """``accept`` as one call of ``triage_accept`` on PostgreSQL, and how its answer is read."""
     now = time.time()
     target = _checked(sub)
+    values = _job_values(job_id, sub, now)
     params = {
-        **_job_values(job_id, sub, now),
+        **values,
         "platforms": [t.platform.value for t in sub.targets],
         "targets": [t.key for t in sub.targets],
         "spaces": [t.space for t in sub.targets],
@@ -189,8 +190,8 @@ def accept_call(job_id: str, sub: Submission) -> Call[Job | DuplicateDelivery | 
 
     def answer(found: Any) -> Job | DuplicateDelivery | SameChange:  # the json object, decoded by the driver
         outcome, row = found["outcome"], found.get("row")
-        if outcome == "stored":
-            return job_from_row(row)
+        if outcome == "stored":  # the row is ``values`` as inserted: built from them, as on SQLite
+            return _stored_job(values, sub)
         if outcome == "duplicate" or target is None:
             return DuplicateDelivery(interaction_key=sub.interaction_key)
         if outcome == "in_flight":

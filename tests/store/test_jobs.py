@@ -65,7 +65,7 @@ async def new_job(
 
 
 async def test_the_job_a_submit_returns_is_the_job_stored(jobs: JobStore) -> None:
-    """The job handed back is the row as stored, on either engine (SQLite builds it from the values it inserted)."""
+    """The job handed back is the row as stored, on either engine (both build it from the values they inserted)."""
     for targets, key in (([X1], "k.one"), ([X1, X2], None)):
         job = await jobs.submit(
             verb=Verb.UNASSIGN if key is None else Verb.ASSIGN,
