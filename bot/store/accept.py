@@ -5,8 +5,8 @@ prepared statements on the driver's cursor (``bot.store.raw``): the redelivery c
 the "same change in flight or just made" check and the insert of the job and its
 items commit together. Across replicas the database decides: the interaction key is
 unique (a second insert of one delivery does nothing), and a single-item change first
-locks its item's row in ``item_guards`` on PostgreSQL (on SQLite ``BEGIN IMMEDIATE``
-already holds the database's write lock, so no guard row is written), so of two
+takes its item's lock on PostgreSQL (a transaction-scoped advisory lock; on SQLite
+``BEGIN IMMEDIATE`` already holds the database's write lock), so of two
 replicas accepting the same change at once the second waits, then sees the first's
 job and answers "already being handled". On PostgreSQL the whole write is one call of
 a stored function (``bot.store.functions``), since there each statement is a round

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 # Every revision, oldest first (a test checks this against the scripts themselves).
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD = REVISIONS[-1]
 LEGACY_VERSION = len(LEGACY_MIGRATIONS)  # the last pre-Alembic SQLite schema = revision 0001
 ALEMBIC_USER_VERSION = LEGACY_VERSION + 1

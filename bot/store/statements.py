@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.models import ItemStatus, JobState
-from bot.store.tables import item_guards, job_items, jobs, ledger
+from bot.store.tables import job_items, jobs, ledger
 
 ASSIGNMENT_VERBS = ("assign", "unassign", "handoff", "resolve")
 SUCCESS = ("done", "warning")
@@ -59,10 +59,3 @@ LATEST_CHANGE = (
     .order_by(ledger.c.at.desc(), ledger.c.id.desc())
     .limit(1)
 )
-
-
-def guard_statement(dialect: str) -> Any:
-    """Upsert the item's guard row (``:target``, ``:at``): a row lock until the transaction ends."""
-    guard = dialect_insert(dialect, item_guards).inline()  # inline: no RETURNING of the key
-    values: dict[str, Any] = {"target": sa.bindparam("target"), "at": sa.bindparam("at")}
-    return guard.values(values).on_conflict_do_update(index_elements=["target"], set_={"at": guard.excluded.at})

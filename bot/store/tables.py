@@ -82,16 +82,6 @@ job_items = sa.Table(
     sa.Index("job_items_target", "target", "state"),
 )
 
-# One row per item a single-item change was accepted for: accepting a change locks its
-# item's row (PostgreSQL row lock; SQLite's write lock), so two replicas accepting the
-# same change at once are serialised and the second sees the first.
-item_guards = sa.Table(
-    "item_guards",
-    metadata,
-    sa.Column("target", sa.Text, primary_key=True),
-    sa.Column("at", Time, nullable=False),
-)
-
 ledger = sa.Table(
     "ledger",
     metadata,

@@ -163,3 +163,71 @@ async def test_db_copy_moves_a_release_file_into_postgresql(tmp_path: Path, post
         assert job is not None and job.params.assignee == "U0ALICE"
     with pytest.raises(StoreError, match="already holds rows"):
         await db_cli.copy(str(source), postgres_url)
+
+
+async def test_the_first_accept_function_is_replaced_and_both_versions_answer_alike(postgres_url: str) -> None:
+    """Revision 0004 replaces 0003's ``triage_accept`` (a guard row per item, the stored job sent back) with
+    one that takes an advisory lock and answers "stored" alone; this code reads either one's answers the
+    same way, and the replicas still running the previous release read the new one's the same way too."""
+    import importlib
+    import json
+
+    import asyncpg  # type: ignore[import-untyped,unused-ignore]
+    from alembic import command
+    from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+
+    from bot.store.accept import Submission, accept_call
+
+    body_0003 = importlib.import_module("bot.store.migrations.versions.0004_item_locks")._BODY_0003
+    dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+    eng = create_async_engine(database_url(postgres_url))
+
+    async def to(revision: str) -> tuple[str | None, bool]:
+        """Migrate to ``revision``; the function's source then, and whether ``item_guards`` exists."""
+        async with eng.begin() as conn:
+
+            def run(sync: sa.Connection) -> tuple[str | None, bool]:
+                cfg = migrate.alembic_config()
+                cfg.attributes["connection"] = sync
+                step = command.upgrade if revision == "head" else command.downgrade
+                step(cfg, revision)
+                return _function_source(sync), sa.inspect(sync).has_table("item_guards")
+
+            return await conn.run_sync(run)
+
+    driver = await asyncpg.connect(postgres_url)
+
+    async def accept(n: int, item: str) -> tuple[dict[str, object], object]:
+        """Store an Assign-me click on ``item``: the function's JSON and the answer this code makes of it."""
+        sub = Submission(
+            verb=Verb.ASSIGN,
+            team_id="T1",
+            actor_id="U0ALICE",
+            targets=[Target(platform=Platform.XPANSE, id=item)],
+            params=JobParams(assignee="U0BOB"),
+            source="button",
+            from_card=True,
+            interaction_key=f"key-{n}",
+        )
+        call = accept_call(f"job-{n}", sub)
+        compiled = call.statement.compiled(dialect)
+        found = json.loads(await driver.fetchval(compiled.sql, *compiled.values(call.params)))
+        return found, call.answer(found)
+
+    try:
+        await to("head")
+        assert await to("0003") == (f" {body_0003} ", True)
+        (found, first), (_, again) = await accept(1, "1042"), await accept(2, "1042")
+        assert found["outcome"] == "stored" and "row" in found  # 0003 sent the job back
+        assert getattr(first, "id", None) == "job-1" and isinstance(again, SameChange)
+        assert await driver.fetchval("SELECT count(*) FROM item_guards") == 1
+        assert await to("head") == (f" {accept_body()} ", False)
+        (found, first), (flight, again) = await accept(3, "1043"), await accept(4, "1043")
+        # The outcome alone: the previous release's callers read the row only for "in_flight" and "latest".
+        assert found == {"outcome": "stored"} and flight["outcome"] == "in_flight" and "row" in flight
+        assert getattr(first, "id", None) == "job-3" and isinstance(again, SameChange)
+        _, still = await accept(5, "1042")  # the job stored under 0003 is still the one in flight
+        assert isinstance(still, SameChange) and "xpanse:1042 is already being handled" in still.message
+    finally:
+        await driver.close()
+        await eng.dispose()

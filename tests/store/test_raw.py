@@ -16,10 +16,10 @@ from sqlalchemy.dialects.sqlite import pysqlite
 from bot.store.db import Store
 from bot.store.raw import Call, Prepared, Raw, UrgentSqlite
 from bot.store.statements import IN_FLIGHT
-from bot.store.tables import item_guards
+from bot.store.tables import rate_budgets  # a text key and a number: the scratch table here
 
-_GUARD = Prepared.of(sa.insert(item_guards), keys=("target", "at"))
-_GUARDS = Prepared.of(sa.select(item_guards.c.target, item_guards.c.at).order_by(item_guards.c.target))
+_ROW = Prepared.of(sa.insert(rate_budgets), keys=("name", "next_at"))
+_ROWS = Prepared.of(sa.select(rate_budgets.c.name, rate_budgets.c.next_at).order_by(rate_budgets.c.name))
 
 
 @pytest.mark.parametrize("dialect", [pysqlite.dialect(), asyncpg.dialect()], ids=["sqlite", "postgresql"])  # type: ignore[no-untyped-call]
@@ -41,37 +41,37 @@ async def test_the_write_is_one_transaction_and_rolls_back_on_error(db_url: str)
     async with await Store.open(db_url) as store:
 
         def two(conn: Raw) -> int:
-            conn.execute(_GUARD, {"target": "a", "at": 1.0})
-            conn.execute_many(_GUARD, [{"target": "b", "at": 2.0}, {"target": "c", "at": 3.0}])
-            row = conn.first(_GUARDS, {})
-            assert row == {"target": "a", "at": 1.0}
+            conn.execute(_ROW, {"name": "a", "next_at": 1.0})
+            conn.execute_many(_ROW, [{"name": "b", "next_at": 2.0}, {"name": "c", "next_at": 3.0}])
+            row = conn.first(_ROWS, {})
+            assert row == {"name": "a", "next_at": 1.0}
             return 3
 
         assert await store.write_now(two) == 3
 
         def fails(conn: Raw) -> None:
-            conn.execute(_GUARD, {"target": "d", "at": 4.0})
+            conn.execute(_ROW, {"name": "d", "next_at": 4.0})
             raise RuntimeError("after the first statement")
 
         with pytest.raises(RuntimeError):
             await store.write_now(fails)
         with pytest.raises(Exception, match=r"(?i)unique|duplicate"):  # the driver's own error
-            await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "a", "at": 5.0}))
+            await store.write_now(lambda conn: conn.execute(_ROW, {"name": "a", "next_at": 5.0}))
         # Usable after both failures, and neither left anything.
-        assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "a", "at": 1.0}
+        assert await store.write_now(lambda conn: conn.first(_ROWS, {})) == {"name": "a", "next_at": 1.0}
         async with store.read() as conn:
-            rows = (await conn.execute(sa.select(item_guards.c.target))).scalars().all()
+            rows = (await conn.execute(sa.select(rate_budgets.c.name))).scalars().all()
     assert rows == ["a", "b", "c"]
 
 
-def _insert(target: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
-    """A transaction body that inserts the guard row ``target`` (and then raises, with ``then_fail``)."""
+def _insert(name: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
+    """A transaction body that inserts the row ``name`` (and then raises, with ``then_fail``)."""
 
     def body(conn: Raw) -> str:
-        conn.execute(_GUARD, {"target": target, "at": 1.0})
+        conn.execute(_ROW, {"name": name, "next_at": 1.0})
         if then_fail:
-            raise RuntimeError(f"after inserting {target}")
-        return target
+            raise RuntimeError(f"after inserting {name}")
+        return name
 
     return body
 
@@ -79,7 +79,7 @@ def _insert(target: str, *, then_fail: bool = False) -> Callable[[Raw], str]:
 async def test_urgent_writes_that_arrive_together_share_one_commit_and_each_fails_alone(tmp_path: Path) -> None:
     """SQLite's group commit: one transaction for a burst, each body in a savepoint of its own."""
     async with await Store.open(tmp_path / "t.db") as store:
-        await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "warm", "at": 0.0}))
+        await store.write_now(lambda conn: conn.execute(_ROW, {"name": "warm", "next_at": 0.0}))
         statements: list[str] = []
         assert store._urgent is not None
         store._urgent._connection().set_trace_callback(statements.append)
@@ -91,7 +91,7 @@ async def test_urgent_writes_that_arrive_together_share_one_commit_and_each_fail
         assert isinstance(results[3], sqlite3.IntegrityError)  # the second g0: the driver's own error
         assert statements.count("COMMIT") == 1 and statements.count("BEGIN IMMEDIATE") == 1
         async with store.read() as conn:
-            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            rows = (await conn.execute(sa.select(rate_budgets.c.name).order_by(rate_budgets.c.name))).scalars()
             assert list(rows) == ["g0", "g1", "g3", "warm"]  # neither failed body left anything
         # A write on its own afterwards is a transaction of its own.
         assert await store.write_now(_insert("g4")) == "g4"
@@ -110,20 +110,20 @@ async def test_writes_that_arrive_together_each_commit_or_fail_alone_on_either_e
             else:
                 assert all(isinstance(r, Exception) for r in results)
         async with store.read() as conn:
-            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            rows = (await conn.execute(sa.select(rate_budgets.c.name).order_by(rate_budgets.c.name))).scalars()
             assert list(rows) == ["p0", "p2", "p3"]
 
 
-_GUARD_RETURNING = Prepared.of(
-    sa.insert(item_guards)
-    .values(target=sa.bindparam("target"), at=sa.bindparam("at", type_=sa.Float()))
-    .returning(item_guards.c.target)
+_ROW_RETURNING = Prepared.of(
+    sa.insert(rate_budgets)
+    .values(name=sa.bindparam("name"), next_at=sa.bindparam("next_at", type_=sa.Float()))
+    .returning(rate_budgets.c.name)
 )
 
 
 def _call(target: str) -> Call[str]:
-    """A whole write as one statement: insert the guard row ``target``, answered with its target."""
-    return Call(_GUARD_RETURNING, {"target": target, "at": 1.0}, lambda value: f"stored {value}")
+    """A whole write as one statement: insert the row ``target``, answered with its target."""
+    return Call(_ROW_RETURNING, {"name": target, "next_at": 1.0}, lambda value: f"stored {value}")
 
 
 async def test_postgresql_calls_that_arrive_together_go_in_one_round_trip_and_each_fails_alone(
@@ -150,7 +150,7 @@ async def test_postgresql_calls_that_arrive_together_go_in_one_round_trip_and_ea
         assert all(isinstance(results[n], Exception) and "unique" in str(results[n]) for n in (1, 3))
         assert requests == [5, 1, 1, 1, 1, 1]
         async with store.read() as conn:
-            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            rows = (await conn.execute(sa.select(rate_budgets.c.name).order_by(rate_budgets.c.name))).scalars()
             assert list(rows) == ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "warm"]
     with pytest.raises(TypeError, match="PostgreSQL"):
         async with await Store.open(":memory:") as sqlite_store:
@@ -165,7 +165,7 @@ async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_erro
     """The connection kept for the ack path's write dies (a database restart): the next write reconnects,
     a transaction body or a stored call, whether it starts before the driver has read the termination or after."""
     async with await Store.open(postgres_url) as store:
-        await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "before", "at": 1.0}))
+        await store.write_now(lambda conn: conn.execute(_ROW, {"name": "before", "next_at": 1.0}))
         async with store.read() as conn:
             killed = await conn.execute(
                 sa.text(
@@ -177,16 +177,16 @@ async def test_postgresql_the_acks_connection_lost_costs_a_reconnect_not_an_erro
         await asyncio.sleep(pause)
 
         async def body() -> None:
-            await store.write_now(lambda conn: conn.execute(_GUARD, {"target": "after", "at": 2.0}))
+            await store.write_now(lambda conn: conn.execute(_ROW, {"name": "after", "next_at": 2.0}))
 
         async def call() -> None:
             assert await store.call_now(_call("call")) == "stored call"
 
         for write in (body, call) if first == "body" else (call, body):
             await write()
-        assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "after", "at": 2.0}
+        assert await store.write_now(lambda conn: conn.first(_ROWS, {})) == {"name": "after", "next_at": 2.0}
         async with store.read() as conn:
-            rows = (await conn.execute(sa.select(item_guards.c.target).order_by(item_guards.c.target))).scalars()
+            rows = (await conn.execute(sa.select(rate_budgets.c.name).order_by(rate_budgets.c.name))).scalars()
             assert list(rows) == ["after", "before", "call"]
 
 
@@ -207,7 +207,7 @@ async def test_while_another_process_writes_the_loop_stays_free_and_the_write_fo
         holder = threading.Thread(target=_hold_write_lock, args=(path, held, release))
         holder.start()
         await asyncio.to_thread(held.wait, 5)
-        write = asyncio.create_task(store.write_now(lambda conn: conn.execute(_GUARD, {"target": "x", "at": 1.0})))
+        write = asyncio.create_task(store.write_now(lambda conn: conn.execute(_ROW, {"name": "x", "next_at": 1.0})))
         ticks = 0
         for _ in range(20):
             await asyncio.sleep(0.005)
@@ -216,7 +216,7 @@ async def test_while_another_process_writes_the_loop_stays_free_and_the_write_fo
         release.set()
         await asyncio.wait_for(write, 5)
         await asyncio.to_thread(holder.join, 5)
-        assert await store.write_now(lambda conn: conn.first(_GUARDS, {})) == {"target": "x", "at": 1.0}
+        assert await store.write_now(lambda conn: conn.first(_ROWS, {})) == {"name": "x", "next_at": 1.0}
 
 
 async def test_a_lock_held_past_the_timeout_is_the_drivers_error(tmp_path: Path) -> None:
@@ -230,11 +230,11 @@ async def test_a_lock_held_past_the_timeout_is_the_drivers_error(tmp_path: Path)
     try:
         await asyncio.to_thread(held.wait, 5)
         with pytest.raises(sqlite3.OperationalError, match="locked"):
-            await urgent.run(lambda conn: conn.execute(_GUARD, {"target": "y", "at": 1.0}))
+            await urgent.run(lambda conn: conn.execute(_ROW, {"name": "y", "next_at": 1.0}))
     finally:
         release.set()
         await asyncio.to_thread(holder.join, 5)
-    assert await urgent.run(lambda conn: conn.first(_GUARDS, {})) is None
+    assert await urgent.run(lambda conn: conn.first(_ROWS, {})) is None
     urgent.close()
 
 
