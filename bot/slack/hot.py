@@ -30,7 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.answers import Reply
 from bot.core.door import Core
-from bot.core.service import Step
+from bot.core.service import ActionRequest, Step
 from bot.metrics import SLACK_ACK_LATENCY
 from bot.models import JobParams, Verb
 from bot.slack import blocks
@@ -65,6 +65,18 @@ FORM_BUTTONS: dict[str, Verb] = {
     ActionId.MUTE_OPEN.value: Verb.RESOLVE,  # Datadog's resolve modal is the mute modal
     ActionId.TAG_OPEN.value: Verb.TAG,
 }
+
+
+def form_view(request: ActionRequest) -> dict[str, Any]:
+    """The modal a card's form button opens for ``request``."""
+    meta = ctx.form_meta(request)
+    if request.verb is Verb.ASSIGN:
+        return blocks.assign_modal(meta)
+    if request.verb is Verb.ATTACH:
+        return blocks.attach_modal(meta)
+    if request.verb is Verb.TAG:
+        return blocks.tag_modal(meta)
+    return blocks.resolve_modal(meta, platform=request.targets[0].platform)
 
 
 class Background:
@@ -145,26 +157,22 @@ class HotRoutes:
         """A card button that opens a form: authorised through the door, acknowledged, then the modal opened."""
         request = ctx.button_request(body, verb, step=Step.FORM)
         await self.core.handle(request)
-        meta = ctx.form_meta(request)
-        if verb is Verb.ASSIGN:
-            view = blocks.assign_modal(meta)
-        elif verb is Verb.ATTACH:
-            view = blocks.attach_modal(meta)
-        elif verb is Verb.TAG:
-            view = blocks.tag_modal(meta)
-        else:
-            view = blocks.resolve_modal(meta, platform=request.targets[0].platform)
         await Acker(ack, "button")()
-        self.background.spawn(self._open_view(body, view))
+        # The modal is built and opened after the ack, from what it needs (not the click's payload, which
+        # carries the whole card): in a burst of clicks the openings queue up behind their acks.
+        self.background.spawn(self._open_view(str(body.get("trigger_id", "")), request))
 
-    async def _open_view(self, body: dict[str, Any], view: dict[str, Any]) -> None:
+    async def _open_view(self, trigger_id: str, request: ActionRequest) -> None:
+        response_url = request.response_url
         try:
-            await self.client.views_open(trigger_id=body["trigger_id"], view=view)
+            await self.client.views_open(trigger_id=trigger_id, view=form_view(request))
         except SlackApiError as exc:
             error = exc.response.get("error")
-            await self.reporter.ephemeral(
-                body.get("response_url"), {"text": f"Slack could not open the form ({error}); try again."}
-            )
+            text = f"Slack could not open the form ({error}); try again."
+            await self.reporter.ephemeral(response_url, {"text": text})
+        except Exception:
+            log.exception("form_not_opened", verb=request.verb.value)
+            await self.reporter.ephemeral(response_url, {"text": "The form could not be opened; try again."})
 
     def route(self, body: dict[str, Any]) -> Callable[[AsyncAck], Awaitable[None]] | None:
         """The listener body for a hot request, as Bolt's matchers would pick it; None for any other."""
