@@ -37,9 +37,9 @@ from bot.store.statements import BY_KEY, IN_FLIGHT, LATEST_CHANGE
 from bot.store.tables import jobs
 
 ACCEPT = "triage_accept"
-# The first key of the items' advisory locks (the second is the item key's hash): two-key advisory
-# locks never collide with one-key ones such as the migration lock ("tria" in ASCII).
-ITEM_LOCK_SPACE = 0x74726961
+# The first key of the items' advisory locks (the second is the item key's hash); two-key advisory
+# locks never collide with one-key ones such as the migration lock.
+ITEM_LOCK_SPACE = 0x74726961  # "tria" in ASCII
 # The function's arguments in order, with their PostgreSQL types: the job's columns, its items
 # (one array per column), and what the checks need.
 JOB_ARGS = (
