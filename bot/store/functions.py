@@ -128,14 +128,16 @@ def accept_body() -> str:
     )
 
 
-def create_functions(conn: sa.Connection) -> None:
-    """Create (or replace) the stored functions on a PostgreSQL connection; nothing on SQLite."""
+def create_functions(conn: sa.Connection, *, body: str | None = None) -> None:
+    """Create (or replace) the stored functions on a PostgreSQL connection; nothing on SQLite.
+
+    ``body``: another body for ``triage_accept`` than this code's (a migration's downgrade)."""
     if conn.dialect.name != "postgresql":
         return
     arguments = ", ".join(f"p_{name} {kind}" for name, kind in ACCEPT_ARGS)
     conn.exec_driver_sql(
         f"CREATE OR REPLACE FUNCTION {ACCEPT}({arguments}) RETURNS json "
-        f"LANGUAGE plpgsql VOLATILE AS $body$ {accept_body()} $body$"
+        f"LANGUAGE plpgsql VOLATILE AS $body$ {body if body is not None else accept_body()} $body$"
     )
 
 

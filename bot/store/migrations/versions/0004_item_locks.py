@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from bot.store.functions import ACCEPT, ACCEPT_ARGS, create_functions
+from bot.store.functions import create_functions
 
 revision = "0004"
 down_revision: str | None = "0003"
@@ -71,9 +71,4 @@ def downgrade() -> None:
         sa.Column("target", sa.Text, primary_key=True),
         sa.Column("at", sa.Float(), nullable=False),
     )
-    if op.get_bind().dialect.name == "postgresql":
-        arguments = ", ".join(f"p_{name} {kind}" for name, kind in ACCEPT_ARGS)
-        op.execute(
-            f"CREATE OR REPLACE FUNCTION {ACCEPT}({arguments}) RETURNS json "
-            f"LANGUAGE plpgsql VOLATILE AS $body$ {_BODY_0003} $body$"
-        )
+    create_functions(op.get_bind(), body=_BODY_0003)
