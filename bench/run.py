@@ -66,7 +66,7 @@ from bench.env import (
 from bench.flows import handoff, platform_calls
 from bench.procs import LoadGenerator, Server, close_http, family_memory_mb, quiesce, start_bot, start_server
 from bench.replicas import aa_column, postgres_only, postgres_sections, postgres_targets, print_postgres
-from bench.socket_mode import socket_ack_latency
+from bench.socket_mode import socket_ack_latency, socket_only
 from bench.storm import alert_storm
 
 # ---- the run --------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def print_table(report: dict[str, Any]) -> None:
         print(
             f"   {row['kind']:7} x{row['concurrency']:<3} n={row['requests']:<5}  {b['p50_ms']:8.2f}  "
             f"{b['p99_ms']:8.2f} | {r['p50_ms']:8.2f}  {r['p99_ms']:8.2f} |        -         - "
-            f"| {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}"
+            f"| {row['ratio_p50']:9.2f} {row['ratio_p99']:9.2f}{aa_column(row)}"
         )
     m_open = report["modal_open"]
     print(
@@ -209,12 +209,13 @@ def print_table(report: dict[str, Any]) -> None:
     print("\nTargets:")
     for t in report["targets"]:
         print(f"   {'met   ' if t['met'] else 'MISSED'}  {t['target']}: {t['value']} (limit {t['limit']})")
-    spread = report.get("ack_aa_spread")
-    if spread:
-        print(
-            "A/A: a second copy of the bare app against the bare app, in the same ack rows, p99 ratio "
-            + ", ".join(f"x{level} {lo:.2f}-{hi:.2f}" for level, (lo, hi) in spread.items())
-        )
+    for key, rows in (("ack_aa_spread", "HTTP ack rows"), ("socket_aa_spread", "Socket Mode rows")):
+        spread = report.get(key)
+        if spread:
+            print(
+                f"A/A: a second copy of the bare app against the bare app, in the same {rows}, p99 ratio "
+                + ", ".join(f"x{level} {lo:.2f}-{hi:.2f}" for level, (lo, hi) in spread.items())
+            )
     for note in report["notes"]:
         print(f"Note: {note}")
 
@@ -279,11 +280,12 @@ async def run(cfg: Config) -> dict[str, Any]:
                     "floor (process_before_response=True) get the same bodies. Each round starts once every "
                     "server is idle. Rows at 10 and 50 senders measure ack_requests_loaded requests per app "
                     "(1200 by default, so a p99 is not one stall of the shared host), 1 sender ack_requests.",
-                    "Socket Mode: the bot (SLACK_APP_TOKEN set) and the bare app (Bolt defaults) each connect "
-                    "to their own Socket Mode link, served by the load generator's process (away from the "
-                    "tenants, which answer the bot's worker); each envelope is timed there from being sent on "
-                    "the WebSocket to the app's ack arriving; same commands and clicks as over HTTP, half as "
-                    "many, in rounds that alternate which app goes first.",
+                    "Socket Mode: the bot (SLACK_APP_TOKEN set), the bare app (Bolt defaults) and a control "
+                    "(a second bare app, for the A/A ratio) each connect to their own Socket Mode link, "
+                    "served by the load generator's process (away from the tenants, which answer the bot's "
+                    "worker); each envelope is timed there from being sent on the WebSocket to the app's ack "
+                    "arriving; same commands and clicks as over HTTP, half as many, in rounds that rotate "
+                    "which app goes first.",
                     "A/A: each ack row also measures a second copy of the bare app (control), with the same "
                     "bodies in the same rotation; control p99 / bare p99 is how far two identical apps land "
                     "apart in that row, the measurement's own spread on this machine. It is not a target.",
@@ -317,6 +319,7 @@ async def run(cfg: Config) -> dict[str, Any]:
             }
             report["targets"] = targets(report)
             report["ack_aa_spread"] = aa_spread([*report["ack_latency"], *report["postgres"]["ack_latency"]])
+            report["socket_aa_spread"] = aa_spread(report["socket_ack_latency"])
             report["duration_s"] = round(time.perf_counter() - began, 1)
         finally:
             if gen is not None:
@@ -361,12 +364,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--storm-only", action="store_true", help="run only section 5, the alert storm")
     parser.add_argument("--postgres-only", action="store_true", help="run only sections 6-8, replicas on PostgreSQL")
+    parser.add_argument("--socket-only", action="store_true", help="run only section 1b, Socket Mode acks")
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config()
     if args.storm_only:
         return asyncio.run(storm_only(cfg))
     if args.postgres_only:
         return 0 if asyncio.run(postgres_only(cfg)) else 1
+    if args.socket_only:
+        return 0 if asyncio.run(socket_only(cfg)) else 1
     if args.requests is not None:
         cfg.ack_requests = cfg.ack_requests_loaded = args.requests
     out = args.out if args.out is not None else (None if args.quick else RESULTS)

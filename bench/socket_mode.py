@@ -4,9 +4,9 @@
 token), which answers the ``ws://`` URL of a link in the load generator's process
 (``bench.loadgen``): that end says hello, sends the envelopes and times each one's ack,
 away from the sandbox tenants in this process, which serve the bot's own calls while
-the envelopes are timed. The bot (``serve`` with ``SLACK_APP_TOKEN``) and the bare app
-(``bench.bare_app --socket``) each get their own ``SocketSlack`` and link, and the same
-payloads.
+the envelopes are timed. The bot (``serve`` with ``SLACK_APP_TOKEN``), the bare app
+(``bench.bare_app --socket``) and a second copy of the bare app (the control, for the A/A
+ratio) each get their own ``SocketSlack`` and link, and the same payloads.
 """
 
 from __future__ import annotations
@@ -15,17 +15,20 @@ import dataclasses
 import gc
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from bench.acks import AckLoad
-from bench.env import ALICE, BOB, EMAILS, LOADER, NAMES, SLACK_TOKEN, Config, Requests, Tenants
-from bench.procs import LoadGenerator, Server, describe, quiesce, split, start_server
+from bench.env import ACK_RATIO_MAX, ALICE, BOB, EMAILS, LOADER, NAMES, SLACK_TOKEN, Config, Requests, Tenants
+from bench.procs import LoadGenerator, Server, close_http, describe, quiesce, split, start_server
 from bot.sandbox import payloads
 from bot.sandbox.slack import SlackSandbox
 
 Json = dict[str, Any]
+BOT_ARGV = ["-m", "bot", "serve", "--host", "127.0.0.1"]
+BARE_ARGV = ["-m", "bench.bare_app", "--socket"]
 
 
 class SocketSlack(SlackSandbox):
@@ -58,29 +61,30 @@ def envelope_payload(kind: str, body: str) -> tuple[str, Json]:
 async def socket_ack_latency(cfg: Config, tenants: Tenants, workdir: Path, gen: LoadGenerator) -> list[dict[str, Any]]:
     """Commands and Assign-me clicks over Socket Mode: the bot against the bare app, per level.
 
-    The envelopes are sent and timed by the load generator (``gen``), on links named "bot"
-    and "bare". The bot's Slack and the tenants stay in this process, with everything the
+    The envelopes are sent and timed by the load generator (``gen``), on links named "bot",
+    "bare" and "control" (a second bare app: control p99 / bare p99 is the row's A/A ratio,
+    as over HTTP). The bot's Slack and the tenants stay in this process, with everything the
     earlier sections recorded, so the heap so far is frozen out of collection first: the
     garbage collector's pauses would slow their answers to the bot's worker.
     """
     gc.collect()
     gc.freeze()
     links = await gen.socket_links()
-    bot_slack = await SocketSlack(app_token="xapp-bench-bot", link_url=f"{links}bot").start()
-    bare_slack = await SocketSlack(app_token="xapp-bench-bare", link_url=f"{links}bare").start()
+    names = ("bot", "bare", "control")
+    slacks: dict[str, SocketSlack] = {}
     servers: list[Server] = []
     try:
+        for name in names:
+            slacks[name] = await SocketSlack(app_token=f"xapp-bench-{name}", link_url=f"{links}{name}").start()
         env = tenants.bot_env(db=workdir / "socket.db", xpanse_rate=cfg.xpanse_rate)
-        bot_env = env | {"SLACK_API_URL": bot_slack.api_url, "SLACK_APP_TOKEN": bot_slack.app_token}
-        bare_env = env | {"SLACK_API_URL": bare_slack.api_url, "SLACK_APP_TOKEN": bare_slack.app_token}
-        serve = ["-m", "bot", "serve", "--host", "127.0.0.1"]
-        bot = await start_server("bot-socket", serve, env=bot_env, workdir=workdir)
-        servers.append(bot)
-        bare = await start_server("bare-socket", ["-m", "bench.bare_app", "--socket"], env=bare_env, workdir=workdir)
-        servers.append(bare)
+        for name in names:
+            slack = slacks[name]
+            link_env = env | {"SLACK_API_URL": slack.api_url, "SLACK_APP_TOKEN": slack.app_token}
+            argv = BOT_ARGV if name == "bot" else BARE_ARGV
+            servers.append(await start_server(f"{name}-socket", argv, env=link_env, workdir=workdir))
         # The cards the clicks are on live in the bot's Slack; the platforms are the shared tenants.
-        load = AckLoad(dataclasses.replace(tenants, slack=bot_slack), Requests(bot_slack))
-        pids = [os.getpid(), gen.proc.pid, *bot.pids, *bare.pids]
+        load = AckLoad(dataclasses.replace(tenants, slack=slacks["bot"]), Requests(slacks["bot"]))
+        pids = [os.getpid(), gen.proc.pid, *(p for server in servers for p in server.pids)]
         sent = 0
 
         def envelopes(batch: list[tuple[str, Json]]) -> list[Json]:
@@ -96,16 +100,16 @@ async def socket_ack_latency(cfg: Config, tenants: Tenants, workdir: Path, gen: 
             count = max(cfg.ack_count(level) // 2, 4)
             for kind in ("command", "button"):
                 bodies = [envelope_payload(kind, b) for b in await load.bodies(kind, count + 10)]
-                latencies: dict[str, list[float]] = {"bot": [], "bare": []}
-                for name in ("bot", "bare"):
+                latencies: dict[str, list[float]] = {name: [] for name in names}
+                for name in names:
                     await quiesce(pids)
                     await gen.fire_envelopes(name, envelopes(bodies[:10]), level)  # warm-up
                 for turn, chunk in enumerate(split(bodies[10:], cfg.ack_rounds)):
-                    # Alternate who goes first, as over HTTP, so drift on the shared host hits both alike.
-                    for name in ("bot", "bare") if turn % 2 == 0 else ("bare", "bot"):
+                    # Rotate who goes first, as over HTTP, so drift on the shared host hits all alike.
+                    for name in names[turn % len(names) :] + names[: turn % len(names)]:
                         await quiesce(pids)
                         latencies[name] += await gen.fire_envelopes(name, envelopes(chunk), level)
-                b, r = describe(latencies["bot"]), describe(latencies["bare"])
+                b, r, c = (describe(latencies[name]) for name in names)
                 rows.append(
                     {
                         "kind": kind,
@@ -113,13 +117,17 @@ async def socket_ack_latency(cfg: Config, tenants: Tenants, workdir: Path, gen: 
                         "requests": count,
                         "bot": b,
                         "bare": r,
+                        "control": c,
                         "ratio_p50": round(b["p50_ms"] / r["p50_ms"], 2),
                         "ratio_p99": round(b["p99_ms"] / r["p99_ms"], 2),
+                        "control_ratio_p50": round(c["p50_ms"] / r["p50_ms"], 2),
+                        "control_ratio_p99": round(c["p99_ms"] / r["p99_ms"], 2),
                     }
                 )
                 print(
                     f"  socket {kind:7} x{level:<3} bot p50 {b['p50_ms']:7.2f} p99 {b['p99_ms']:7.2f} ms | "
-                    f"bare p50 {r['p50_ms']:7.2f} p99 {r['p99_ms']:7.2f}",
+                    f"bare p50 {r['p50_ms']:7.2f} p99 {r['p99_ms']:7.2f} | "
+                    f"A/A p99 ratio {rows[-1]['control_ratio_p99']:.2f}",
                     flush=True,
                 )
         await quiesce(pids)
@@ -127,5 +135,27 @@ async def socket_ack_latency(cfg: Config, tenants: Tenants, workdir: Path, gen: 
     finally:
         for server in servers:
             await server.stop()
-        await bot_slack.stop()
-        await bare_slack.stop()
+        for slack in slacks.values():
+            await slack.stop()
+
+
+async def socket_only(cfg: Config) -> list[dict[str, Any]]:
+    """Section 1b alone: Socket Mode acks of the bot, the bare app and the control."""
+    tenants = await Tenants().start()
+    gen: LoadGenerator | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="triage-bench-socket-") as tmp:
+            gen = await LoadGenerator.start()
+            rows = await socket_ack_latency(cfg, tenants, Path(tmp), gen)
+    finally:
+        if gen is not None:
+            await gen.stop()
+        await close_http()
+        await tenants.stop()
+    for row in rows:
+        met = row["ratio_p99"] <= ACK_RATIO_MAX
+        print(
+            f"   {'met   ' if met else 'MISSED'}  socket {row['kind']} x{row['concurrency']}: bot p99 / bare p99: "
+            f"{row['ratio_p99']} (limit {ACK_RATIO_MAX}; A/A {row['control_ratio_p99']})"
+        )
+    return rows
