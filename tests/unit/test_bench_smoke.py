@@ -66,6 +66,7 @@ def test_quick_benchmark_runs_every_section_and_checks_its_own_numbers(tmp_path:
     sockets = report["socket_ack_latency"]
     assert {row["kind"] for row in sockets} == {"command", "button"}
     assert all(0 < row["bot"]["p50_ms"] <= row["bot"]["p99_ms"] for row in sockets)
+    assert all(row["control_ratio_p99"] > 0 for row in sockets)  # the Socket Mode control was measured
 
     modal = report["modal_open"]
     assert 0 < modal["ack"]["p50_ms"] <= modal["views_open"]["p50_ms"]
